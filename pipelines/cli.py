@@ -1,0 +1,81 @@
+"""The `upload-status` command line."""
+
+from __future__ import annotations
+
+import shutil
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipelines.runner import RunReport, UsageError, run_providers
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Load upload/import job statuses from SaaS APIs into DuckDB or any dlt "
+                       "destination.")
+# piped output (CI logs, cron mail) gets 120 columns instead of rich's 80
+_WIDTH = shutil.get_terminal_size((120, 24)).columns
+console = Console(width=_WIDTH)
+err_console = Console(stderr=True, width=_WIDTH)
+
+
+def print_report(report: RunReport, title: str = "Run summary") -> None:
+    table = Table(title=f"{title} ({report.destination}, dataset {report.dataset})")
+    columns = ("requests", "jobs seen", "new", "changed", "unfinished", "errors")
+    table.add_column("provider")
+    table.add_column("outcome")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for p in report.providers:
+        values = {"requests": p.requests, "errors": len(p.errors) if p.outcome != "skipped" else 0,
+                  **{k: p.counts.get(k, 0) for k in columns[1:5]}}
+        table.add_row(p.provider, p.outcome, *(str(values[c]) for c in columns))
+    console.print(table)
+    for p in report.providers:
+        details = {k: v for k, v in sorted(p.counts.items()) if k not in columns}
+        if details:
+            console.print(f"  {p.provider}: " + ", ".join(f"{k} {v}" for k, v in details.items()))
+        if p.rows_loaded:
+            console.print(f"  {p.provider} rows loaded: " + ", ".join(
+                f"{t} {n}" for t, n in sorted(p.rows_loaded.items())))
+        for error in p.errors:
+            if p.outcome == "skipped":
+                err_console.print(f"[yellow]skipped[/] {error}")
+            else:
+                err_console.print(f"[bold red]error[/] {error}")
+
+
+@app.command()
+def run(
+    source: Annotated[list[str] | None, typer.Option(
+        "--source", help="Provider to load (repeatable); default: every configured one.")] = None,
+    destination: Annotated[str | None, typer.Option(
+        help="Any dlt destination name; default duckdb.")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Dataset (schema) name.")] = None,
+    full_refresh: Annotated[bool, typer.Option(
+        "--full-refresh", help="Re-read everything, including finished jobs.")] = False,
+) -> None:
+    """Extract job statuses and load them."""
+    try:
+        report = run_providers(source, destination, dataset, full_refresh)
+    except UsageError as exc:
+        err_console.print(f"[bold red]error[/] {exc}")
+        raise typer.Exit(2) from None
+    print_report(report)
+    raise typer.Exit(report.exit_code)
+
+
+@app.command()
+def demo(
+    keep: Annotated[bool, typer.Option(
+        help="Keep the previous demo database instead of starting fresh.")] = False,
+) -> None:
+    """Run the bundled API simulator and the pipeline on it: no credentials, no network."""
+    from pipelines.demo import run_demo
+
+    raise typer.Exit(run_demo(fresh=not keep))
+
+
+if __name__ == "__main__":
+    app()

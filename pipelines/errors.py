@@ -1,0 +1,66 @@
+"""Turns a failed provider run into one line an operator can act on, without any secret."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from urllib.parse import urlsplit
+
+import requests
+
+from sources.common.provider import Provider
+
+_MIN_SECRET_LEN = 4
+
+
+def redact(text: str, secrets: Iterable[str | None]) -> str:
+    """Replace every occurrence of a secret value with ***."""
+    for secret in secrets:
+        if secret and len(secret) >= _MIN_SECRET_LEN:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _server_message(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200].strip()
+    if isinstance(body, dict):
+        for key in ("message", "error", "errors", "detail"):
+            if key in body:
+                value = body[key]
+                return value if isinstance(value, str) else json.dumps(value)[:200]
+    return json.dumps(body)[:200]
+
+
+def describe_failure(provider: Provider, exc: BaseException,
+                     secrets: Iterable[str | None] = ()) -> str:
+    """One line naming the provider, what failed and, for auth errors, the key to fix."""
+    name = provider.name
+    for err in _chain(exc):
+        if isinstance(err, requests.HTTPError) and err.response is not None:
+            response = err.response
+            code = response.status_code
+            path = urlsplit(response.url).path
+            detail = _server_message(response)
+            if code in (401, 403):
+                text = (f"{name}: the API rejected the credential (HTTP {code}: {detail}). "
+                        f"Check {provider.secret_env_key}.")
+            else:
+                text = f"{name}: HTTP {code} from {path}: {detail}"
+            return redact(text, secrets)
+        if isinstance(err, requests.ConnectionError | requests.Timeout):
+            return redact(f"{name}: cannot reach the API ({type(err).__name__}). "
+                          f"Check {provider.env_key('base_url')} and the network.", secrets)
+    root = list(_chain(exc))[-1]
+    return redact(f"{name}: {type(root).__name__}: {root}", secrets)

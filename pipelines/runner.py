@@ -1,0 +1,153 @@
+"""Runs provider sources into one dlt pipeline, one load per provider, and collects the summary."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dlt
+from dlt.common.configuration.exceptions import (
+    ConfigFieldMissingException,
+    ConfigValueCannotBeCoercedException,
+)
+from dlt.common.pipeline import LoadInfo
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from pipelines.errors import describe_failure
+from sources import provider_modules
+from sources.common.stats import ProviderStats, collecting
+
+PIPELINE_NAME = "upload_status"
+DEFAULT_DATASET = "upload_status"
+# DuckDB names a file's catalog after its stem, and a catalog named like the dataset (schema)
+# makes every `upload_status.<table>` reference ambiguous, so the file must be named differently.
+DEFAULT_DUCKDB_FILE = "upload_status_data.duckdb"
+
+EXIT_OK, EXIT_PROVIDER_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A usage or configuration problem: the message names the key, never a secret's value."""
+
+
+@dataclass
+class RunReport:
+    providers: list[ProviderStats] = field(default_factory=list)
+    destination: str = ""
+    dataset: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        outcomes = {p.outcome for p in self.providers}
+        if "config error" in outcomes:
+            return EXIT_USAGE
+        return EXIT_PROVIDER_FAILED if "failed" in outcomes else EXIT_OK
+
+
+def duckdb_path(dataset: str) -> str:
+    """The DuckDB file to load into: DESTINATION__DUCKDB__CREDENTIALS or the default."""
+    configured = dlt.config.get("destination.duckdb.credentials")
+    path = str(configured) if configured else DEFAULT_DUCKDB_FILE
+    if Path(path).stem == dataset:
+        raise UsageError(
+            f"DuckDB file '{path}' has the same name as the dataset '{dataset}': DuckDB then "
+            "cannot tell the catalog from the schema. Set DESTINATION__DUCKDB__CREDENTIALS to a "
+            "file with another name, or choose another --dataset.")
+    return path
+
+
+def make_pipeline(destination: str | None = None, dataset: str | None = None,
+                  pipeline_name: str = PIPELINE_NAME, pipelines_dir: str | None = None
+                  ) -> dlt.Pipeline:
+    dataset = dataset or DEFAULT_DATASET
+    dest: Any = destination or "duckdb"
+    if dest == "duckdb":
+        dest = dlt.destinations.duckdb(duckdb_path(dataset))
+    return dlt.pipeline(pipeline_name=pipeline_name, destination=dest, dataset_name=dataset,
+                        pipelines_dir=pipelines_dir)
+
+
+def loader_file_format(pipeline: dlt.Pipeline) -> str | None:
+    # parquet is ~40x faster than insert_values into DuckDB; others keep their own default
+    return "parquet" if pipeline.destination.destination_name == "duckdb" else None
+
+
+def run_providers(
+    names: Sequence[str] | None = None,
+    destination: str | None = None,
+    dataset: str | None = None,
+    full_refresh: bool = False,
+    pipeline: dlt.Pipeline | None = None,
+) -> RunReport:
+    """Load each provider in its own `pipeline.run`, so one failing provider keeps the others.
+
+    With no names, every provider whose configuration is complete runs; the rest are skipped.
+    """
+    modules = provider_modules()
+    unknown = [n for n in names or [] if n not in modules]
+    if unknown:
+        raise UsageError(f"unknown source {', '.join(unknown)}; known: {', '.join(modules)}")
+    pipeline = pipeline or make_pipeline(destination, dataset)
+    report = RunReport(destination=pipeline.destination.destination_name,
+                       dataset=pipeline.dataset_name)
+    for name in names or list(modules):
+        module = modules[name]
+        with collecting(name) as stats:
+            report.providers.append(stats)
+            try:
+                source = module.SOURCE(full_refresh=full_refresh)
+            except ConfigFieldMissingException as exc:
+                if not names:
+                    stats.outcome = "skipped"
+                    stats.errors.append(f"not configured (missing {_missing_keys(exc)})")
+                    continue
+                stats.outcome = "config error"
+                stats.errors.append(f"missing configuration: {_missing_keys(exc)}")
+                continue
+            except ConfigValueCannotBeCoercedException as exc:
+                stats.outcome = "config error"
+                stats.errors.append(
+                    f"{module.PROVIDER.env_key(exc.field_name)} has the wrong type: expected "
+                    f"{getattr(exc.hint, '__name__', exc.hint)}, e.g. a TOML/JSON list "
+                    "'[\"a\", \"b\"]' for lists")
+                continue
+            try:
+                info = pipeline.run(source, loader_file_format=loader_file_format(pipeline))
+            except PipelineStepFailed as exc:
+                stats.outcome = "failed"
+                stats.errors.append(describe_failure(module.PROVIDER, exc, stats.secrets))
+                if exc.step == "extract":
+                    _drop_partial_extract(pipeline)
+                continue
+            stats.outcome = "loaded"
+            stats.rows_loaded = _rows_loaded(pipeline, info)
+    return report
+
+
+def _missing_keys(exc: ConfigFieldMissingException) -> str:
+    keys = []
+    for field_name, traces in exc.traces.items():
+        env = next((t.key for t in traces if t.provider == "Environment Variables"), None)
+        keys.append(env or field_name)
+    return ", ".join(keys)
+
+
+def _drop_partial_extract(pipeline: dlt.Pipeline) -> None:
+    """Forget a failed extract's partial package so the next provider's run starts clean.
+
+    Nothing is lost: a failed extract never commits its state, so the next run reads the same
+    jobs again. Packages that failed later (normalize, load) hold committed state and are kept
+    for dlt to retry.
+    """
+    if pipeline.has_pending_data:
+        pipeline.abort_packages()
+
+
+def _rows_loaded(pipeline: dlt.Pipeline, info: LoadInfo) -> dict[str, int]:
+    trace = pipeline.last_trace
+    normalize = trace.last_normalize_info if trace else None
+    if normalize is None:
+        return {}
+    return {t: n for t, n in normalize.row_counts.items() if not t.startswith("_dlt")}

@@ -1,0 +1,245 @@
+"""HighLevel Social Planner CSV import endpoints, as documented (seeds 000/002, OpenAPI spec)."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Iterable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from simulator.server import Reply, Route, SimRequest
+
+VERSION = "2021-07-28"
+UNFINISHED = ("pending", "in_review", "in_progress", "importing")
+FINISHED = ("completed", "failed", "deleted")
+# how an unfinished import moves on when the simulator advances
+NEXT_STATUS = {"pending": "in_progress", "in_review": "in_progress", "in_progress": "importing"}
+POST_ERRORS = (
+    "Account is disconnected, please reconnect",
+    "Media URL is not reachable",
+    "Image is larger than 10MB",
+    "Schedule date is in the past",
+    "Text exceeds the platform character limit",
+)
+_LOC = r"/social-media-posting/(?P<location_id>[^/]+)/csv"
+RATE_WINDOW_S = 10.0
+RATE_MAX = 100
+
+
+def _iso(dt: datetime) -> str:
+    utc = dt.astimezone(timezone.utc)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+class HighLevelFixture:
+    """Seeded synthetic CSV imports per location, newest first, whose statuses can advance.
+
+    `page_cap` caps rows per page below the requested `limit` (as a server may);
+    `csvs_as_object` answers `results.csvs` as one object per page, as the official schema types it.
+    """
+
+    name = "highlevel"
+
+    def __init__(
+        self,
+        locations: dict[str, int] | None = None,
+        token: str = "sim-highlevel-token",
+        seed: int = 7,
+        page_cap: int | None = None,
+        csvs_as_object: bool = False,
+        now: datetime | None = None,
+        unfinished_share: float = 0.25,
+        failure_share: float = 0.2,
+    ) -> None:
+        self.token = token
+        self.page_cap = page_cap
+        self.csvs_as_object = csvs_as_object
+        self.failure_share = failure_share
+        self.now = now or datetime.now(timezone.utc).replace(microsecond=0)
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self._hits: dict[str, list[float]] = {}
+        self.imports: dict[str, list[dict[str, Any]]] = {}
+        for location, n in (locations or {"loc_demo_1": 25}).items():
+            self.imports[location] = []
+            self.add_imports(location, n, unfinished_share=unfinished_share, spread_days=30)
+
+    # --- data -------------------------------------------------------------------------------
+    def add_imports(self, location: str, n: int, unfinished_share: float = 1.0,
+                    spread_days: float = 0.0) -> list[dict[str, Any]]:
+        """Create `n` imports at `location`, newest first, and return them."""
+        rng = self._rng
+        created = []
+        with self._lock:
+            existing = self.imports.setdefault(location, [])
+            newest = (datetime.fromisoformat(existing[0]["createdAt"].replace("Z", "+00:00"))
+                      if existing else self.now - timedelta(days=spread_days))
+            step = timedelta(days=spread_days) / max(n, 1) if spread_days else timedelta(minutes=1)
+            for i in range(n):
+                at = newest + step * (i + 1)
+                if rng.random() < unfinished_share:
+                    status = rng.choice(UNFINISHED)
+                else:
+                    status = "failed" if rng.random() < self.failure_share else "completed"
+                user = f"usr{rng.randrange(16**8):08x}"
+                created.append({
+                    "_id": f"{rng.randrange(16**24):024x}",
+                    "locationId": location,
+                    "fileName": f"campaign-{at:%Y%m%d}-{i:03d}.csv",
+                    "accountIds": [f"acc_{location}_{rng.randrange(10**6):06d}"
+                                   for _ in range(rng.randint(1, 3))],
+                    "file": f"https://storage.example.invalid/{location}/csv/{i}.csv",
+                    "status": status,
+                    "count": rng.randint(1, 12),
+                    "createdBy": user,
+                    "traceId": f"trace{rng.randrange(16**12):012x}",
+                    "originId": f"origin{rng.randrange(16**8):08x}",
+                    "approver": user,
+                    "createdAt": _iso(at),
+                })
+            existing[:0] = reversed(created)  # the listing is newest first
+        return created
+
+    def find(self, csv_id: str) -> dict[str, Any] | None:
+        for rows in self.imports.values():
+            for row in rows:
+                if row["_id"] == csv_id:
+                    return row
+        return None
+
+    def set_status(self, csv_id: str, status: str) -> None:
+        row = self.find(csv_id)
+        if row is None:
+            raise KeyError(csv_id)
+        row["status"] = status
+
+    def advance(self) -> None:
+        with self._lock:
+            for rows in self.imports.values():
+                for row in rows:
+                    status = row["status"]
+                    if status == "importing":
+                        failed = self._rng.random() < self.failure_share
+                        row["status"] = "failed" if failed else "completed"
+                    elif status in NEXT_STATUS:
+                        row["status"] = NEXT_STATUS[status]
+
+    def posts(self, row: dict[str, Any]) -> list[dict[str, Any]]:
+        """The posts of one import, derived from its id so repeated reads agree."""
+        rng = random.Random(row["_id"])
+        created = datetime.fromisoformat(row["createdAt"].replace("Z", "+00:00"))
+        out = []
+        for i in range(int(row.get("count") or 0)):
+            post: dict[str, Any] = {
+                "accountIds": row["accountIds"][: rng.randint(1, len(row["accountIds"]))],
+                "medias": [{"url": f"https://media.example.invalid/{row['_id']}/{i}.png",
+                            "type": "image/png", "size": rng.randint(10_000, 900_000)}],
+                "scheduleDate": _iso(created + timedelta(days=1, hours=i)),
+                "summary": f"Post {i + 1} of {row['fileName']}",
+                "type": "post",
+            }
+            if row["status"] == "failed" and rng.random() < 0.7:
+                post["errorMessage"] = rng.choice(POST_ERRORS)
+            out.append(post)
+        return out
+
+    # --- HTTP -------------------------------------------------------------------------------
+    def routes(self) -> Iterable[Route]:
+        return [
+            Route("GET", _LOC, self._list),
+            Route("GET", _LOC + r"/(?P<csv_id>[^/]+)", self._get_posts),
+            Route("DELETE", _LOC + r"/(?P<csv_id>[^/]+)", self._delete),
+        ]
+
+    def _guard(self, req: SimRequest, location_id: str) -> Reply | None:
+        """Auth, Version header and location checks shared by every endpoint."""
+        if req.header("Authorization") != f"Bearer {self.token}":
+            return Reply(401, {"statusCode": 401, "error": "Unauthorized",
+                               "message": "Invalid token: access token is invalid"})
+        if req.header("Version") != VERSION:
+            return Reply(400, {"statusCode": 400, "message": "Bad Request"})
+        if location_id not in self.imports:
+            return _unprocessable(f"location {location_id} not found")
+        return None
+
+    def _rate_headers(self, location_id: str) -> dict[str, str]:
+        now = time.monotonic()
+        with self._lock:
+            hits = [t for t in self._hits.get(location_id, []) if now - t < RATE_WINDOW_S]
+            hits.append(now)
+            self._hits[location_id] = hits
+        return {
+            "X-RateLimit-Max": str(RATE_MAX),
+            "X-RateLimit-Remaining": str(max(RATE_MAX - len(hits), 0)),
+            "X-RateLimit-Interval-Milliseconds": str(int(RATE_WINDOW_S * 1000)),
+            "X-RateLimit-Limit-Daily": "200000",
+            "X-RateLimit-Daily-Remaining": "199000",
+        }
+
+    def _page(self, req: SimRequest) -> tuple[int, int] | Reply:
+        try:
+            skip = int(req.query.get("skip", "0"))
+            limit = int(req.query.get("limit", "10"))
+        except ValueError:
+            return _unprocessable("skip and limit must be numeric strings")
+        if skip < 0 or limit < 1:
+            return _unprocessable("skip must be >= 0 and limit >= 1")
+        if self.page_cap:
+            limit = min(limit, self.page_cap)
+        return skip, limit
+
+    def _list(self, req: SimRequest, location_id: str) -> Reply:
+        if (bad := self._guard(req, location_id)) is not None:
+            return bad
+        page = self._page(req)
+        if isinstance(page, Reply):
+            return page
+        skip, limit = page
+        with self._lock:
+            rows = self.imports[location_id]
+            total = len(rows)
+            if self.csvs_as_object:
+                chunk = [dict(r) for r in rows[skip: skip + 1]]
+                csvs: Any = chunk[0] if chunk else {}
+            else:
+                csvs = [dict(r) for r in rows[skip: skip + limit]]
+        return Reply(200, {"success": True, "statusCode": 200,
+                           "message": "Fetched CSV Upload Status",
+                           "results": {"csvs": csvs, "count": total}},
+                     self._rate_headers(location_id))
+
+    def _get_posts(self, req: SimRequest, location_id: str, csv_id: str) -> Reply:
+        if (bad := self._guard(req, location_id)) is not None:
+            return bad
+        page = self._page(req)
+        if isinstance(page, Reply):
+            return page
+        skip, limit = page
+        row = next((r for r in self.imports[location_id] if r["_id"] == csv_id), None)
+        if row is None:
+            return _unprocessable(f"csv {csv_id} not found")
+        posts = self.posts(row)
+        return Reply(200, {"success": True, "statusCode": 200, "message": "Fetched CSV Post",
+                           "results": {"csv": dict(row), "count": len(posts),
+                                       "posts": posts[skip: skip + limit]}},
+                     self._rate_headers(location_id))
+
+    def _delete(self, req: SimRequest, location_id: str, csv_id: str) -> Reply:
+        if (bad := self._guard(req, location_id)) is not None:
+            return bad
+        with self._lock:
+            rows = self.imports[location_id]
+            row = next((r for r in rows if r["_id"] == csv_id), None)
+            if row is None:
+                return _unprocessable(f"csv {csv_id} not found")
+            rows.remove(row)
+        # the documented DELETE answer drops _id and createdAt
+        csv = {k: v for k, v in row.items() if k not in ("_id", "createdAt")}
+        return Reply(200, {"success": True, "statusCode": 200, "message": "Deleted Post",
+                           "results": {"csv": csv}}, self._rate_headers(location_id))
+
+
+def _unprocessable(reason: str) -> Reply:
+    return Reply(422, {"statusCode": 422, "message": [reason], "error": "Unprocessable Entity"})

@@ -1,0 +1,1 @@
+"""Pieces every provider source shares: declarations, statuses, pagination, change tracking."""

@@ -1,0 +1,84 @@
+"""Per-provider run counters that the command line prints as the run summary."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from dlt.sources.helpers.requests import Client
+from requests.adapters import HTTPAdapter
+
+
+@dataclass
+class ProviderStats:
+    provider: str
+    requests: int = 0
+    http_status: Counter[int] = field(default_factory=Counter)
+    counts: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+    rows_loaded: dict[str, int] = field(default_factory=dict)
+    outcome: str = "not run"  # loaded | failed | skipped | config error
+    # credential values of this run, so failure messages can be scrubbed of them
+    secrets: set[str] = field(default_factory=set, repr=False)
+
+    def count_response(self, response: requests.Response) -> None:
+        self.requests += 1
+        self.http_status[response.status_code] += 1
+
+
+_current: ContextVar[ProviderStats | None] = ContextVar("upload_status_stats", default=None)
+
+
+def current_stats(provider: str) -> ProviderStats:
+    """The stats being collected for `provider`, or a throwaway object outside a run."""
+    stats = _current.get()
+    return stats if stats is not None and stats.provider == provider else ProviderStats(provider)
+
+
+@contextmanager
+def collecting(provider: str) -> Iterator[ProviderStats]:
+    stats = ProviderStats(provider)
+    token = _current.set(stats)
+    try:
+        yield stats
+    finally:
+        _current.reset(token)
+
+
+class _CountingAdapter(HTTPAdapter):
+    """Sees every HTTP attempt, retries included (dlt retries above the adapter)."""
+
+    def __init__(self, on_response: Callable[[requests.Response], Any]) -> None:
+        super().__init__(pool_maxsize=50)
+        self._on_response = on_response
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
+             ) -> requests.Response:
+        response = super().send(request, *args, **kwargs)
+        self._on_response(response)
+        return response
+
+
+def counting_session(stats: ProviderStats,
+                     on_response: Callable[[requests.Response], Any] | None = None
+                     ) -> requests.Session:
+    """dlt's retrying session (backoff, Retry-After, RUNTIME__REQUEST_* settings) that counts
+    every response in `stats` and hands it to `on_response`."""
+    client = Client(raise_for_status=False)
+    client.configure()
+
+    def count(response: requests.Response) -> None:
+        stats.count_response(response)
+        if on_response is not None:
+            on_response(response)
+
+    session = client.session
+    adapter = _CountingAdapter(count)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
