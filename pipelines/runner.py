@@ -12,11 +12,11 @@ from dlt.common.configuration.exceptions import (
     ConfigFieldMissingException,
     ConfigValueCannotBeCoercedException,
 )
-from dlt.common.pipeline import LoadInfo
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines.errors import describe_failure
 from sources import provider_modules
+from sources.common.provider import Provider
 from sources.common.stats import ProviderStats, collecting
 
 PIPELINE_NAME = "upload_status"
@@ -41,8 +41,8 @@ class RunReport:
     @property
     def exit_code(self) -> int:
         outcomes = {p.outcome for p in self.providers}
-        if "config error" in outcomes:
-            return EXIT_USAGE
+        if "config error" in outcomes or outcomes <= {"skipped"}:
+            return EXIT_USAGE  # a configuration problem, or nothing configured at all
         return EXIT_PROVIDER_FAILED if "failed" in outcomes else EXIT_OK
 
 
@@ -99,12 +99,14 @@ def run_providers(
             try:
                 source = module.SOURCE(full_refresh=full_refresh)
             except ConfigFieldMissingException as exc:
-                if not names:
+                missing = _missing_keys(exc, module.PROVIDER)
+                # with no --source, a provider without its credential is simply not in use
+                if not names and module.PROVIDER.secret_field in exc.traces:
                     stats.outcome = "skipped"
-                    stats.errors.append(f"not configured (missing {_missing_keys(exc)})")
-                    continue
-                stats.outcome = "config error"
-                stats.errors.append(f"missing configuration: {_missing_keys(exc)}")
+                    stats.errors.append(f"{name} not configured (missing {missing})")
+                else:
+                    stats.outcome = "config error"
+                    stats.errors.append(f"{name}: missing configuration {missing}")
                 continue
             except ConfigValueCannotBeCoercedException as exc:
                 stats.outcome = "config error"
@@ -114,7 +116,7 @@ def run_providers(
                     "'[\"a\", \"b\"]' for lists")
                 continue
             try:
-                info = pipeline.run(source, loader_file_format=loader_file_format(pipeline))
+                pipeline.run(source, loader_file_format=loader_file_format(pipeline))
             except PipelineStepFailed as exc:
                 stats.outcome = "failed"
                 stats.errors.append(describe_failure(module.PROVIDER, exc, stats.secrets))
@@ -122,16 +124,12 @@ def run_providers(
                     _drop_partial_extract(pipeline)
                 continue
             stats.outcome = "loaded"
-            stats.rows_loaded = _rows_loaded(pipeline, info)
+            stats.rows_loaded = _rows_loaded(pipeline)
     return report
 
 
-def _missing_keys(exc: ConfigFieldMissingException) -> str:
-    keys = []
-    for field_name, traces in exc.traces.items():
-        env = next((t.key for t in traces if t.provider == "Environment Variables"), None)
-        keys.append(env or field_name)
-    return ", ".join(keys)
+def _missing_keys(exc: ConfigFieldMissingException, provider: Provider) -> str:
+    return ", ".join(provider.env_key(field_name) for field_name in exc.traces)
 
 
 def _drop_partial_extract(pipeline: dlt.Pipeline) -> None:
@@ -145,7 +143,7 @@ def _drop_partial_extract(pipeline: dlt.Pipeline) -> None:
         pipeline.abort_packages()
 
 
-def _rows_loaded(pipeline: dlt.Pipeline, info: LoadInfo) -> dict[str, int]:
+def _rows_loaded(pipeline: dlt.Pipeline) -> dict[str, int]:
     trace = pipeline.last_trace
     normalize = trace.last_normalize_info if trace else None
     if normalize is None:

@@ -37,7 +37,8 @@ class HighLevelFixture:
     """Seeded synthetic CSV imports per location, newest first, whose statuses can advance.
 
     `page_cap` caps rows per page below the requested `limit` (as a server may);
-    `csvs_as_object` answers `results.csvs` as one object per page, as the official schema types it.
+    `csvs_as_object` answers `results.csvs` as one object per page, as the official schema types
+    it (an empty page is still `[]`).
     """
 
     name = "highlevel"
@@ -202,7 +203,8 @@ class HighLevelFixture:
             total = len(rows)
             if self.csvs_as_object:
                 chunk = [dict(r) for r in rows[skip: skip + 1]]
-                csvs: Any = chunk[0] if chunk else {}
+                # no object can stand for "nothing" (the schema requires _id): an empty page is []
+                csvs: Any = chunk[0] if chunk else []
             else:
                 csvs = [dict(r) for r in rows[skip: skip + limit]]
         return Reply(200, {"success": True, "statusCode": 200,

@@ -1,0 +1,80 @@
+"""Shared fixtures: a simulator on a free loopback port and a pipeline into a temporary DuckDB."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import dlt
+import duckdb
+import pytest
+
+from pipelines.runner import RunReport, run_providers
+from simulator import HighLevelFixture, Simulator
+
+DATASET = "upload_status"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No user config leaks in; retries back off quickly so fault tests stay fast."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DLT_DATA_DIR", str(tmp_path / "dlt_data"))
+    monkeypatch.setenv("RUNTIME__REQUEST_BACKOFF_FACTOR", "0.01")
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_RETRY_DELAY", "5")
+
+
+@pytest.fixture
+def highlevel_sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Simulator]]:
+    """Start a simulator for a HighLevelFixture and point the source's config at it."""
+    started: list[Simulator] = []
+
+    def start(fixture: HighLevelFixture | None = None, locations: list[str] | None = None,
+              page_size: int | None = None) -> Simulator:
+        fixture = fixture or HighLevelFixture()
+        sim = Simulator(fixture).start()
+        started.append(sim)
+        monkeypatch.setenv("SOURCES__HIGHLEVEL__BASE_URL", sim.base_url)
+        monkeypatch.setenv("SOURCES__HIGHLEVEL__ACCESS_TOKEN", fixture.token)
+        monkeypatch.setenv("SOURCES__HIGHLEVEL__LOCATION_IDS",
+                           json.dumps(locations or list(fixture.imports)))
+        if page_size:
+            monkeypatch.setenv("SOURCES__HIGHLEVEL__PAGE_SIZE", str(page_size))
+        return sim
+
+    yield start
+    for sim in started:
+        sim.stop()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "warehouse.duckdb"
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path, db_path: Path) -> dlt.Pipeline:
+    return dlt.pipeline("upload_status", destination=dlt.destinations.duckdb(str(db_path)),
+                        dataset_name=DATASET, pipelines_dir=str(tmp_path / "pipelines"))
+
+
+@pytest.fixture
+def run(pipeline: dlt.Pipeline) -> Callable[..., RunReport]:
+    def _run(**kwargs: Any) -> RunReport:
+        return run_providers(["highlevel"], pipeline=pipeline, **kwargs)
+
+    return _run
+
+
+@pytest.fixture
+def query(db_path: Path) -> Callable[[str], list[tuple[Any, ...]]]:
+    def _query(sql: str) -> list[tuple[Any, ...]]:
+        con = duckdb.connect(str(db_path), read_only=True)
+        try:
+            return con.execute(sql.replace("{ds}", DATASET)).fetchall()
+        finally:
+            con.close()
+
+    return _query

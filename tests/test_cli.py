@@ -1,0 +1,77 @@
+"""The `upload-status` command as a user runs it: a real process, real HTTP, a real DuckDB file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+
+from simulator import HighLevelFixture
+
+SECRET = "tok-DISTINCTIVE-9b2e77-never-in-output"
+
+
+def cli(*args: str, cwd: Path, env: dict[str, str] | None = None
+        ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=cwd,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]),
+                               **(env or {})},
+                          capture_output=True, text=True, timeout=300)
+
+
+def count(db: Path, table: str) -> int:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(f"select count(*) from upload_status.{table}").fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_run_loads_into_the_default_duckdb_file_and_prints_a_summary(highlevel_sim,
+                                                                     tmp_path: Path):
+    fixture = HighLevelFixture(locations={"loc1": 9, "loc2": 0}, page_cap=4)
+    highlevel_sim(fixture)
+
+    done = cli("run", "--source", "highlevel", cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    assert "highlevel" in done.stdout and "loaded" in done.stdout
+    assert "listing pages 4" in done.stdout  # 3 pages for loc1 (cap 4), 1 for the empty loc2
+    assert count(tmp_path / "upload_status_data.duckdb", "highlevel_csv_uploads") == 9
+
+
+def test_bad_token_exits_1_names_the_key_and_never_shows_the_token(highlevel_sim,
+                                                                   tmp_path: Path):
+    highlevel_sim(HighLevelFixture(locations={"loc1": 3}))
+    done = cli("run", "--source", "highlevel", cwd=tmp_path,
+               env={"SOURCES__HIGHLEVEL__ACCESS_TOKEN": SECRET,
+                    "DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / "w.duckdb")})
+
+    assert done.returncode == 1
+    assert "SOURCES__HIGHLEVEL__ACCESS_TOKEN" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert SECRET not in done.stdout + done.stderr
+    for path in (tmp_path / "dlt_data").rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_nothing_configured_is_a_usage_error(tmp_path: Path):
+    done = cli("run", cwd=tmp_path)
+
+    assert done.returncode == 2
+    assert "SOURCES__HIGHLEVEL__ACCESS_TOKEN" in done.stderr
+
+
+def test_demo_needs_no_credentials_and_prints_what_it_loaded(tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__")}
+    done = subprocess.run([sys.executable, "-m", "pipelines.cli", "demo"], cwd=tmp_path,
+                          env={**env, "PYTHONPATH": str(Path(__file__).parents[1])},
+                          capture_output=True, text=True, timeout=300)
+
+    assert done.returncode == 0, done.stderr
+    assert "Run 2" in done.stdout and "Newest imports" in done.stdout
+    assert count(tmp_path / "upload_status_demo.duckdb", "highlevel_csv_uploads") > 0

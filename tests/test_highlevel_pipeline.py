@@ -1,0 +1,268 @@
+"""The HighLevel pipeline over real HTTP (bundled simulator) into a real DuckDB file."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from simulator import Fault, HighLevelFixture
+
+LISTING = r"/social-media-posting/[^/]+/csv"
+POSTS = r"/social-media-posting/[^/]+/csv/[^/]+"
+
+
+def listing_requests(sim, location: str | None = None):
+    return [r for r in sim.requests(method="GET", path_pattern=LISTING)
+            if location is None or r.path.split("/")[2] == location]
+
+
+def posts_requested_for(sim) -> set[str]:
+    return {r.path.rsplit("/", 1)[1] for r in sim.requests(method="GET", path_pattern=POSTS)}
+
+
+def ids_in_db(query) -> set[str]:
+    return {row[0] for row in query("select _id from {ds}.highlevel_csv_uploads")}
+
+
+def test_page_cap_below_requested_limit_reads_every_import(highlevel_sim, run, query):
+    fixture = HighLevelFixture(locations={"loc1": 23}, page_cap=5)
+    sim = highlevel_sim(fixture, page_size=10)
+
+    report = run()
+
+    assert report.exit_code == 0, report.providers[0].errors
+    assert ids_in_db(query) == {r["_id"] for r in fixture.imports["loc1"]}
+    pages = listing_requests(sim)
+    # the server returned 5 of the 10 asked for: skip must advance by 5, not by 10
+    assert [int(r.query["skip"]) for r in pages] == [0, 5, 10, 15, 20]
+    assert {r.query["limit"] for r in pages} == {"10"}
+
+
+def test_exact_multiple_of_page_size_makes_no_extra_request(highlevel_sim, run, query):
+    fixture = HighLevelFixture(locations={"loc1": 20})
+    sim = highlevel_sim(fixture, page_size=10)
+
+    run()
+
+    assert len(ids_in_db(query)) == 20
+    assert [int(r.query["skip"]) for r in listing_requests(sim)] == [0, 10]
+
+
+def test_empty_location_beside_a_full_one(highlevel_sim, run, query):
+    fixture = HighLevelFixture(locations={"empty": 0, "full": 3})
+    sim = highlevel_sim(fixture)
+
+    report = run()
+
+    assert report.exit_code == 0
+    assert len(listing_requests(sim, "empty")) == 1
+    assert query("select location_id, count(*) from {ds}.highlevel_csv_uploads group by 1") == [
+        ("full", 3)]
+
+
+def test_object_valued_csvs_as_the_official_schema_types_it(highlevel_sim, run, query):
+    fixture = HighLevelFixture(locations={"loc1": 4, "loc_empty": 0}, csvs_as_object=True)
+    sim = highlevel_sim(fixture)
+
+    report = run()
+
+    assert report.exit_code == 0, report.providers[0].errors
+    assert ids_in_db(query) == {r["_id"] for r in fixture.imports["loc1"]}
+    assert len(listing_requests(sim, "loc1")) == 4  # one object per page
+    assert query("select count(*) from {ds}.highlevel_csv_uploads where _id is null") == [(0,)]
+
+
+def test_an_empty_object_is_no_import(highlevel_sim, run, query):
+    fixture = HighLevelFixture(locations={"loc1": 2})
+    sim = highlevel_sim(fixture)
+    empty_page = {"success": True, "statusCode": 200, "message": "Fetched CSV Upload Status",
+                  "results": {"csvs": {}, "count": 0}}
+    sim.inject(Fault(200, LISTING, body=empty_page))
+
+    report = run()
+
+    assert report.exit_code == 0, report.providers[0].errors
+    assert report.providers[0].counts["jobs seen"] == 0
+    assert "highlevel_csv_uploads" not in report.providers[0].rows_loaded
+
+
+def test_two_locations_every_field_kept_and_typed(highlevel_sim, run, query):
+    fixture = HighLevelFixture(locations={"north": 7, "south": 5})
+    highlevel_sim(fixture)
+
+    run()
+
+    rows = query("select location_id, count(*) from {ds}.highlevel_csv_uploads group by 1 "
+                 "order by 1")
+    assert rows == [("north", 7), ("south", 5)]
+    one = fixture.imports["north"][0]
+    got = query(f"""select file_name, file, status, "count", created_by, trace_id, origin_id,
+                   approver, created_at from {{ds}}.highlevel_csv_uploads
+                   where _id = '{one['_id']}'""")[0]
+    assert got[:8] == (one["fileName"], one["file"], one["status"], one["count"],
+                       one["createdBy"], one["traceId"], one["originId"], one["approver"])
+    assert got[8].isoformat().startswith(one["createdAt"][:19])
+    column_types = dict(query("""select column_name, data_type from information_schema.columns
+        where table_schema = 'upload_status' and table_name = 'highlevel_csv_uploads'"""))
+    assert column_types["created_at"].startswith("TIMESTAMP")
+    accounts = query(f"""select a.value from {{ds}}.highlevel_csv_uploads__account_ids a
+        join {{ds}}.highlevel_csv_uploads u on a._dlt_parent_id = u._dlt_id
+        where u._id = '{one['_id']}' order by a._dlt_list_idx""")
+    assert [a[0] for a in accounts] == one["accountIds"]
+
+
+def test_second_run_without_change_adds_no_rows_and_fetches_no_posts(highlevel_sim, run, query):
+    fixture = HighLevelFixture(locations={"loc1": 12})
+    sim = highlevel_sim(fixture)
+    tables = ["highlevel_csv_uploads", "highlevel_csv_uploads__account_ids",
+              "highlevel_csv_posts", "highlevel_status_history"]
+
+    run()
+    before = {t: query(f"select count(*) from {{ds}}.{t}")[0][0] for t in tables}
+    assert posts_requested_for(sim) == {r["_id"] for r in fixture.imports["loc1"]}
+    sim.clear_log()
+
+    report = run()
+
+    assert {t: query(f"select count(*) from {{ds}}.{t}")[0][0] for t in tables} == before
+    assert posts_requested_for(sim) == set()
+    assert report.providers[0].counts["new"] == 0
+    assert report.providers[0].counts["changed"] == 0
+
+
+def test_status_change_updates_row_records_history_and_refetches_only_its_posts(
+        highlevel_sim, run, query):
+    fixture = HighLevelFixture(locations={"loc1": 10})
+    sim = highlevel_sim(fixture)
+    run()
+    target = fixture.imports["loc1"][3]
+    fixture.set_status(target["_id"], "failed")
+    target_before = query(f"select status from {{ds}}.highlevel_csv_uploads "
+                          f"where _id = '{target['_id']}'")[0][0]
+    sim.clear_log()
+
+    report = run()
+
+    assert query(f"select status from {{ds}}.highlevel_csv_uploads "
+                 f"where _id = '{target['_id']}'") == [("failed",)]
+    assert query("select count(*) from {ds}.highlevel_csv_uploads") == [(10,)]
+    assert posts_requested_for(sim) == {target["_id"]}
+    history = query(f"""select previous_native_status, native_status, status
+        from {{ds}}.highlevel_status_history where job_id = '{target['_id']}'
+        order by observed_at""")
+    first = (None, target_before, history[0][2])
+    assert history == [first, (target_before, "failed", "failed")]
+    assert report.providers[0].counts["changed"] == 1
+
+
+def test_posts_fetched_only_for_new_or_changed_imports(highlevel_sim, run, query):
+    fixture = HighLevelFixture(locations={"loc1": 30}, unfinished_share=0.5)
+    sim = highlevel_sim(fixture)
+    run()
+    before = {r["_id"]: r["status"] for r in fixture.imports["loc1"]}
+    sim.advance()
+    new = fixture.add_imports("loc1", 2)
+    changed = {r["_id"] for r in fixture.imports["loc1"] if before.get(r["_id"]) not in (
+        None, r["status"])}
+    assert changed, "the scenario must change some statuses"
+    sim.clear_log()
+
+    run()
+
+    assert posts_requested_for(sim) == changed | {r["_id"] for r in new}
+    failed = [r for r in fixture.imports["loc1"] if r["status"] == "failed"]
+    expected_errors = sum(1 for r in failed for p in fixture.posts(r) if "errorMessage" in p)
+    assert query("""select count(*) from {ds}.highlevel_csv_posts p
+        join {ds}.highlevel_csv_uploads u on u._id = p.csv_id
+        where u.status = 'failed' and p.error_message is not null""") == [(expected_errors,)]
+
+
+def test_posts_are_replaced_not_duplicated_on_refetch(highlevel_sim, run, query):
+    fixture = HighLevelFixture(locations={"loc1": 5})
+    highlevel_sim(fixture)
+    run()
+    expected = sum(r["count"] for r in fixture.imports["loc1"])
+
+    run(full_refresh=True)
+
+    assert query("select count(*) from {ds}.highlevel_csv_posts") == [(expected,)]
+    assert query("""select count(*) from (select csv_id, post_index from {ds}.highlevel_csv_posts
+        group by all having count(*) > 1)""") == [(0,)]
+
+
+def test_unauthorized_names_provider_and_key_never_the_token(highlevel_sim, run, monkeypatch):
+    highlevel_sim(HighLevelFixture(locations={"loc1": 3}))
+    secret = "tok-DISTINCTIVE-4f1c9e-should-never-print"
+    monkeypatch.setenv("SOURCES__HIGHLEVEL__ACCESS_TOKEN", secret)
+
+    report = run()
+
+    stats = report.providers[0]
+    assert report.exit_code == 1 and stats.outcome == "failed"
+    message = " ".join(stats.errors)
+    assert "highlevel" in message and "401" in message
+    assert "SOURCES__HIGHLEVEL__ACCESS_TOKEN" in message
+    assert secret not in message
+
+
+def test_unknown_location_gets_the_servers_422_reason(highlevel_sim, run):
+    highlevel_sim(HighLevelFixture(locations={"loc1": 3}), locations=["loc1", "nope"])
+
+    report = run()
+
+    assert report.exit_code == 1
+    assert "422" in report.providers[0].errors[0]
+    assert "location nope not found" in report.providers[0].errors[0]
+
+
+def test_429_with_retry_after_and_5xx_are_retried(highlevel_sim, run, query):
+    fixture = HighLevelFixture(locations={"loc1": 15})
+    sim = highlevel_sim(fixture, page_size=10)
+    sim.inject(Fault(429, LISTING, times=1, retry_after="1"))
+    sim.inject(Fault(503, LISTING, times=2))
+
+    report = run()
+
+    assert report.exit_code == 0, report.providers[0].errors
+    assert len(ids_in_db(query)) == 15
+    statuses = [r.status for r in listing_requests(sim)]
+    assert statuses[:4] == [429, 503, 503, 200]
+    waited = listing_requests(sim)[1].at - listing_requests(sim)[0].at
+    assert waited >= 0.95  # Retry-After: 1 honoured
+
+
+def test_change_detection_survives_a_wiped_pipeline_folder(highlevel_sim, run, query,
+                                                             tmp_path: Path):
+    fixture = HighLevelFixture(locations={"loc1": 6})
+    sim = highlevel_sim(fixture)
+    run()
+    shutil.rmtree(tmp_path / "pipelines")
+    sim.clear_log()
+
+    import dlt
+
+    fresh = dlt.pipeline("upload_status", destination=dlt.destinations.duckdb(
+        str(tmp_path / "warehouse.duckdb")), dataset_name="upload_status",
+        pipelines_dir=str(tmp_path / "pipelines"))
+    from pipelines.runner import run_providers
+
+    report = run_providers(["highlevel"], pipeline=fresh)
+
+    assert report.providers[0].counts["new"] == 0  # state came back from the destination
+    assert posts_requested_for(sim) == set()
+    assert query("select count(*) from {ds}.highlevel_status_history") == [(6,)]
+
+
+@pytest.mark.parametrize("missing", ["SOURCES__HIGHLEVEL__ACCESS_TOKEN",
+                                     "SOURCES__HIGHLEVEL__LOCATION_IDS"])
+def test_missing_configuration_is_a_usage_error_naming_the_key(highlevel_sim, run, monkeypatch,
+                                                               missing):
+    highlevel_sim(HighLevelFixture(locations={"loc1": 1}))
+    monkeypatch.delenv(missing)
+
+    report = run()
+
+    assert report.exit_code == 2
+    assert missing in report.providers[0].errors[0]
