@@ -59,6 +59,21 @@ def test_bad_token_exits_1_names_the_key_and_never_shows_the_token(highlevel_sim
             assert SECRET.encode() not in path.read_bytes(), path
 
 
+def test_successful_debug_run_leaves_the_token_nowhere(highlevel_sim, tmp_path: Path):
+    fixture = HighLevelFixture(locations={"loc1": 4}, token=SECRET)
+    highlevel_sim(fixture)
+
+    done = cli("run", cwd=tmp_path, env={"RUNTIME__LOG_LEVEL": "DEBUG"})
+
+    assert done.returncode == 0, done.stderr
+    assert "Making GET request" in done.stderr  # dlt's debug request log is on
+    assert SECRET not in done.stdout + done.stderr
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any("pipeline_state" in p.name or p.suffix == ".duckdb" for p in files)
+    for path in files:
+        assert SECRET.encode() not in path.read_bytes(), path
+
+
 def test_nothing_configured_is_a_usage_error(tmp_path: Path):
     done = cli("run", cwd=tmp_path)
 
