@@ -179,7 +179,10 @@ class HighLevelFixture:
             "X-RateLimit-Daily-Remaining": "199000",
         }
 
-    def _page(self, req: SimRequest) -> tuple[int, int] | Reply:
+    def _paged(self, req: SimRequest, location_id: str) -> tuple[int, int] | Reply:
+        """The shared checks, then skip/limit with the page cap applied."""
+        if (bad := self._guard(req, location_id)) is not None:
+            return bad
         try:
             skip = int(req.query.get("skip", "0"))
             limit = int(req.query.get("limit", "10"))
@@ -192,9 +195,7 @@ class HighLevelFixture:
         return skip, limit
 
     def _list(self, req: SimRequest, location_id: str) -> Reply:
-        if (bad := self._guard(req, location_id)) is not None:
-            return bad
-        page = self._page(req)
+        page = self._paged(req, location_id)
         if isinstance(page, Reply):
             return page
         skip, limit = page
@@ -213,9 +214,7 @@ class HighLevelFixture:
                      self._rate_headers(location_id))
 
     def _get_posts(self, req: SimRequest, location_id: str, csv_id: str) -> Reply:
-        if (bad := self._guard(req, location_id)) is not None:
-            return bad
-        page = self._page(req)
+        page = self._paged(req, location_id)
         if isinstance(page, Reply):
             return page
         skip, limit = page
