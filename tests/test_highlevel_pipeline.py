@@ -179,6 +179,22 @@ def test_posts_fetched_only_for_new_or_changed_imports(highlevel_sim, run, query
         where u.status = 'failed' and p.error_message is not null""") == [(expected_errors,)]
 
 
+def test_import_gone_before_its_posts_are_read_does_not_stop_the_others(highlevel_sim, run,
+                                                                        query):
+    fixture = HighLevelFixture(locations={"loc1": 4})
+    sim = highlevel_sim(fixture)
+    gone = fixture.imports["loc1"][1]["_id"]
+    sim.inject(Fault(422, rf"/social-media-posting/loc1/csv/{gone}", body={
+        "statusCode": 422, "message": ["csv not found"], "error": "Unprocessable Entity"}))
+
+    report = run()
+
+    assert report.exit_code == 0, report.providers[0].errors
+    assert report.providers[0].counts["posts unavailable (import gone)"] == 1
+    expected = sum(r["count"] for r in fixture.imports["loc1"] if r["_id"] != gone)
+    assert query("select count(*) from {ds}.highlevel_csv_posts") == [(expected,)]
+
+
 def test_posts_are_replaced_not_duplicated_on_refetch(highlevel_sim, run, query):
     fixture = HighLevelFixture(locations={"loc1": 5})
     highlevel_sim(fixture)

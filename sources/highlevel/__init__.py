@@ -12,6 +12,7 @@ from dlt.extract.resource import DltResource
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
+from requests import HTTPError
 
 from sources.common.paginators import SkipLimitPaginator
 from sources.common.stats import counting_session, current_stats
@@ -144,17 +145,24 @@ def highlevel_source(
                     f"/csv/{quote(csv_id, safe='')}")
             stats.counts["imports with posts fetched"] += 1
             index = 0
-            for page in posts_client.paginate(
-                path, paginator=SkipLimitPaginator(limit=posts_page_size),
-                data_selector="results.posts",
-            ):
-                rows = []
-                for post in page:
-                    rows.append({"csv_id": csv_id, "location_id": location,
-                                 "post_index": index, **post})
-                    index += 1
-                stats.counts["posts"] += len(rows)
-                yield rows
+            try:
+                for page in posts_client.paginate(
+                    path, paginator=SkipLimitPaginator(limit=posts_page_size),
+                    data_selector="results.posts",
+                ):
+                    rows = []
+                    for post in page:
+                        rows.append({"csv_id": csv_id, "location_id": location,
+                                     "post_index": index, **post})
+                        index += 1
+                    stats.counts["posts"] += len(rows)
+                    yield rows
+            except HTTPError as exc:
+                # an import deleted between the listing and this call answers 422/404; that
+                # must not cost the other imports their posts
+                if exc.response is None or exc.response.status_code not in (404, 422):
+                    raise
+                stats.counts["posts unavailable (import gone)"] += 1
 
     return uploads, highlevel_status_history, highlevel_csv_posts
 
