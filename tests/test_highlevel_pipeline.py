@@ -282,3 +282,14 @@ def test_missing_configuration_is_a_usage_error_naming_the_key(highlevel_sim, ru
 
     assert report.exit_code == 2
     assert missing in report.providers[0].errors[0]
+
+
+def test_location_ids_not_in_list_form_is_a_usage_error(highlevel_sim, run, monkeypatch):
+    highlevel_sim(HighLevelFixture(locations={"loc1": 1}))
+    monkeypatch.setenv("SOURCES__HIGHLEVEL__LOCATION_IDS", "loc1,loc2")
+
+    report = run()
+
+    assert report.exit_code == 2
+    assert "SOURCES__HIGHLEVEL__LOCATION_IDS" in report.providers[0].errors[0]
+    assert '["a", "b"]' in report.providers[0].errors[0]
