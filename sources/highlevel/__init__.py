@@ -125,6 +125,20 @@ def highlevel_source(
 
     posts_client = RESTClient(base_url=base_url, headers=headers, auth=auth, session=session)
 
+    def read_posts(location: str, csv_id: str) -> Iterator[list[dict[str, Any]]]:
+        """Every page of one import's posts, each post tagged with its import and position."""
+        path = f"social-media-posting/{quote(location, safe='')}/csv/{quote(csv_id, safe='')}"
+        index = 0
+        for page in posts_client.paginate(
+            path, paginator=SkipLimitPaginator(limit=posts_page_size),
+            data_selector="results.posts",
+        ):
+            rows = [{"csv_id": csv_id, "location_id": location, "post_index": index + i, **post}
+                    for i, post in enumerate(page)]
+            index += len(rows)
+            stats.counts["posts"] += len(rows)
+            yield rows
+
     @dlt.transformer(
         data_from=uploads,
         name="highlevel_csv_posts",
@@ -140,23 +154,9 @@ def highlevel_source(
             csv_id = str(csv.get("_id"))
             if not (full_refresh or csv_id in tracker.changes):
                 continue
-            location = str(csv["locationId"])
-            path = (f"social-media-posting/{quote(location, safe='')}"
-                    f"/csv/{quote(csv_id, safe='')}")
             stats.counts["imports with posts fetched"] += 1
-            index = 0
             try:
-                for page in posts_client.paginate(
-                    path, paginator=SkipLimitPaginator(limit=posts_page_size),
-                    data_selector="results.posts",
-                ):
-                    rows = []
-                    for post in page:
-                        rows.append({"csv_id": csv_id, "location_id": location,
-                                     "post_index": index, **post})
-                        index += 1
-                    stats.counts["posts"] += len(rows)
-                    yield rows
+                yield from read_posts(str(csv["locationId"]), csv_id)
             except HTTPError as exc:
                 # an import deleted between the listing and this call answers 422/404; that
                 # must not cost the other imports their posts
