@@ -55,9 +55,19 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def pipeline(tmp_path: Path, db_path: Path) -> dlt.Pipeline:
-    return dlt.pipeline("upload_status", destination=dlt.destinations.duckdb(str(db_path)),
-                        dataset_name=DATASET, pipelines_dir=str(tmp_path / "pipelines"))
+def new_pipeline(tmp_path: Path, db_path: Path) -> Callable[[], dlt.Pipeline]:
+    """Makes the pipeline the tests load with (folder under tmp_path, DuckDB file at db_path);
+    calling it again after the folder is deleted gives a pipeline that starts from nothing."""
+    def _new() -> dlt.Pipeline:
+        return dlt.pipeline("upload_status", destination=dlt.destinations.duckdb(str(db_path)),
+                            dataset_name=DATASET, pipelines_dir=str(tmp_path / "pipelines"))
+
+    return _new
+
+
+@pytest.fixture
+def pipeline(new_pipeline: Callable[[], dlt.Pipeline]) -> dlt.Pipeline:
+    return new_pipeline()
 
 
 @pytest.fixture

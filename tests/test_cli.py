@@ -14,10 +14,12 @@ from simulator import HighLevelFixture
 SECRET = "tok-DISTINCTIVE-9b2e77-never-in-output"
 
 
-def cli(*args: str, cwd: Path, env: dict[str, str] | None = None
-        ) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, cwd: Path, env: dict[str, str] | None = None,
+        inherit: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the command in a process of its own; `inherit` replaces os.environ as its base."""
+    base = os.environ if inherit is None else inherit
     return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=cwd,
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]),
+                          env={**base, "PYTHONPATH": str(Path(__file__).parents[1]),
                                **(env or {})},
                           capture_output=True, text=True, timeout=300)
 
@@ -82,10 +84,8 @@ def test_nothing_configured_is_a_usage_error(tmp_path: Path):
 
 
 def test_demo_needs_no_credentials_and_prints_what_it_loaded(tmp_path: Path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__")}
-    done = subprocess.run([sys.executable, "-m", "pipelines.cli", "demo"], cwd=tmp_path,
-                          env={**env, "PYTHONPATH": str(Path(__file__).parents[1])},
-                          capture_output=True, text=True, timeout=300)
+    no_sources = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__")}
+    done = cli("demo", cwd=tmp_path, inherit=no_sources)
 
     assert done.returncode == 0, done.stderr
     assert "Run 2" in done.stdout and "Newest imports" in done.stdout

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.runner import run_providers
 from simulator import Fault, HighLevelFixture
 
 LISTING = r"/social-media-posting/[^/]+/csv"
@@ -250,21 +251,14 @@ def test_429_with_retry_after_and_5xx_are_retried(highlevel_sim, run, query):
 
 
 def test_change_detection_survives_a_wiped_pipeline_folder(highlevel_sim, run, query,
-                                                             tmp_path: Path):
+                                                             tmp_path: Path, new_pipeline):
     fixture = HighLevelFixture(locations={"loc1": 6})
     sim = highlevel_sim(fixture)
     run()
     shutil.rmtree(tmp_path / "pipelines")
     sim.clear_log()
 
-    import dlt
-
-    fresh = dlt.pipeline("upload_status", destination=dlt.destinations.duckdb(
-        str(tmp_path / "warehouse.duckdb")), dataset_name="upload_status",
-        pipelines_dir=str(tmp_path / "pipelines"))
-    from pipelines.runner import run_providers
-
-    report = run_providers(["highlevel"], pipeline=fresh)
+    report = run_providers(["highlevel"], pipeline=new_pipeline())
 
     assert report.providers[0].counts["new"] == 0  # state came back from the destination
     assert posts_requested_for(sim) == set()
