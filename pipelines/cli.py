@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -22,14 +23,14 @@ err_console = Console(stderr=True, width=_WIDTH)
 
 def print_report(report: RunReport, title: str = "Run summary") -> None:
     table = Table(title=f"{title} ({report.destination}, dataset {report.dataset})")
-    columns = ("requests", "jobs seen", "new", "changed", "unfinished", "errors")
+    columns = ("requests", "jobs seen", "polled", "new", "changed", "unfinished", "errors")
     table.add_column("provider")
     table.add_column("outcome")
     for column in columns:
         table.add_column(column, justify="right")
     for p in report.providers:
         values = {"requests": p.requests, "errors": len(p.errors) if p.outcome != "skipped" else 0,
-                  **{k: p.counts.get(k, 0) for k in columns[1:5]}}
+                  **{k: p.counts.get(k, 0) for k in columns[1:-1]}}
         table.add_row(p.provider, p.outcome, *(str(values[c]) for c in columns))
     console.print(table)
     for p in report.providers:
@@ -64,6 +65,33 @@ def run(
         raise typer.Exit(2) from None
     print_report(report)
     raise typer.Exit(report.exit_code)
+
+
+@app.command()
+def track(
+    provider: Annotated[str, typer.Argument(help="upload_post, lobstr or cleartax.")],
+    ids: Annotated[list[str] | None, typer.Argument(
+        help="Job ids: request:ID / job:ID (Upload-Post), TAXABLE_ENTITY_ID/ACTIVITY_ID "
+             "(ClearTax), the upload task id (Lobstr).")] = None,
+    from_file: Annotated[Path | None, typer.Option(
+        "--from-file", help="File with one id per line (or a CSV, with --column).")] = None,
+    column: Annotated[str | None, typer.Option(
+        help="Column of the --from-file CSV (with a header row) holding the ids.")] = None,
+    destination: Annotated[str | None, typer.Option(help="dlt destination; default duckdb.")
+                           ] = None,
+    dataset: Annotated[str | None, typer.Option(help="Dataset (schema) name.")] = None,
+) -> None:
+    """Register jobs to follow; the next `run` polls them until they finish."""
+    from pipelines.track import read_id_file, track_jobs
+
+    try:
+        given = list(ids or []) + (read_id_file(from_file, column) if from_file else [])
+        result = track_jobs(provider, given, destination, dataset)
+    except UsageError as exc:
+        err_console.print(f"[bold red]error[/] {exc}")
+        raise typer.Exit(2) from None
+    console.print(f"{result.provider}: {result.registered} newly followed, "
+                  f"{result.already_followed} already followed")
 
 
 @app.command()

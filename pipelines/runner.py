@@ -16,6 +16,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines.errors import describe_failure
 from sources import provider_modules
+from sources.common.polling import InvalidJobRef
 from sources.common.provider import Provider
 from sources.common.stats import ProviderStats, collecting
 
@@ -107,6 +108,10 @@ def run_providers(
                 else:
                     stats.outcome = "config error"
                     stats.errors.append(f"{name}: missing configuration {missing}")
+                continue
+            except InvalidJobRef as exc:
+                stats.outcome = "config error"
+                stats.errors.append(f"{name}: {exc} (configured job ids)")
                 continue
             except ConfigValueCannotBeCoercedException as exc:
                 stats.outcome = "config error"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from dlt.common import jsonpath
-from dlt.sources.helpers.rest_client.paginators import OffsetPaginator
-from requests import Response
+from dlt.sources.helpers.rest_client.paginators import OffsetPaginator, PageNumberPaginator
+from requests import Request, Response
 
 
 class SkipLimitPaginator(OffsetPaginator):
@@ -36,3 +36,38 @@ class SkipLimitPaginator(OffsetPaginator):
                 self._handle_invalid_total(values[0])
             if self.current_value >= total:
                 self._has_next_page = False
+
+
+class PageItemsPaginator(PageNumberPaginator):
+    """page=1, 2, ... paging whose `total` counts items, not pages (dlt's PageNumberPaginator
+    reads `total_path` as a number of pages). Stops at the total, on a short page or an empty one.
+    """
+
+    def __init__(self, limit: int, total_path: str = "total", page_param: str = "page",
+                 limit_param: str = "limit") -> None:
+        super().__init__(base_page=1, page_param=page_param, total_path=None,
+                         stop_after_empty_page=True)
+        self.limit = limit
+        self.limit_param = limit_param
+        self.items_total_path = total_path
+        self._items_seen = 0
+
+    def init_request(self, request: Request) -> None:
+        super().init_request(request)  # sets the page parameter, so params is a dict now
+        request.params[self.limit_param] = self.limit
+        self._items_seen = 0
+
+    def update_state(self, response: Response, data: list[Any] | None = None) -> None:
+        if not data:
+            self._has_next_page = False
+            return
+        self._items_seen += len(data)
+        values = jsonpath.find_values(self.items_total_path, response.json())
+        try:
+            total = int(values[0]) if values else None
+        except (TypeError, ValueError):
+            total = None
+        if len(data) < self.limit or (total is not None and self._items_seen >= total):
+            self._has_next_page = False
+        else:
+            self.current_value += 1

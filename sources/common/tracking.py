@@ -1,12 +1,15 @@
-"""Job status change detection backed by dlt source state.
+"""Job status change detection and job registrations, backed by dlt source state.
 
-The last native status of every job lives in the source state, which dlt commits in the same
-load package as the data and restores from the destination when the local pipeline folder is
-gone. A job whose status differs from the remembered one (or that is new) yields one history row.
+Per job reference the source state holds `None` (registered, never observed yet) or
+`[native_status, canonical_status]` (last observation). dlt commits that state in the same load
+package as the data and restores it from the destination when the local pipeline folder is gone,
+so registrations and the "already finished" knowledge survive a wiped folder. A job whose status
+pair differs from the remembered one (or that is new) yields one history row.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import dlt
@@ -15,11 +18,13 @@ from dlt.common.schema.typing import TTableSchemaColumns
 
 from sources.common.provider import Provider
 from sources.common.stats import ProviderStats
+from sources.common.status import TERMINAL
 
 # one row per observed status change, the same shape for every provider
 HISTORY_COLUMNS: TTableSchemaColumns = {
     "provider": {"data_type": "text", "nullable": False},
     "job_id": {"data_type": "text", "nullable": False},
+    "job_ref": {"data_type": "text"},
     "scope_id": {"data_type": "text"},
     "native_status": {"data_type": "text"},
     "status": {"data_type": "text", "nullable": False},
@@ -28,41 +33,75 @@ HISTORY_COLUMNS: TTableSchemaColumns = {
 }
 
 
+def history_table(provider: Provider) -> str:
+    return f"{provider.name}_status_history"
+
+
 class StatusTracker:
     def __init__(self, provider: Provider, stats: ProviderStats,
                  observed_at: pendulum.DateTime | None = None) -> None:
         self.provider = provider
         self.stats = stats
         self.observed_at = observed_at or pendulum.now("UTC")
-        self.changes: dict[str, dict[str, Any]] = {}  # job id -> history row, this run only
+        self.changes: dict[str, dict[str, Any]] = {}  # job ref -> history row, this run only
 
     @staticmethod
     def _jobs() -> dict[str, Any]:
         return dlt.current.source_state().setdefault("jobs", {})  # type: ignore[no-any-return]
 
-    def known_status(self, job_id: str) -> Any:
-        return self._jobs().get(job_id)
+    def is_known(self, job_ref: str) -> bool:
+        return job_ref in self._jobs()
 
-    def observe(self, job_id: str, native_status: Any, scope_id: str | None = None
+    def is_finished(self, job_ref: str) -> bool:
+        last = self._jobs().get(job_ref)
+        return last is not None and last[1] in TERMINAL
+
+    def register(self, job_ref: str) -> bool:
+        """Follow a job from now on; False if it was already followed."""
+        jobs = self._jobs()
+        if job_ref in jobs:
+            return False
+        jobs[job_ref] = None
+        return True
+
+    def unfinished(self) -> Iterator[str]:
+        """Every followed job that is not known to be terminal, in registration order."""
+        for job_ref, last in list(self._jobs().items()):
+            if last is None or last[1] not in TERMINAL:
+                yield job_ref
+
+    def followed(self) -> Iterator[str]:
+        yield from list(self._jobs())
+
+    def observe(self, job_id: str, native_status: Any, scope_id: str | None = None,
+                status: str | None = None, job_ref: str | None = None
                 ) -> dict[str, Any] | None:
-        """Record one sighting; return the history row if the status is new or changed."""
+        """Record one sighting; return the history row if the status is new or changed.
+
+        `status` is the canonical status when it depends on more than the native one (e.g. a
+        finished Upload-Post request with some failed platforms is `partial`).
+        """
+        job_ref = job_ref or job_id
+        status = status or self.provider.canonical(native_status)
+        native = native_status if native_status is None else str(native_status)
         jobs = self._jobs()
         self.stats.counts["jobs seen"] += 1
-        if not self.provider.is_terminal(native_status):
+        if status not in TERMINAL:
             self.stats.counts["unfinished"] += 1
-        previous = jobs.get(job_id)
-        if job_id in jobs and previous == native_status:
+        previous = jobs.get(job_ref)
+        if previous is not None and list(previous) == [native, status]:
             return None
-        self.stats.counts["new" if job_id not in jobs else "changed"] += 1
-        jobs[job_id] = native_status
+        self.stats.counts["new" if previous is None else "changed"] += 1
+        jobs[job_ref] = [native, status]
         row = {
             "provider": self.provider.name,
             "job_id": job_id,
+            "job_ref": job_ref,
             "scope_id": scope_id,
-            "native_status": native_status if native_status is None else str(native_status),
-            "status": self.provider.canonical(native_status),
-            "previous_native_status": previous,
+            "native_status": native,
+            "status": status,
+            "previous_native_status": None if previous is None else previous[0],
             "observed_at": self.observed_at,
         }
-        self.changes[job_id] = row
+        self.changes[job_ref] = row
         return row

@@ -1,0 +1,73 @@
+"""`upload-status track`: register jobs to follow, durably (in the pipeline state that dlt keeps
+in the destination)."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import dlt
+
+from pipelines.runner import UsageError, loader_file_format, make_pipeline
+from sources import provider_modules
+from sources.common.polling import InvalidJobRef, PolledProvider, parse_refs, registration_source
+from sources.common.stats import collecting
+
+
+@dataclass
+class TrackResult:
+    provider: str
+    given: int
+    registered: int  # newly followed
+
+    @property
+    def already_followed(self) -> int:
+        return self.given - self.registered
+
+
+def read_id_file(path: Path, column: str | None = None) -> list[str]:
+    """Ids from a file: one per line, or with `column` the named column of a CSV with a header.
+
+    Lines are kept as written (only the line break is dropped), so an id with stray spaces is
+    reported as invalid instead of silently becoming another id.
+    """
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    if column is None:
+        return [line for line in text.splitlines() if line.strip()]
+    reader = csv.DictReader(text.splitlines())
+    if column not in (reader.fieldnames or []):
+        raise UsageError(f"{path} has no column {column!r}; columns: "
+                         f"{', '.join(reader.fieldnames or [])}")
+    return [row[column] for row in reader if (row.get(column) or "").strip()]
+
+
+def polled_provider(name: str) -> PolledProvider:
+    modules = provider_modules()
+    if name not in modules:
+        raise UsageError(f"unknown provider {name}; known: {', '.join(modules)}")
+    provider = modules[name].PROVIDER
+    if not isinstance(provider, PolledProvider):
+        raise UsageError(f"{name} jobs are listed from the API, not registered: nothing to track")
+    return provider
+
+
+def track_jobs(name: str, ids: Sequence[str], destination: str | None = None,
+               dataset: str | None = None, pipeline: dlt.Pipeline | None = None) -> TrackResult:
+    provider = polled_provider(name)
+    if not ids:
+        raise UsageError("no ids given: pass them as arguments or with --from-file")
+    try:
+        refs = parse_refs(provider, ids)
+    except InvalidJobRef as exc:
+        raise UsageError(str(exc)) from None
+    unique = list({r.ref: r for r in refs}.values())
+    pipeline = pipeline or make_pipeline(destination, dataset)
+    with collecting(name) as stats:
+        pipeline.run(registration_source(provider, unique),
+                     loader_file_format=loader_file_format(pipeline))
+    return TrackResult(name, len(unique), stats.counts["registered"])

@@ -1,0 +1,66 @@
+"""ClearTax e-way bill upload activity status as documented (seed 004, api-notes)."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Iterable
+
+from simulator.jobs import ScriptedJobs
+from simulator.server import Reply, Route, SimRequest
+
+FINISHED = frozenset({"PROCESSED", "ABORTED"})
+TRAJECTORIES = (["INIT", "UPLOADED", "QUEUED", "PROCESSING", "PROCESSED"],
+                ["UPLOADED", "PROCESSING", "PROCESSED"], ["QUEUED", "PROCESSED"],
+                ["INIT", "PROCESSING", "ABORTED"])
+ABORT_REASONS = ("Invalid GSTIN of the recipient", "Document date is in the future",
+                 "HSN code is missing for item 3", "E-way bill already generated for document")
+
+
+def _errors(code: int, message: str) -> dict[str, object]:
+    return {"errors": {"err_1": {"code": str(code), "message": message,
+                                 "error_group_code": 0, "error_id": 0}}}
+
+
+class ClearTaxFixture:
+    """Upload activities keyed by (taxable entity, activity id): an activity asked for under
+    another taxable entity is not found, as with the real API."""
+
+    name = "cleartax"
+
+    def __init__(self, token: str = "sim-cleartax-token") -> None:
+        self.token = token
+        self.activities: ScriptedJobs[tuple[str, str]] = ScriptedJobs()
+
+    def add(self, entity: str, activity: str, steps: list[str], queued: int = 3,
+            error: str = "Invalid GSTIN of the recipient") -> str:
+        """An activity walking through `steps`; returns its `ENTITY/ACTIVITY` reference."""
+        self.activities.add((entity, activity), steps, queued=queued, error=error)
+        return f"{entity}/{activity}"
+
+    def generate(self, entities: list[str], n: int, seed: int = 4) -> list[str]:
+        rng = random.Random(seed)
+        return [self.add(rng.choice(entities), str(uuid.UUID(int=rng.getrandbits(128))),
+                         rng.choice(TRAJECTORIES), queued=rng.randint(1, 40),
+                         error=rng.choice(ABORT_REASONS)) for _ in range(n)]
+
+    def advance(self) -> None:
+        self.activities.advance()
+
+    def routes(self) -> Iterable[Route]:
+        return [Route("GET", r"/api/v0\.2/taxable_entities/(?P<entity>[^/]+)/upload_activity/"
+                             r"(?P<activity>[^/]+)/status", self._status)]
+
+    def _status(self, req: SimRequest, entity: str, activity: str) -> Reply:
+        if req.header("X-Cleartax-Auth-Token") != self.token:
+            return Reply(401, _errors(401, "Invalid auth token"))
+        job = self.activities.get((entity, activity))
+        if job is None:
+            return Reply(404, _errors(404, f"No activity found for id {activity}"))
+        status = job.status
+        return Reply(200, {
+            "activityId": activity,
+            "status": status,
+            "errorMessage": job.data["error"] if status == "ABORTED" else None,
+            "queuedCount": job.data["queued"] if status in ("QUEUED", "PROCESSING") else 0,
+        })

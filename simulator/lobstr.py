@@ -1,0 +1,60 @@
+"""Lobstr.io `GET /v1/tasks/upload/{id}` as documented (seed 003, api-notes)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+
+from simulator.jobs import ScriptedJobs
+from simulator.server import Reply, Route, SimRequest
+
+FINISHED = frozenset({"SUCCESS", "FAILURE"})
+TRAJECTORIES = (["PENDING", "PROGRESS", "SUCCESS"], ["PENDING", "SUCCESS"],
+                ["PROGRESS", "SUCCESS"], ["PENDING", "PROGRESS", "FAILURE"])
+
+
+class LobstrFixture:
+    """Upload tasks keyed by their 32-hex id; 200 with `meta` once finished, 202 before."""
+
+    name = "lobstr"
+
+    def __init__(self, token: str = "sim-lobstr-key") -> None:
+        self.token = token
+        self.tasks: ScriptedJobs[str] = ScriptedJobs()
+
+    def add(self, task_id: str, steps: list[str], valid: int = 8, invalid: int = 0,
+            duplicates: int = 0) -> str:
+        """A task walking through `steps`; the counts are reported once it has finished."""
+        self.tasks.add(task_id, steps, meta={"duplicates": duplicates,
+                                             "inserted": valid - duplicates,
+                                             "invalid": invalid, "valid": valid})
+        return task_id
+
+    def generate(self, n: int, seed: int = 3) -> list[str]:
+        rng = random.Random(seed)
+        ids = []
+        for _ in range(n):
+            valid = rng.randint(1, 500)
+            duplicates = rng.randint(0, valid // 10)
+            ids.append(self.add(f"{rng.randrange(16**32):032x}", rng.choice(TRAJECTORIES),
+                                valid=valid, invalid=rng.choice((0, 0, 0, rng.randint(1, 40))),
+                                duplicates=duplicates))
+        return ids
+
+    def advance(self) -> None:
+        self.tasks.advance()
+
+    def routes(self) -> Iterable[Route]:
+        return [Route("GET", r"/v1/tasks/upload/(?P<task_id>[^/]+)", self._status)]
+
+    def _status(self, req: SimRequest, task_id: str) -> Reply:
+        if req.header("Authorization") != f"Token {self.token}":
+            return Reply(401, {"error": "Invalid token."})
+        task = self.tasks.get(task_id)
+        if task is None:
+            return Reply(404, {"error": {"message": "Upload task not found",
+                                         "type": "not_found_error", "param": "upload_task_id"}})
+        done = task.status in FINISHED
+        return Reply(200 if done else 202, {
+            "id": task_id, "object": "task_upload", "state": task.status,
+            "meta": dict(task.data["meta"]) if done else None})

@@ -1,0 +1,64 @@
+"""ClearTax e-way bill upload activities (INIT ... PROCESSED / ABORTED), per taxable entity."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import dlt
+from dlt.extract.resource import DltResource
+
+from sources.common import status as s
+from sources.common.polling import InvalidJobRef, JobRef, PolledProvider, check_id, polled_resources
+
+
+def parse_activity(text: str) -> JobRef:
+    """`TAXABLE_ENTITY_ID/ACTIVITY_ID`, as the contract writes ClearTax jobs."""
+    entity, sep, activity = text.partition("/")
+    if not sep or "/" in activity:
+        raise InvalidJobRef("expected TAXABLE_ENTITY_ID/ACTIVITY_ID")
+    return JobRef(ref=text, job_id=check_id(activity, "activity id"),
+                  scope_id=check_id(entity, "taxable entity id"))
+
+
+PROVIDER = PolledProvider(
+    name="cleartax",
+    base_url="https://ewb.cleartax.in",
+    secret_field="auth_token",
+    status_map={"INIT": s.PENDING, "UPLOADED": s.PENDING, "QUEUED": s.PENDING,
+                "PROCESSING": s.RUNNING, "PROCESSED": s.SUCCEEDED, "ABORTED": s.FAILED},
+    auth_header="X-Cleartax-Auth-Token",
+    jobs_table="cleartax_upload_activities",
+    status_path="api/v0.2/taxable_entities/{scope_id}/upload_activity/{job_id}/status",
+    status_field="status",
+    parse_ref=parse_activity,
+    id_fields={"activityId": "{job_id}", "taxable_entity_id": "{scope_id}"},
+    columns={
+        "activity_id": {"data_type": "text"},
+        "taxable_entity_id": {"data_type": "text"},
+        "status": {"data_type": "text"},
+        "error_message": {"data_type": "text"},
+        "queued_count": {"data_type": "bigint"},
+    },
+)
+
+
+@dlt.source(name="cleartax")
+def cleartax_source(
+    auth_token: str = dlt.secrets.value,
+    activities: Sequence[str] | None = None,
+    base_url: str = PROVIDER.base_url,
+    full_refresh: bool = False,
+) -> tuple[DltResource, ...]:
+    """Status of every followed upload activity that has not finished yet.
+
+    Args:
+        auth_token: sent as `X-Cleartax-Auth-Token`.
+        activities: `TAXABLE_ENTITY_ID/ACTIVITY_ID` entries to follow besides those registered
+            with `upload-status track`.
+        base_url: API origin (scheme, host, port).
+        full_refresh: poll finished activities again too.
+    """
+    return polled_resources(PROVIDER, auth_token, base_url, activities or [], full_refresh)
+
+
+SOURCE = cleartax_source

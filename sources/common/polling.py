@@ -1,0 +1,326 @@
+"""Job-status polling for providers that only answer "what is the status of job X?".
+
+A polled provider is declared as data (`PolledProvider`): origin, auth header, status endpoint
+template, native-to-canonical map, which HTTP codes carry a status body. `polled_resources`
+turns that declaration into the same four dlt resources for every provider:
+
+- `<provider>_jobs` (not loaded): the jobs to look at this run, as "sightings": ids from config,
+  registered jobs from source state that are not finished, and whatever the provider discovers
+  (Upload-Post's history listing);
+- `<provider>_tracked_jobs`: one row per job the first time it is followed, and by what;
+- the provider's jobs table (e.g. `lobstr_upload_tasks`): every field of the latest status answer
+  of each polled job, merged on `job_ref`;
+- `<provider>_status_history`: one row per observed status change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+from urllib.parse import quote
+
+import dlt
+import pendulum
+from dlt.common.schema.typing import TTableSchemaColumns
+from dlt.common.typing import TDataItems
+from dlt.extract.resource import DltResource
+from dlt.sources.helpers.rest_client import RESTClient
+from dlt.sources.helpers.rest_client.auth import APIKeyAuth
+
+from sources.common.provider import Provider
+from sources.common.stats import ProviderStats, counting_session, current_stats
+from sources.common.status import NOT_FOUND, TERMINAL
+from sources.common.tracking import HISTORY_COLUMNS, StatusTracker, history_table
+
+PAGE = 100  # sightings per feed page: bounds memory and keeps polled rows flowing to the loader
+_MAX_ERROR_LINES = 20  # per-job error lines kept for the summary; the count is always exact
+_BAD_ID_CHARS = frozenset("\r\n\t\x00")
+
+# columns every polled jobs table gets besides the fields of the API's answer
+POLL_COLUMNS: TTableSchemaColumns = {
+    "job_ref": {"data_type": "text", "nullable": False},
+    "tracked_id": {"data_type": "text"},
+    "scope_id": {"data_type": "text"},
+    "native_status": {"data_type": "text"},
+    "canonical_status": {"data_type": "text"},
+    "is_terminal": {"data_type": "bool"},
+    "http_status": {"data_type": "bigint"},
+    "polled_at": {"data_type": "timestamp"},
+}
+
+TRACKED_COLUMNS: TTableSchemaColumns = {
+    "job_ref": {"data_type": "text", "nullable": False},
+    "tracked_id": {"data_type": "text"},
+    "scope_id": {"data_type": "text"},
+    "kind": {"data_type": "text"},
+    "registered_by": {"data_type": "text"},  # config | track | history
+    "registered_at": {"data_type": "timestamp"},
+}
+
+
+class InvalidJobRef(ValueError):
+    """A job id from config, a file or `track` that cannot be a job of this provider."""
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """One job to follow, as written in config and `track` (`ref`) and split into its parts."""
+
+    ref: str
+    job_id: str
+    scope_id: str | None = None  # ClearTax taxable entity
+    kind: str | None = None  # Upload-Post: request | job
+
+    def fields(self) -> dict[str, str]:
+        return {"job_id": self.job_id, "scope_id": self.scope_id or "", "kind": self.kind or ""}
+
+
+def check_id(value: str, what: str = "id") -> str:
+    """An id part as given, or InvalidJobRef if it is empty or holds line breaks/controls."""
+    if not value or not value.strip():
+        raise InvalidJobRef(f"empty {what}")
+    if value != value.strip() or _BAD_ID_CHARS & set(value):
+        raise InvalidJobRef(f"{what} {value!r} has surrounding spaces or control characters")
+    return value
+
+
+def simple_ref(text: str) -> JobRef:
+    """A provider whose jobs are identified by one id."""
+    return JobRef(ref=check_id(text), job_id=text)
+
+
+@dataclass(frozen=True)
+class Observation:
+    native_status: str | None
+    status: str  # canonical
+    record: dict[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PolledProvider(Provider):
+    jobs_table: str
+    status_path: str  # template over JobRef.fields(); values are percent-encoded whole
+    status_field: str  # field of the answer holding the native status
+    parse_ref: Callable[[str], JobRef] = simple_ref
+    status_params: Mapping[str, str] = field(default_factory=dict)  # keys and values templated
+    auth_header: str = "Authorization"
+    auth_scheme: str | None = None  # e.g. "Token": the header is "<scheme> <secret>"
+    body_codes: frozenset[int] = frozenset({200})  # HTTP codes whose body is a job status
+    # fields set from the reference when the answer lacks them (a 404 body names no job)
+    id_fields: Mapping[str, str] = field(default_factory=dict)
+    columns: TTableSchemaColumns = field(default_factory=dict)
+    # canonical status from the whole answer, when the native status alone does not decide it
+    refine: Callable[[str, dict[str, Any]], str] | None = None
+
+    def auth(self, secret: str) -> APIKeyAuth:
+        value = f"{self.auth_scheme} {secret}" if self.auth_scheme else secret
+        return APIKeyAuth(name=self.auth_header, api_key=value, location="header")
+
+    def status_request(self, ref: JobRef) -> tuple[str, dict[str, str]]:
+        encoded = {k: quote(v, safe="") for k, v in ref.fields().items()}
+        path = self.status_path.format(**encoded)
+        params = {k.format(**ref.fields()): v.format(**ref.fields())
+                  for k, v in self.status_params.items()}
+        return path, params
+
+    def read(self, ref: JobRef, http_status: int, body: Any) -> Observation:
+        """The observation one status answer (or a 404) amounts to."""
+        record: dict[str, Any] = dict(body) if isinstance(body, dict) else {"body": body}
+        for key in [k for k, v in record.items() if v is None]:
+            # a null object whose fields are declared columns (Lobstr's `meta` while running):
+            # those columns already hold "no value", and a null-only column would be untyped
+            if any(column.startswith(f"{key}__") for column in self.columns):
+                del record[key]
+        native = record.get(self.status_field)
+        native = native if native is None or isinstance(native, str) else str(native)
+        if http_status == 404:
+            native = native or f"HTTP {http_status}"
+            status = NOT_FOUND
+        else:
+            status = self.canonical(native)
+            if self.refine is not None:
+                status = self.refine(status, record)
+        for key, template in self.id_fields.items():
+            name = key.format(**ref.fields())
+            if record.get(name) is None:
+                record[name] = template.format(**ref.fields())
+        record.update(job_ref=ref.ref, tracked_id=ref.job_id, scope_id=ref.scope_id,
+                      native_status=native, canonical_status=status,
+                      is_terminal=status in TERMINAL, http_status=http_status)
+        return Observation(native, status, record)
+
+
+class Poller:
+    """Asks for one job's status and turns the answer into a row, counting what happened."""
+
+    def __init__(self, provider: PolledProvider, client: RESTClient, tracker: StatusTracker,
+                 stats: ProviderStats) -> None:
+        self.provider = provider
+        self.client = client
+        self.tracker = tracker
+        self.stats = stats
+        self.polled_at = tracker.observed_at
+
+    def _job_error(self, ref: JobRef, message: str) -> None:
+        # the job stays unfinished and is polled again next run; the others go on
+        self.stats.counts["poll errors"] += 1
+        if self.stats.counts["poll errors"] <= _MAX_ERROR_LINES:
+            self.stats.errors.append(f"{self.provider.name} {ref.ref}: {message}")
+
+    def poll(self, ref: JobRef) -> dict[str, Any] | None:
+        path, params = self.provider.status_request(ref)
+        response = self.client.get(path, params=params)
+        code = response.status_code
+        self.stats.counts["polled"] += 1
+        if code in (401, 403, 429) or code >= 500:
+            # a rejected credential, or a limit/outage dlt's retries did not get past: this
+            # provider's run ends here and nothing of it is committed, so nothing is lost
+            response.raise_for_status()
+        if code != 404 and code not in self.provider.body_codes:
+            self._job_error(ref, f"HTTP {code}: {response.text[:200].strip()}")
+            return None
+        try:
+            body = response.json()
+        except ValueError:
+            self._job_error(ref, f"HTTP {code} with a body that is not JSON")
+            return None
+        observation = self.provider.read(ref, code, body)
+        self.tracker.observe(ref.job_id, observation.native_status, ref.scope_id,
+                             observation.status, ref.ref)
+        return {**observation.record, "polled_at": self.polled_at}
+
+
+Sighting = dict[str, Any]
+# provider-specific discovery: given the client, the tracker and the `sight` function, yields
+# pages of sightings (Upload-Post attaches the history event each job was seen in)
+Discover = Callable[[RESTClient, StatusTracker, Callable[..., Sighting]], Iterator[list[Sighting]]]
+
+
+def _chunks(items: Iterable[Any], size: int = PAGE) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def parse_refs(provider: PolledProvider, texts: Iterable[str]) -> list[JobRef]:
+    """Every id parsed; InvalidJobRef naming each bad one (so one message fixes them all)."""
+    refs, bad = [], []
+    for text in texts:
+        try:
+            refs.append(provider.parse_ref(text))
+        except InvalidJobRef as exc:
+            bad.append(f"{text!r} ({exc})")
+    if bad:
+        raise InvalidJobRef(f"invalid {provider.name} job ids: {'; '.join(bad)}")
+    return refs
+
+
+def _feed(provider: PolledProvider, tracker: StatusTracker, refs: Sequence[JobRef],
+          registered_by: str, client: RESTClient | None, full_refresh: bool,
+          discover: Discover | None) -> DltResource:
+    """The sightings resource: what to register and what to poll this run."""
+    seen: set[str] = set()
+
+    def sight(ref: JobRef, by: str, **extra: Any) -> Sighting:
+        is_new = tracker.register(ref.ref)
+        poll = client is not None and ref.ref not in seen and (
+            full_refresh or not tracker.is_finished(ref.ref))
+        seen.add(ref.ref)
+        if is_new:
+            tracker.stats.counts["registered"] += 1
+        return {"job_ref": ref.ref, "tracked_id": ref.job_id, "scope_id": ref.scope_id,
+                "kind": ref.kind, "registered_by": by, "is_new": is_new, "poll": poll, **extra}
+
+    @dlt.resource(name=f"{provider.name}_jobs", selected=False)
+    def jobs() -> Iterator[list[Sighting]]:
+        given = {r.ref for r in refs}
+        for chunk in _chunks(refs):
+            yield [sight(r, registered_by) for r in chunk]
+        if client is None:
+            return
+        # followed jobs not named in config: the unfinished ones (every one on a full refresh)
+        followed = tracker.followed() if full_refresh else tracker.unfinished()
+        pending = (provider.parse_ref(r) for r in followed if r not in given)
+        for chunk in _chunks(pending):
+            yield [sight(r, "state") for r in chunk]
+        if discover is not None:
+            yield from discover(client, tracker, sight)
+
+    return jobs
+
+
+def _tracked_jobs(provider: PolledProvider, feed: DltResource, at: pendulum.DateTime
+                  ) -> DltResource:
+    @dlt.transformer(data_from=feed, name=f"{provider.name}_tracked_jobs",
+                     primary_key="job_ref", write_disposition="merge", columns=TRACKED_COLUMNS)
+    def tracked_jobs(sightings: TDataItems) -> Iterator[list[dict[str, Any]]]:
+        """One row per job, written when it is first followed."""
+        rows = [{k: s[k] for k in TRACKED_COLUMNS if k in s} | {"registered_at": at}
+                for s in sightings if s.get("is_new") and s.get("job_ref")]
+        if rows:
+            yield rows
+
+    return tracked_jobs
+
+
+def polled_resources(
+    provider: PolledProvider,
+    secret: str,
+    base_url: str,
+    config_ids: Iterable[str],
+    full_refresh: bool = False,
+    discover: Discover | None = None,
+) -> tuple[DltResource, ...]:
+    """The feed, tracked-jobs, jobs and history resources of one polled provider.
+
+    Raises InvalidJobRef (before any request) when a configured id is not a valid job id.
+    """
+    stats = current_stats(provider.name)
+    stats.secrets.add(secret)
+    refs = parse_refs(provider, config_ids)
+    tracker = StatusTracker(provider, stats)
+    client = RESTClient(base_url=base_url, auth=provider.auth(secret),
+                        session=counting_session(stats))
+    poller = Poller(provider, client, tracker, stats)
+    feed = _feed(provider, tracker, refs, "config", client, full_refresh, discover)
+
+    @dlt.transformer(data_from=feed, name=provider.jobs_table, primary_key="job_ref",
+                     write_disposition="merge", columns={**POLL_COLUMNS, **provider.columns})
+    def job_statuses(sightings: TDataItems) -> Iterator[list[dict[str, Any]]]:
+        """The latest status answer of every job polled (unfinished ones only)."""
+        rows = []
+        for s in sightings:
+            if s.get("poll"):
+                ref = JobRef(s["job_ref"], s["tracked_id"], s["scope_id"], s["kind"])
+                if (row := poller.poll(ref)) is not None:
+                    rows.append(row)
+        if rows:
+            yield rows
+
+    @dlt.transformer(data_from=job_statuses, name=history_table(provider),
+                     write_disposition="append", columns=HISTORY_COLUMNS)
+    def status_history(records: TDataItems) -> Iterator[list[dict[str, Any]]]:
+        """One row per job whose status is new or changed since the last run."""
+        rows = [tracker.changes[r["job_ref"]] for r in records if r["job_ref"] in tracker.changes]
+        if rows:
+            yield rows
+
+    return feed, _tracked_jobs(provider, feed, tracker.observed_at), job_statuses, status_history
+
+
+def registration_source(provider: PolledProvider, refs: Sequence[JobRef]) -> Any:
+    """A source that only registers `refs` in the provider's state (as `track` does).
+
+    It carries the provider's own name, so it writes the same source state and schema the
+    provider's source reads; no credential is needed as nothing is requested.
+    """
+
+    @dlt.source(name=provider.name)
+    def registrations() -> tuple[DltResource, ...]:
+        tracker = StatusTracker(provider, current_stats(provider.name))
+        feed = _feed(provider, tracker, refs, "track", None, False, None)
+        return feed, _tracked_jobs(provider, feed, tracker.observed_at)
+
+    return registrations()

@@ -1,0 +1,207 @@
+"""Upload-Post async uploads (`request_id`) and scheduled posts (`job_id`), with per-platform
+results, plus the upload history listing through which jobs are discovered."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Sequence
+from datetime import timedelta
+from typing import Any
+
+import dlt
+import pendulum
+from dlt.common.typing import TDataItems
+from dlt.extract.resource import DltResource
+from dlt.sources.helpers.rest_client import RESTClient
+
+from sources.common import status as s
+from sources.common.paginators import PageItemsPaginator
+from sources.common.polling import (
+    InvalidJobRef,
+    JobRef,
+    PolledProvider,
+    Sighting,
+    check_id,
+    polled_resources,
+)
+from sources.common.tracking import StatusTracker
+
+KINDS = ("request", "job")
+HISTORY_LIMITS = (10, 20, 50, 100)  # the only page sizes the history endpoint accepts
+
+
+def parse_ref(text: str) -> JobRef:
+    """`request:ID` (async upload) or `job:ID` (scheduled post), as the contract writes them."""
+    kind, sep, job_id = text.partition(":")
+    if not sep or kind not in KINDS:
+        raise InvalidJobRef("expected request:ID or job:ID")
+    return JobRef(ref=text, job_id=check_id(job_id), kind=kind)
+
+
+def _platform_outcome(result: dict[str, Any]) -> bool | None:
+    if result.get("success") is not None:
+        return bool(result["success"])
+    status = result.get("status")
+    return {"completed": True, "failed": False}.get(status) if isinstance(status, str) else None
+
+
+def refine(status: str, answer: dict[str, Any]) -> str:
+    """A finished request whose platforms did not all succeed is `partial` (some failed) or
+    `failed` (all failed), whatever the top-level word says."""
+    results = answer.get("results")
+    if status not in (s.SUCCEEDED, s.FAILED) or not isinstance(results, list):
+        return status
+    outcomes = {_platform_outcome(r) for r in results if isinstance(r, dict)}
+    if True in outcomes and False in outcomes:
+        return s.PARTIAL
+    if outcomes == {False}:
+        return s.FAILED
+    return status
+
+
+PROVIDER = PolledProvider(
+    name="upload_post",
+    base_url="https://api.upload-post.com",
+    secret_field="api_key",
+    status_map={"pending": s.PENDING, "queued": s.PENDING, "processing": s.RUNNING,
+                "in_progress": s.RUNNING, "completed": s.SUCCEEDED, "failed": s.FAILED,
+                "not_found": s.NOT_FOUND},
+    auth_scheme="Apikey",
+    jobs_table="upload_post_uploads",
+    status_path="api/uploadposts/status",
+    status_params={"{kind}_id": "{job_id}"},
+    status_field="status",
+    parse_ref=parse_ref,
+    id_fields={"{kind}_id": "{job_id}"},
+    refine=refine,
+    columns={
+        "request_id": {"data_type": "text"},
+        "job_id": {"data_type": "text"},
+        "status": {"data_type": "text"},
+        "completed": {"data_type": "bigint"},
+        "total": {"data_type": "bigint"},
+        "message": {"data_type": "text"},
+        "last_update": {"data_type": "timestamp"},
+    },
+)
+
+EVENT_COLUMNS = {
+    "event_key": {"data_type": "text", "nullable": False},
+    "platform": {"data_type": "text"},
+    "request_id": {"data_type": "text"},
+    "job_id": {"data_type": "text"},
+    "upload_timestamp": {"data_type": "timestamp"},
+    "success": {"data_type": "bool"},
+    "error_message": {"data_type": "text"},
+    "request_total_platforms": {"data_type": "bigint"},
+}
+_EVENT_IDENTITY = ("request_id", "job_id", "platform", "profile_username", "platform_post_id",
+                   "upload_timestamp")
+
+
+def event_key(event: dict[str, Any]) -> str:
+    """A stable key for one platform upload event; the listing gives none of its own."""
+    identity = json.dumps([event.get(k) for k in _EVENT_IDENTITY], default=str)
+    return hashlib.sha1(identity.encode()).hexdigest()
+
+
+def history_ref(event: dict[str, Any]) -> JobRef | None:
+    """The job an event belongs to: its scheduled post if it came from one, else its request."""
+    for kind in ("job", "request"):
+        value = event.get(f"{kind}_id")
+        if isinstance(value, str) and value:
+            try:
+                return parse_ref(f"{kind}:{value}")
+            except InvalidJobRef:
+                return None
+    return None
+
+
+def _timestamp(value: Any) -> pendulum.DateTime | None:
+    try:
+        parsed = pendulum.parse(value) if isinstance(value, str) else None
+    except (ValueError, pendulum.parsing.exceptions.ParserError):
+        return None
+    return parsed if isinstance(parsed, pendulum.DateTime) else None
+
+
+def history_discovery(page_size: int, overlap: timedelta, full_refresh: bool
+                      ) -> Callable[..., Iterator[list[Sighting]]]:
+    """Reads the history listing (most recent first) down to the newest event of the previous
+    run minus `overlap`, and sights the job of every event."""
+    limit = min((n for n in HISTORY_LIMITS if n >= page_size), default=HISTORY_LIMITS[-1])
+
+    def discover(client: RESTClient, tracker: StatusTracker,
+                 sight: Callable[..., Sighting]) -> Iterator[list[Sighting]]:
+        state = dlt.current.source_state()
+        newest = _timestamp(state.get("history_newest"))
+        cutoff = None if full_refresh or newest is None else newest - overlap
+        newest_now = newest
+        for page in client.paginate("api/uploadposts/history",
+                                    paginator=PageItemsPaginator(limit=limit),
+                                    data_selector="history"):
+            tracker.stats.counts["history pages"] += 1
+            sightings, oldest = [], None
+            for event in page:
+                if not isinstance(event, dict):
+                    continue
+                event = {**event, "event_key": event_key(event)}
+                at = _timestamp(event.get("upload_timestamp"))
+                if at is not None:
+                    oldest = at if oldest is None else min(oldest, at)
+                    newest_now = at if newest_now is None else max(newest_now, at)
+                ref = history_ref(event)
+                sightings.append(sight(ref, "history", event=event) if ref else {"event": event})
+            tracker.stats.counts["history events"] += len(sightings)
+            yield sightings
+            # most recent first: once a page reaches behind the cutoff, the rest is known
+            if cutoff is not None and oldest is not None and oldest < cutoff:
+                break
+        if newest_now is not None:
+            state["history_newest"] = newest_now.isoformat()
+
+    return discover
+
+
+@dlt.source(name="upload_post")
+def upload_post_source(
+    api_key: str = dlt.secrets.value,
+    request_ids: Sequence[str] | None = None,
+    job_ids: Sequence[str] | None = None,
+    base_url: str = PROVIDER.base_url,
+    discover_from_history: bool = True,
+    history_page_size: int = 100,
+    history_overlap_hours: float = 24.0,
+    full_refresh: bool = False,
+) -> tuple[DltResource, ...]:
+    """Upload history and the status of every followed request/job that has not finished yet.
+
+    Args:
+        api_key: Upload-Post API key, sent as `Authorization: Apikey ...`.
+        request_ids / job_ids: ids to follow besides those registered with `track` and those
+            found in the history listing.
+        base_url: API origin (scheme, host, port).
+        discover_from_history: read `GET /api/uploadposts/history` and follow its jobs.
+        history_page_size: `limit` asked for (the API accepts 10, 20, 50, 100).
+        history_overlap_hours: how far behind the newest event already loaded each run reads
+            again, for events recorded late.
+        full_refresh: read the whole history and poll finished jobs again too.
+    """
+    ids = [f"request:{i}" for i in request_ids or []] + [f"job:{i}" for i in job_ids or []]
+    discover = history_discovery(history_page_size, timedelta(hours=history_overlap_hours),
+                                 full_refresh) if discover_from_history else None
+    feed, *resources = polled_resources(PROVIDER, api_key, base_url, ids, full_refresh, discover)
+
+    @dlt.transformer(data_from=feed, name="upload_post_history", primary_key="event_key",
+                     write_disposition="merge", columns=EVENT_COLUMNS)
+    def upload_post_history(sightings: TDataItems) -> Iterator[list[dict[str, Any]]]:
+        """One row per platform upload event of the history listing, every field kept."""
+        rows = [x["event"] for x in sightings if x.get("event")]
+        if rows:
+            yield rows
+
+    return feed, *resources, upload_post_history
+
+
+SOURCE = upload_post_source
