@@ -81,9 +81,9 @@ class UploadPostFixture:
     def _reveal(self, job: ScriptedJob, at: datetime) -> None:
         """Platform results appear as the job progresses, each stamped when it appeared."""
         platforms, revealed = job.data["platforms"], job.data["revealed"]
-        if job.status in WAITING or (job.at_end and job.data["stalled"]):
+        if job.status in WAITING or (job.status in FINISHED and job.data["stalled"]):
             shown = 0
-        elif job.at_end:
+        elif job.status in FINISHED:
             shown = len(platforms)
         else:
             shown = max(1, len(platforms) // 2)
@@ -119,7 +119,7 @@ class UploadPostFixture:
             body["total"] = None  # as documented for a request nothing has happened to yet
         if results:
             body["last_update"] = max(r["upload_timestamp"] for r in results)
-        if job.at_end and job.data["stalled"]:
+        if job.status in FINISHED and job.data["stalled"]:
             body["message"] = STALLED
         return body
 

@@ -12,7 +12,13 @@ import duckdb
 import pytest
 
 from pipelines.runner import RunReport, run_providers
-from simulator import HighLevelFixture, Simulator
+from simulator import (
+    ClearTaxFixture,
+    HighLevelFixture,
+    LobstrFixture,
+    Simulator,
+    UploadPostFixture,
+)
 
 DATASET = "upload_status"
 
@@ -49,6 +55,24 @@ def highlevel_sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Sim
         sim.stop()
 
 
+POLLED = ("upload_post", "lobstr", "cleartax")
+
+
+@pytest.fixture
+def polled_sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[Simulator]:
+    """A simulator of Upload-Post, Lobstr and ClearTax (empty fixtures the test fills), with
+    the three sources' origin and credential pointed at it."""
+    fixtures = (UploadPostFixture(), LobstrFixture(), ClearTaxFixture())
+    sim = Simulator(*fixtures).start()
+    for fixture in fixtures:
+        prefix = f"SOURCES__{fixture.name.upper()}__"
+        monkeypatch.setenv(prefix + "BASE_URL", sim.base_url)
+        secret = {"cleartax": "AUTH_TOKEN"}.get(fixture.name, "API_KEY")
+        monkeypatch.setenv(prefix + secret, fixture.token)
+    yield sim
+    sim.stop()
+
+
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "warehouse.duckdb"
@@ -74,6 +98,14 @@ def pipeline(new_pipeline: Callable[[], dlt.Pipeline]) -> dlt.Pipeline:
 def run(pipeline: dlt.Pipeline) -> Callable[..., RunReport]:
     def _run(**kwargs: Any) -> RunReport:
         return run_providers(["highlevel"], pipeline=pipeline, **kwargs)
+
+    return _run
+
+
+@pytest.fixture
+def run_polled(pipeline: dlt.Pipeline) -> Callable[..., RunReport]:
+    def _run(*names: str, **kwargs: Any) -> RunReport:
+        return run_providers(list(names or POLLED), pipeline=pipeline, **kwargs)
 
     return _run
 

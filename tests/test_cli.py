@@ -90,3 +90,58 @@ def test_demo_needs_no_credentials_and_prints_what_it_loaded(tmp_path: Path):
     assert done.returncode == 0, done.stderr
     assert "Run 2" in done.stdout and "Newest imports" in done.stdout
     assert count(tmp_path / "upload_status_demo.duckdb", "highlevel_csv_uploads") > 0
+
+
+def test_track_from_arguments_and_a_csv_file_then_run_polls_them(polled_sim, tmp_path: Path):
+    ct = polled_sim.fixtures["cleartax"]
+    refs = [ct.add("te-1", f"act-{i}", ["QUEUED", "PROCESSED"]) for i in range(3)]
+    ids_csv = tmp_path / "activities.csv"
+    ids_csv.write_text("activity,note\n" + "".join(f"{r},from erp\n" for r in refs[1:]))
+
+    first = cli("track", "cleartax", refs[0], cwd=tmp_path)
+    again = cli("track", "cleartax", refs[0], "--from-file", str(ids_csv), "--column",
+                "activity", cwd=tmp_path)
+    done = cli("run", "--source", "cleartax", cwd=tmp_path, env={"COLUMNS": "120"})
+
+    assert first.returncode == 0, first.stderr
+    assert "1 newly followed, 0 already followed" in first.stdout
+    assert "2 newly followed, 1 already followed" in again.stdout
+    assert done.returncode == 0, done.stderr
+    assert "polled" in done.stdout
+    line = next(row for row in done.stdout.splitlines() if "cleartax" in row and "loaded" in row)
+    # provider, outcome, requests, jobs seen, polled, new, changed, unfinished, errors
+    assert [c.strip() for c in line.strip("│┃ ").split("│")][2:] == [
+        "3", "3", "3", "3", "0", "3", "0"]
+    assert count(tmp_path / "upload_status_data.duckdb", "cleartax_upload_activities") == 3
+
+
+def test_track_rejects_bad_ids_and_untrackable_providers(tmp_path: Path):
+    bad = cli("track", "cleartax", "te-1/act-1", "missing-entity", "a/b/c", cwd=tmp_path)
+    listed = cli("track", "highlevel", "abc", cwd=tmp_path)
+    upload_post = cli("track", "upload_post", "plain-id", cwd=tmp_path)
+
+    assert bad.returncode == 2
+    assert "'missing-entity'" in bad.stderr and "'a/b/c'" in bad.stderr
+    assert listed.returncode == 2 and "listed from the API" in listed.stderr
+    assert upload_post.returncode == 2 and "request:ID or job:ID" in upload_post.stderr
+    assert not (tmp_path / "upload_status_data.duckdb").exists()  # nothing registered
+
+
+def test_polled_provider_tokens_never_reach_output_or_files(polled_sim, tmp_path: Path):
+    lobstr_secret, up_secret = SECRET + "-lobstr", SECRET + "-upload-post"
+    polled_sim.fixtures["lobstr"].token = lobstr_secret
+    polled_sim.fixtures["lobstr"].add("a" * 32, ["PENDING"])
+    env = {"SOURCES__LOBSTR__API_KEY": lobstr_secret, "SOURCES__LOBSTR__UPLOAD_TASK_IDS":
+           f'["{"a" * 32}"]', "SOURCES__UPLOAD_POST__API_KEY": up_secret,  # rejected: 401
+           "RUNTIME__LOG_LEVEL": "DEBUG"}
+
+    done = cli("run", "--source", "lobstr", "--source", "upload_post", cwd=tmp_path, env=env)
+
+    assert done.returncode == 1, done.stderr  # upload_post failed, lobstr loaded
+    assert "SOURCES__UPLOAD_POST__API_KEY" in done.stderr
+    assert count(tmp_path / "upload_status_data.duckdb", "lobstr_upload_tasks") == 1
+    for secret in (lobstr_secret, up_secret):
+        assert secret not in done.stdout + done.stderr
+        for path in tmp_path.rglob("*"):
+            if path.is_file():
+                assert secret.encode() not in path.read_bytes(), path

@@ -8,7 +8,9 @@ import pytest
 import requests
 
 from pipelines.errors import describe_failure, redact
-from sources.common.paginators import SkipLimitPaginator
+from sources import cleartax, lobstr, upload_post
+from sources.common.paginators import PageItemsPaginator, SkipLimitPaginator
+from sources.common.polling import InvalidJobRef, JobRef
 from sources.highlevel import PROVIDER
 
 
@@ -66,3 +68,96 @@ def test_auth_failure_message_names_provider_and_key_not_secret():
     assert text.startswith("highlevel:")
     assert "SOURCES__HIGHLEVEL__ACCESS_TOKEN" in text
     assert "sekret-123" not in text
+
+
+# --- polled providers -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("provider", "text", "expected"), [
+    (upload_post.PROVIDER, "request:abc-1", JobRef("request:abc-1", "abc-1", None, "request")),
+    (upload_post.PROVIDER, "job:j:2", JobRef("job:j:2", "j:2", None, "job")),
+    (cleartax.PROVIDER, "te-1/act-9", JobRef("te-1/act-9", "act-9", "te-1")),
+    (lobstr.PROVIDER, "427a7bfc54cf4ce483d83ba23425164b",
+     JobRef("427a7bfc54cf4ce483d83ba23425164b", "427a7bfc54cf4ce483d83ba23425164b")),
+])
+def test_job_references_parse(provider, text, expected):
+    assert provider.parse_ref(text) == expected
+
+
+@pytest.mark.parametrize(("provider", "text"), [
+    (upload_post.PROVIDER, "abc"), (upload_post.PROVIDER, "upload:abc"),
+    (upload_post.PROVIDER, "request:"), (cleartax.PROVIDER, "act-9"),
+    (cleartax.PROVIDER, "/act-9"), (cleartax.PROVIDER, "te/a/b"), (lobstr.PROVIDER, ""),
+    (lobstr.PROVIDER, "id\nother"), (lobstr.PROVIDER, " padded "), (lobstr.PROVIDER, ".."),
+    (cleartax.PROVIDER, "../act"),
+])
+def test_invalid_job_references_are_rejected(provider, text):
+    with pytest.raises(InvalidJobRef):
+        provider.parse_ref(text)
+
+
+def test_status_requests_encode_ids_whole():
+    path, _ = cleartax.PROVIDER.status_request(JobRef("t/x", "a?b#c", "t e"))
+    assert path == "api/v0.2/taxable_entities/t%20e/upload_activity/a%3Fb%23c/status"
+    assert upload_post.PROVIDER.status_request(JobRef("job:j", "x/../y", None, "job")) == (
+        "api/uploadposts/status", {"job_id": "x/../y"})  # requests encodes query values
+    assert lobstr.PROVIDER.status_request(JobRef("a/b", "a/b"))[0] == "v1/tasks/upload/a%2Fb"
+
+
+@pytest.mark.parametrize(("native", "results", "expected"), [
+    ("completed", [{"success": True}, {"success": True}], "succeeded"),
+    ("completed", [{"success": True}, {"success": False}], "partial"),
+    ("failed", [{"success": True}, {"success": False}], "partial"),
+    ("completed", [{"success": False}], "failed"),
+    ("failed", [], "failed"),
+    ("in_progress", [{"success": True}, {"success": False}], "running"),
+    ("completed", [{"status": "completed"}, {"status": "failed"}], "partial"),
+    ("paused", [], "unknown"),
+])
+def test_upload_post_canonical_status(native, results, expected):
+    observation = upload_post.PROVIDER.read(JobRef("request:r", "r", None, "request"), 200,
+                                            {"status": native, "results": results})
+    assert observation.status == expected
+    assert observation.record["request_id"] == "r"  # filled in from the reference
+
+
+def test_a_404_is_not_found_and_keeps_the_error_body():
+    observation = lobstr.PROVIDER.read(JobRef("x", "x"), 404, {"error": {"type": "nf"}})
+    assert (observation.native_status, observation.status) == ("HTTP 404", "not_found")
+    assert observation.record["id"] == "x" and observation.record["error"] == {"type": "nf"}
+    assert observation.record["is_terminal"] is True
+
+
+def test_lobstr_null_meta_is_dropped_for_its_declared_columns():
+    record = lobstr.PROVIDER.read(JobRef("x", "x"), 202, {"state": "PROGRESS", "meta": None}
+                                  ).record
+    assert "meta" not in record and record["canonical_status"] == "running"
+
+
+@pytest.mark.parametrize(("total", "pages", "expected_pages"), [
+    (25, [10, 10, 5], [2, 3]),
+    (20, [10, 10], [2]),           # exact multiple: no empty page asked for
+    (0, [0], []),
+    (None, [10, 4], [2]),           # no total: a short page ends it
+    (99, [10, 0], [2]),             # total overstated: an empty page ends it
+])
+def test_page_items_paginator(total, pages, expected_pages):
+    paginator = PageItemsPaginator(limit=10)
+    seen = []
+    for n in pages:
+        body = {} if total is None else {"total": total}
+        paginator.update_state(_response(body), [{}] * n)
+        if not paginator.has_next_page:
+            break
+        seen.append(paginator.current_value)
+    assert seen == expected_pages
+    assert not paginator.has_next_page
+
+
+def test_history_event_key_is_stable_and_distinguishes_platforms():
+    event = {"request_id": "r", "platform": "x", "upload_timestamp": "2026-01-01T00:00:00Z"}
+    assert upload_post.event_key(event) == upload_post.event_key(dict(reversed(event.items())))
+    assert upload_post.event_key(event) != upload_post.event_key({**event, "platform": "tiktok"})
+    assert upload_post.history_ref({"request_id": "r", "job_id": "j"}) == JobRef(
+        "job:j", "j", None, "job")
+    assert upload_post.history_ref({"platform": "x"}) is None

@@ -83,6 +83,9 @@ def check_id(value: str, what: str = "id") -> str:
         raise InvalidJobRef(f"empty {what}")
     if value != value.strip() or _BAD_ID_CHARS & set(value):
         raise InvalidJobRef(f"{what} {value!r} has surrounding spaces or control characters")
+    if value in (".", ".."):
+        # even percent-encoded, a dot segment may be resolved by a proxy into another path
+        raise InvalidJobRef(f"{what} {value!r} is a relative path segment")
     return value
 
 
