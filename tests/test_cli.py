@@ -88,8 +88,11 @@ def test_demo_needs_no_credentials_and_prints_what_it_loaded(tmp_path: Path):
     done = cli("demo", cwd=tmp_path, inherit=no_sources)
 
     assert done.returncode == 0, done.stderr
-    assert "Run 2" in done.stdout and "Newest imports" in done.stdout
-    assert count(tmp_path / "upload_status_demo.duckdb", "highlevel_csv_uploads") > 0
+    assert "Run 3" in done.stdout and "Jobs by provider and canonical status" in done.stdout
+    db = tmp_path / "upload_status_demo.duckdb"
+    for table in ("highlevel_csv_uploads", "upload_post_uploads", "upload_post_history",
+                  "lobstr_upload_tasks", "cleartax_upload_activities"):
+        assert count(db, table) > 0, table
 
 
 def test_track_from_arguments_and_a_csv_file_then_run_polls_them(polled_sim, tmp_path: Path):
