@@ -85,7 +85,7 @@ def test_nothing_configured_is_a_usage_error(tmp_path: Path):
 
 def test_demo_needs_no_credentials_and_prints_what_it_loaded(tmp_path: Path):
     no_sources = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__")}
-    done = cli("demo", cwd=tmp_path, inherit=no_sources)
+    done = cli("demo", cwd=tmp_path, inherit=no_sources, env={"COLUMNS": "160"})
 
     assert done.returncode == 0, done.stderr
     assert "Run 3" in done.stdout and "Jobs by provider and canonical status" in done.stdout
