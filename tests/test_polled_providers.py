@@ -301,3 +301,21 @@ def test_a_rejected_key_fails_that_provider_naming_the_key(polled_sim, run_polle
     assert report.exit_code == 1
     assert key in report.providers[0].errors[0]
     assert "wrong-key-0123" not in report.providers[0].errors[0]
+
+
+def test_full_refresh_polls_finished_jobs_again_without_new_history(polled_sim, run_polled,
+                                                                    query, monkeypatch):
+    lb = polled_sim.fixtures["lobstr"]
+    finished, running = lb.add("1" * 32, ["SUCCESS"]), lb.add("2" * 32, ["PENDING"])
+    monkeypatch.setenv("SOURCES__LOBSTR__UPLOAD_TASK_IDS", f'["{finished}", "{running}"]')
+    run_polled("lobstr")
+    polled_sim.clear_log()
+
+    plain = run_polled("lobstr")
+    assert polled_refs(polled_sim) == [running]
+    polled_sim.clear_log()
+    refreshed = run_polled("lobstr", full_refresh=True)
+
+    assert sorted(polled_refs(polled_sim)) == sorted([finished, running])
+    assert plain.providers[0].counts["changed"] == refreshed.providers[0].counts["changed"] == 0
+    assert history_rows(query) == {finished: 1, running: 1}
