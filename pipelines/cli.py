@@ -46,6 +46,10 @@ def print_report(report: RunReport, title: str = "Run summary") -> None:
                 err_console.print(f"[yellow]skipped[/] {error}")
             else:
                 err_console.print(f"[bold red]error[/] {error}")
+    if report.views:
+        console.print(f"  views: {', '.join(report.views)}")
+    if report.views_error:
+        err_console.print(f"[bold red]error[/] {report.views_error}")
 
 
 @app.command()

@@ -15,6 +15,7 @@ from dlt.common.configuration.exceptions import (
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines.errors import describe_failure
+from pipelines.views import create_views
 from sources import provider_modules
 from sources.common.polling import InvalidJobRef
 from sources.common.provider import Provider
@@ -38,13 +39,16 @@ class RunReport:
     providers: list[ProviderStats] = field(default_factory=list)
     destination: str = ""
     dataset: str = ""
+    views: list[str] = field(default_factory=list)  # views created after the loads
+    views_error: str | None = None
 
     @property
     def exit_code(self) -> int:
         outcomes = {p.outcome for p in self.providers}
         if "config error" in outcomes or outcomes <= {"skipped"}:
             return EXIT_USAGE  # a configuration problem, or nothing configured at all
-        return EXIT_PROVIDER_FAILED if "failed" in outcomes else EXIT_OK
+        failed = "failed" in outcomes or self.views_error is not None
+        return EXIT_PROVIDER_FAILED if failed else EXIT_OK
 
 
 def duckdb_path(dataset: str) -> str:
@@ -130,7 +134,20 @@ def run_providers(
                 continue
             stats.outcome = "loaded"
             stats.rows_loaded = _rows_loaded(pipeline)
+    if any(p.outcome == "loaded" for p in report.providers):
+        refresh_views(pipeline, report)
     return report
+
+
+def refresh_views(pipeline: dlt.Pipeline, report: RunReport) -> None:
+    """Create the BI views anew over what is loaded now; a destination without SQL (files)
+    has none."""
+    if pipeline.destination.destination_name == "filesystem":
+        return
+    try:
+        report.views = create_views(pipeline)
+    except Exception as exc:  # the loads stand; the operator learns why the views did not
+        report.views_error = f"views not created: {type(exc).__name__}: {exc}"
 
 
 def _missing_keys(exc: ConfigFieldMissingException, provider: Provider) -> str:

@@ -8,6 +8,7 @@ import dlt
 from dlt.extract.resource import DltResource
 
 from sources.common import status as s
+from sources.common.analytics import failure_rows_sql
 from sources.common.polling import InvalidJobRef, JobRef, PolledProvider, check_id, polled_resources
 
 
@@ -39,6 +40,11 @@ PROVIDER = PolledProvider(
         "error_message": {"data_type": "text"},
         "queued_count": {"data_type": "bigint"},
     },
+    job_facts={"error_message": "{j}.error_message"},
+    failure_rows=failure_rows_sql(
+        "cleartax", "{ds}.cleartax_upload_activities AS ct_f",
+        {"job_id": "ct_f.tracked_id", "item": "ct_f.taxable_entity_id",
+         "reason": "ct_f.error_message"}, where="ct_f.error_message IS NOT NULL"),
 )
 
 

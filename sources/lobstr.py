@@ -25,6 +25,9 @@ PROVIDER = PolledProvider(
     # meta is null while the upload runs: typed up front so the columns exist from the start
     columns={f"meta__{k}": {"data_type": "bigint"}
              for k in ("valid", "invalid", "inserted", "duplicates")},
+    # rows of the uploaded file: valid ones were inserted or skipped as duplicates
+    job_facts={"items_total": "{j}.meta__valid + {j}.meta__invalid",
+               "items_succeeded": "{j}.meta__inserted", "items_failed": "{j}.meta__invalid"},
 )
 
 

@@ -16,6 +16,7 @@ from dlt.extract.resource import DltResource
 from dlt.sources.helpers.rest_client import RESTClient
 
 from sources.common import status as s
+from sources.common.analytics import failure_rows_sql
 from sources.common.paginators import PageItemsPaginator
 from sources.common.polling import (
     InvalidJobRef,
@@ -60,6 +61,19 @@ def refine(status: str, answer: dict[str, Any]) -> str:
     return status
 
 
+def derive(answer: dict[str, Any], status: str) -> dict[str, Any]:
+    """Platform counts and the first failure reason, so SQL needs no walk over `results`."""
+    results = answer.get("results")
+    results = [r for r in results if isinstance(r, dict)] if isinstance(results, list) else []
+    outcomes = [_platform_outcome(r) for r in results]
+    reason = next((r.get("error_message") or r.get("message")
+                   for r, ok in zip(results, outcomes, strict=True) if ok is False), None)
+    if reason is None and status in (s.FAILED, s.PARTIAL, s.NOT_FOUND, s.CANCELLED):
+        reason = answer.get("message") or answer.get("error")
+    return {"platforms_succeeded": outcomes.count(True), "platforms_failed": outcomes.count(False),
+            "failure_reason": reason if reason is None else str(reason)}
+
+
 PROVIDER = PolledProvider(
     name="upload_post",
     base_url="https://api.upload-post.com",
@@ -75,7 +89,11 @@ PROVIDER = PolledProvider(
     parse_ref=parse_ref,
     id_fields={"{kind}_id": "{job_id}"},
     refine=refine,
+    derive=derive,
     columns={
+        "platforms_succeeded": {"data_type": "bigint"},
+        "platforms_failed": {"data_type": "bigint"},
+        "failure_reason": {"data_type": "text"},
         "request_id": {"data_type": "text"},
         "job_id": {"data_type": "text"},
         "status": {"data_type": "text"},
@@ -84,6 +102,27 @@ PROVIDER = PolledProvider(
         "message": {"data_type": "text"},
         "last_update": {"data_type": "timestamp"},
     },
+    job_facts={"items_total": "{j}.total", "items_succeeded": "{j}.platforms_succeeded",
+               "items_failed": "{j}.platforms_failed", "error_message": "{j}.failure_reason"},
+    failure_rows=" UNION ALL ".join((
+        failure_rows_sql(  # each failed platform, with its reason
+            "upload_post", "{ds}.upload_post_uploads AS up_fu JOIN "
+            "{ds}.upload_post_uploads__results AS up_fr ON up_fr._dlt_parent_id = up_fu._dlt_id",
+            {"job_id": "up_fu.tracked_id", "item": "up_fr.platform",
+             "reason": "COALESCE(up_fr.error_message, up_fr.message)"},
+            where="NOT up_fr.success"),
+        failure_rows_sql(  # a request that failed before any platform (stalled, not found)
+            "upload_post", "{ds}.upload_post_uploads AS up_fj",
+            {"job_id": "up_fj.tracked_id", "reason": "up_fj.failure_reason"},
+            where="up_fj.platforms_failed = 0 AND up_fj.failure_reason IS NOT NULL"))),
+    nested_columns={"results": {
+        "platform": {"data_type": "text"},
+        "status": {"data_type": "text"},
+        "success": {"data_type": "bool"},
+        "message": {"data_type": "text"},
+        "error_message": {"data_type": "text"},
+        "upload_timestamp": {"data_type": "timestamp"},
+    }},
 )
 
 EVENT_COLUMNS = {

@@ -25,10 +25,12 @@ import dlt
 import pendulum
 from dlt.common.schema.typing import TTableSchemaColumns
 from dlt.common.typing import TDataItems
+from dlt.extract.hints import make_nested_hints
 from dlt.extract.resource import DltResource
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.auth import APIKeyAuth
 
+from sources.common.analytics import job_rows_sql
 from sources.common.provider import Provider
 from sources.common.stats import ProviderStats, counting_session, current_stats
 from sources.common.status import NOT_FOUND, TERMINAL
@@ -45,6 +47,7 @@ POLL_COLUMNS: TTableSchemaColumns = {
     "scope_id": {"data_type": "text"},
     "native_status": {"data_type": "text"},
     "canonical_status": {"data_type": "text"},
+    "status_override": {"data_type": "text"},  # see HISTORY_COLUMNS
     "is_terminal": {"data_type": "bool"},
     "http_status": {"data_type": "bigint"},
     "polled_at": {"data_type": "timestamp"},
@@ -114,8 +117,28 @@ class PolledProvider(Provider):
     # fields set from the reference when the answer lacks them (a 404 body names no job)
     id_fields: Mapping[str, str] = field(default_factory=dict)
     columns: TTableSchemaColumns = field(default_factory=dict)
+    nested_columns: Mapping[str, TTableSchemaColumns] = field(default_factory=dict)
     # canonical status from the whole answer, when the native status alone does not decide it
     refine: Callable[[str, dict[str, Any]], str] | None = None
+    # columns derived from the whole answer and its canonical status, added to the row
+    derive: Callable[[dict[str, Any], str], dict[str, Any]] | None = None
+    # expressions over the jobs table (alias `{j}`) for the views' job facts: submitted_at,
+    # items_total, items_succeeded, items_failed, error_message
+    job_facts: Mapping[str, str] = field(default_factory=dict)
+
+    def declared_tables(self) -> Mapping[str, TTableSchemaColumns]:
+        return {self.jobs_table: {**POLL_COLUMNS, **self.columns},
+                **{f"{self.jobs_table}__{path}": columns
+                   for path, columns in self.nested_columns.items()},
+                f"{self.name}_tracked_jobs": TRACKED_COLUMNS}
+
+    def jobs_sql(self) -> str:
+        j = f"j_{self.name}"
+        exprs = {"job_ref": f"{j}.job_ref", "job_id": f"{j}.tracked_id",
+                 "scope_id": f"{j}.scope_id", "native_status": f"{j}.native_status",
+                 "status_override": f"{j}.status_override", "last_seen_at": f"{j}.polled_at",
+                 **{k: v.format(j=j) for k, v in self.job_facts.items()}}
+        return job_rows_sql(self.name, f"{{ds}}.{self.jobs_table} AS {j}", exprs)
 
     def auth(self, secret: str) -> APIKeyAuth:
         value = f"{self.auth_scheme} {secret}" if self.auth_scheme else secret
@@ -145,12 +168,15 @@ class PolledProvider(Provider):
             status = self.canonical(native)
             if self.refine is not None:
                 status = self.refine(status, record)
+        if self.derive is not None:
+            record.update(self.derive(record, status))
         for key, template in self.id_fields.items():
             name = key.format(**ref.fields())
             if record.get(name) is None:
                 record[name] = template.format(**ref.fields())
         record.update(job_ref=ref.ref, tracked_id=ref.job_id, scope_id=ref.scope_id,
                       native_status=native, canonical_status=status,
+                      status_override=self.override(native, status),
                       is_terminal=status in TERMINAL, http_status=http_status)
         return Observation(native, status, record)
 
@@ -290,7 +316,9 @@ def polled_resources(
     feed = _feed(provider, tracker, refs, "config", client, full_refresh, discover)
 
     @dlt.transformer(data_from=feed, name=provider.jobs_table, primary_key="job_ref",
-                     write_disposition="merge", columns={**POLL_COLUMNS, **provider.columns})
+                     write_disposition="merge", columns={**POLL_COLUMNS, **provider.columns},
+                     nested_hints={path: make_nested_hints(columns=columns)
+                                   for path, columns in provider.nested_columns.items()})
     def job_statuses(sightings: TDataItems) -> Iterator[list[dict[str, Any]]]:
         """The latest status answer of every job polled (unfinished ones only)."""
         rows = []

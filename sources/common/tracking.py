@@ -28,6 +28,9 @@ HISTORY_COLUMNS: TTableSchemaColumns = {
     "scope_id": {"data_type": "text"},
     "native_status": {"data_type": "text"},
     "status": {"data_type": "text", "nullable": False},
+    # set only where the canonical status is not the status map's word for the native one
+    # (partial, a 404): the views map native statuses through the map and keep these as they are
+    "status_override": {"data_type": "text"},
     "previous_native_status": {"data_type": "text"},
     "observed_at": {"data_type": "timestamp", "nullable": False},
 }
@@ -100,6 +103,7 @@ class StatusTracker:
             "scope_id": scope_id,
             "native_status": native,
             "status": status,
+            "status_override": self.provider.override(native, status),
             "previous_native_status": None if previous is None else previous[0],
             "observed_at": self.observed_at,
         }

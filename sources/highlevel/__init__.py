@@ -110,6 +110,7 @@ def highlevel_source(
         if not record.get("locationId"):
             record["locationId"] = location
         tracker.observe(str(record.get("_id")), record.get("status"), record.get("locationId"))
+        record["last_seen_at"] = tracker.observed_at
         return record
 
     uploads.add_filter(is_import).add_map(observe)

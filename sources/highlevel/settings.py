@@ -5,24 +5,10 @@ from __future__ import annotations
 from dlt.common.schema.typing import TTableSchemaColumns
 
 from sources.common import status as s
+from sources.common.analytics import failure_rows_sql, job_rows_sql
 from sources.common.provider import Provider
 
 API_VERSION = "2021-07-28"
-
-PROVIDER = Provider(
-    name="highlevel",
-    base_url="https://services.leadconnectorhq.com",
-    secret_field="access_token",
-    status_map={
-        "pending": s.PENDING,
-        "in_review": s.PENDING,
-        "in_progress": s.RUNNING,
-        "importing": s.RUNNING,
-        "completed": s.SUCCEEDED,
-        "failed": s.FAILED,
-        "deleted": s.CANCELLED,
-    },
-)
 
 # Every documented field is declared so the tables have stable columns even before a value is
 # seen; fields the API adds later still arrive through dlt's schema evolution.
@@ -38,6 +24,7 @@ CSV_COLUMNS: TTableSchemaColumns = {
     "origin_id": {"data_type": "text"},
     "approver": {"data_type": "text"},
     "created_at": {"data_type": "timestamp"},
+    "last_seen_at": {"data_type": "timestamp"},  # added: when a run last saw it in the listing
 }
 
 POST_COLUMNS: TTableSchemaColumns = {
@@ -50,3 +37,41 @@ POST_COLUMNS: TTableSchemaColumns = {
     "follow_up_comment": {"data_type": "text"},
     "error_message": {"data_type": "text"},
 }
+
+
+# posts with an error message per import; an import whose posts were never read has no row
+_POST_ERRORS = """(SELECT hl_x.csv_id,
+        SUM(CASE WHEN hl_x.error_message IS NOT NULL THEN 1 ELSE 0 END) AS failed,
+        MIN(hl_x.error_message) AS first_error
+    FROM {ds}.highlevel_csv_posts AS hl_x GROUP BY hl_x.csv_id) AS hl_p"""
+
+PROVIDER = Provider(
+    name="highlevel",
+    base_url="https://services.leadconnectorhq.com",
+    secret_field="access_token",
+    status_map={
+        "pending": s.PENDING,
+        "in_review": s.PENDING,
+        "in_progress": s.RUNNING,
+        "importing": s.RUNNING,
+        "completed": s.SUCCEEDED,
+        "failed": s.FAILED,
+        "deleted": s.CANCELLED,
+    },
+    job_rows=job_rows_sql(
+        "highlevel",
+        f"{{ds}}.highlevel_csv_uploads AS hl_u LEFT JOIN {_POST_ERRORS} ON hl_p.csv_id = hl_u._id",
+        {"job_ref": "hl_u._id", "job_id": "hl_u._id", "scope_id": "hl_u.location_id",
+         "native_status": "hl_u.status", "submitted_at": "hl_u.created_at",
+         "last_seen_at": "hl_u.last_seen_at", "items_total": 'hl_u."count"',
+         "items_failed": "hl_p.failed",
+         # posts of a finished import without an error message are taken as imported
+         "items_succeeded": "CASE WHEN hl_u.status IN ('completed', 'failed') "
+                            'THEN hl_u."count" - hl_p.failed END',
+         "error_message": "hl_p.first_error"}),
+    tables={"highlevel_csv_uploads": CSV_COLUMNS, "highlevel_csv_posts": POST_COLUMNS},
+    failure_rows=failure_rows_sql(
+        "highlevel", "{ds}.highlevel_csv_posts AS hl_f",
+        {"job_id": "hl_f.csv_id", "item": "CAST(hl_f.post_index AS VARCHAR)",
+         "reason": "hl_f.error_message"}, where="hl_f.error_message IS NOT NULL"),
+)

@@ -1,0 +1,222 @@
+"""The BI views of the contract, written once in DuckDB's SQL and transpiled by sqlglot into the
+destination's dialect, created anew after every load.
+
+Each provider contributes a SELECT of its jobs (`Provider.jobs_sql`, generated for polled
+providers), its history table, and the status map declared in its module. Tables appear only
+once they have had rows, and columns only once they have had a value, so before a view is
+created every reference to a table or column the destination does not have yet is replaced by
+a typed NULL: a view over an empty account is valid and empty, never an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dlt
+import sqlglot
+from sqlglot import exp
+
+from sources import provider_modules
+from sources.common.analytics import literal
+from sources.common.provider import Provider
+from sources.common.status import CANONICAL, TERMINAL
+from sources.common.tracking import HISTORY_COLUMNS, history_table
+
+# dlt data types as DuckDB SQL types (the dialect the views are written in)
+_SQL_TYPES = {"text": "VARCHAR", "bigint": "BIGINT", "bool": "BOOLEAN", "double": "DOUBLE",
+              "timestamp": "TIMESTAMPTZ", "date": "DATE", "decimal": "DECIMAL(38, 9)",
+              "json": "JSON", "time": "TIME", "binary": "BLOB"}
+TERMINAL_LIST = ", ".join(f"'{s}'" for s in sorted(TERMINAL))
+
+JOB_COLUMNS = ("provider", "job_id", "scope_id", "native_status", "status", "is_terminal",
+               "submitted_at", "first_seen_at", "last_seen_at", "finished_at", "items_total",
+               "items_succeeded", "items_failed", "error_message", "job_ref")
+
+
+@dataclass(frozen=True)
+class View:
+    name: str
+    sql: str  # DuckDB dialect; `{ds}` stands for the dataset
+
+
+def status_map_view(providers: Sequence[Provider]) -> View:
+    rows = [f"({literal(p.name)}, {literal(native)}, {literal(canonical)})"
+            for p in providers for native, canonical in p.status_map.items()]
+    # every canonical status once, so a provider with an empty map still yields a valid VALUES
+    rows += [f"(NULL, NULL, {literal(s)})" for s in CANONICAL]
+    return View("upload_status_map", f"""
+        SELECT m.provider, m.native_status, m.status, m.status IN ({TERMINAL_LIST}) AS is_terminal
+        FROM (VALUES {", ".join(rows)}) AS m(provider, native_status, status)
+        WHERE m.provider IS NOT NULL""")
+
+
+def history_view(providers: Sequence[Provider]) -> View:
+    parts = [f"""
+        SELECT CAST({literal(p.name)} AS VARCHAR) AS provider,
+               h_{p.name}.job_id, COALESCE(h_{p.name}.job_ref, h_{p.name}.job_id) AS job_ref,
+               h_{p.name}.scope_id, h_{p.name}.native_status, h_{p.name}.status_override,
+               h_{p.name}.previous_native_status, h_{p.name}.observed_at
+        FROM {{ds}}.{history_table(p)} AS h_{p.name}""" for p in providers]
+    return View("upload_job_status_history", f"""
+        SELECT h.provider, h.job_id, h.native_status,
+               COALESCE(h.status_override, m.status, 'unknown') AS status, h.observed_at,
+               h.job_ref, h.scope_id, h.previous_native_status
+        FROM ({" UNION ALL ".join(parts)}) AS h
+        LEFT JOIN {{ds}}.upload_status_map AS m
+          ON m.provider = h.provider AND m.native_status = h.native_status""")
+
+
+def jobs_view(providers: Sequence[Provider]) -> View:
+    parts = " UNION ALL ".join(p.jobs_sql() for p in providers)
+    return View("upload_jobs", f"""
+        WITH seen AS (
+            SELECT provider, job_ref, MIN(observed_at) AS first_seen_at,
+                   MIN(CASE WHEN status IN ({TERMINAL_LIST}) THEN observed_at END) AS finished_at
+            FROM {{ds}}.upload_job_status_history GROUP BY provider, job_ref
+        ), resolved AS (
+            SELECT j.*, COALESCE(j.status_override, m.status, 'unknown') AS status
+            FROM ({parts}) AS j
+            LEFT JOIN {{ds}}.upload_status_map AS m
+              ON m.provider = j.provider AND m.native_status = j.native_status
+        )
+        SELECT r.provider, r.job_id, r.scope_id, r.native_status, r.status,
+               r.status IN ({TERMINAL_LIST}) AS is_terminal, r.submitted_at, s.first_seen_at,
+               r.last_seen_at,
+               CASE WHEN r.status IN ({TERMINAL_LIST}) THEN s.finished_at END AS finished_at,
+               r.items_total, r.items_succeeded, r.items_failed, r.error_message, r.job_ref
+        FROM resolved AS r
+        LEFT JOIN seen AS s ON s.provider = r.provider AND s.job_ref = r.job_ref""")
+
+
+def success_rates_view() -> View:
+    return View("upload_success_rates", """
+        SELECT j.provider, CAST(COALESCE(j.submitted_at, j.first_seen_at) AS DATE) AS day,
+               COUNT(*) AS jobs,
+               SUM(CASE WHEN j.status = 'succeeded' THEN 1 ELSE 0 END) AS succeeded,
+               SUM(CASE WHEN j.status = 'partial' THEN 1 ELSE 0 END) AS partial,
+               SUM(CASE WHEN j.status = 'failed' THEN 1 ELSE 0 END) AS failed,
+               SUM(CASE WHEN j.status = 'cancelled' THEN 1 ELSE 0 END) AS cancelled,
+               SUM(CASE WHEN NOT j.is_terminal THEN 1 ELSE 0 END) AS in_flight,
+               CAST(SUM(CASE WHEN j.status = 'succeeded' THEN 1 ELSE 0 END) AS DOUBLE)
+                 / NULLIF(SUM(CASE WHEN j.status IN ('succeeded', 'partial', 'failed')
+                                   THEN 1 ELSE 0 END), 0) AS success_rate
+        FROM {ds}.upload_jobs AS j
+        GROUP BY j.provider, CAST(COALESCE(j.submitted_at, j.first_seen_at) AS DATE)""")
+
+
+def platform_results_view() -> View:
+    return View("upload_platform_results", """
+        SELECT up_u.tracked_id AS job_id, up_r.platform,
+               COALESCE(up_r.status, CASE WHEN up_r.success THEN 'completed'
+                                          WHEN NOT up_r.success THEN 'failed' END) AS status,
+               up_r.success, COALESCE(up_r.error_message, up_r.message) AS message,
+               up_r.upload_timestamp AS uploaded_at, up_u.job_ref
+        FROM {ds}.upload_post_uploads AS up_u
+        JOIN {ds}.upload_post_uploads__results AS up_r ON up_r._dlt_parent_id = up_u._dlt_id""")
+
+
+def failures_view(providers: Sequence[Provider]) -> View:
+    """One row per recorded failure reason (a post, a platform, an activity), for reports."""
+    parts = [sql for p in providers if (sql := p.failures_sql())]
+    return View("upload_failures", " UNION ALL ".join(parts) if parts else """
+        SELECT CAST(NULL AS VARCHAR) AS provider, CAST(NULL AS VARCHAR) AS job_id,
+               CAST(NULL AS VARCHAR) AS item, CAST(NULL AS VARCHAR) AS reason WHERE FALSE""")
+
+
+def all_views(providers: Sequence[Provider]) -> list[View]:
+    """In dependency order: each view reads only tables and the views before it."""
+    return [status_map_view(providers), history_view(providers), jobs_view(providers),
+            success_rates_view(), platform_results_view(), failures_view(providers)]
+
+
+def _column_types(pipeline: dlt.Pipeline, providers: Sequence[Provider]
+                  ) -> dict[str, dict[str, str]]:
+    """Column types as the providers declare them, then as dlt's schemas have seen them: the
+    type a missing column's NULL stands in with."""
+    tables: list[tuple[str, Mapping[str, Any]]] = []
+    for p in providers:
+        tables += [(history_table(p), HISTORY_COLUMNS), *p.declared_tables().items()]
+    for schema in pipeline.schemas.values():
+        tables += [(name, table.get("columns", {})) for name, table in schema.tables.items()]
+    types: dict[str, dict[str, str]] = {}
+    for name, columns in tables:
+        for column, spec in columns.items():
+            if spec.get("data_type"):
+                types.setdefault(name, {})[column] = _SQL_TYPES.get(spec["data_type"], "VARCHAR")
+    return types
+
+
+def fill_missing(sql: str, dataset: str, present: dict[str, set[str]],
+                 types: dict[str, dict[str, str]]) -> exp.Expression:
+    """Parse `sql` and replace references to missing dataset tables or columns by typed NULLs.
+
+    Every column of a dataset table must be qualified with that table's alias.
+    """
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    aliases: dict[str, str] = {}  # alias -> dataset table
+    for table in list(tree.find_all(exp.Table)):
+        if table.db == dataset:
+            aliases[table.alias_or_name] = table.name
+    for column in list(tree.find_all(exp.Column)):
+        table_name = aliases.get(column.table)
+        if table_name is None or "*" in present.get(table_name, ()):
+            continue  # not a dataset table, or a view (read whole)
+        if column.name not in present.get(table_name, set()):
+            sql_type = types.get(table_name, {}).get(column.name, "VARCHAR")
+            null: exp.Expression = exp.cast(exp.null(), sql_type, dialect="duckdb")
+            if isinstance(column.parent, exp.Select):  # a bare output column keeps its name
+                null = exp.alias_(null, column.name)
+            column.replace(null)
+    for table in list(tree.find_all(exp.Table)):
+        if table.db == dataset and table.name not in present:
+            # its columns are NULLs now; one row of them, filtered away, keeps the joins valid
+            table.replace(exp.Subquery(this=sqlglot.parse_one("SELECT 1 AS one WHERE FALSE"),
+                                       alias=exp.TableAlias(this=exp.to_identifier(
+                                           table.alias_or_name))))
+    return tree
+
+
+def _storage_columns(pipeline: dlt.Pipeline, tables: Iterable[str]) -> dict[str, set[str]]:
+    with pipeline.destination_client() as client:
+        return {name: set(columns) for name, columns in client.get_storage_tables(tables)
+                if columns}
+
+
+def view_statements(pipeline: dlt.Pipeline, providers: Sequence[Provider] | None = None
+                    ) -> list[tuple[str, str]]:
+    """(view name, CREATE VIEW statement in the destination's dialect) for every view."""
+    providers = providers or [m.PROVIDER for m in provider_modules().values()]
+    dataset = pipeline.dataset_name
+    dialect = pipeline.destination.capabilities().sqlglot_dialect or "duckdb"
+    views = all_views(providers)
+    referenced = set()
+    for view in views:
+        tree = sqlglot.parse_one(view.sql.format(ds=dataset), read="duckdb")
+        referenced |= {t.name for t in tree.find_all(exp.Table) if t.db == dataset}
+    present = _storage_columns(pipeline, sorted(referenced - {v.name for v in views}))
+    present |= {v.name: {"*"} for v in views}  # views are read whole, never column-filled
+    types = _column_types(pipeline, providers)
+    statements = []
+    for view in views:
+        tree = fill_missing(view.sql.format(ds=dataset), dataset, present, types)
+        body = tree.sql(dialect=dialect)
+        target = exp.table_(view.name, db=dataset).sql(dialect=dialect)
+        statements.append((view.name, f"CREATE VIEW {target} AS {body}"))
+    return statements
+
+
+def create_views(pipeline: dlt.Pipeline, providers: Sequence[Provider] | None = None
+                 ) -> list[str]:
+    """Drop and create every view (a replaced view may change its columns' types) in one
+    transaction where the destination has them; returns the names created."""
+    statements = view_statements(pipeline, providers)
+    dialect = pipeline.destination.capabilities().sqlglot_dialect or "duckdb"
+    with pipeline.sql_client() as client, client.begin_transaction():
+        for name, _ in reversed(statements):
+            target = exp.table_(name, db=pipeline.dataset_name).sql(dialect=dialect)
+            client.execute_sql(f"DROP VIEW IF EXISTS {target}")
+        for _, statement in statements:
+            client.execute_sql(statement)
+    return [name for name, _ in statements]
