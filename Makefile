@@ -17,9 +17,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/upload-status demo
 
+# Postgres tests run against UPLOAD_STATUS_TEST_POSTGRES, or a throwaway local server started here
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/pytest -n 2 -q
+	scripts/with-postgres.sh $(BIN)/pytest -n 2 -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

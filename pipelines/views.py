@@ -30,10 +30,8 @@ _SQL_TYPES = {"text": "VARCHAR", "bigint": "BIGINT", "bool": "BOOLEAN", "double"
               "json": "JSON", "time": "TIME", "binary": "BLOB"}
 TERMINAL_LIST = ", ".join(f"'{s}'" for s in sorted(TERMINAL))
 
-JOB_COLUMNS = ("provider", "job_id", "scope_id", "native_status", "status", "is_terminal",
-               "submitted_at", "first_seen_at", "last_seen_at", "finished_at", "items_total",
-               "items_succeeded", "items_failed", "error_message", "job_ref")
-
+# days are UTC days whatever the session's time zone, so every database groups alike
+UTC_DAY = "CAST((COALESCE(j.submitted_at, j.first_seen_at) AT TIME ZONE 'UTC') AS DATE)"
 
 @dataclass(frozen=True)
 class View:
@@ -91,8 +89,8 @@ def jobs_view(providers: Sequence[Provider]) -> View:
 
 
 def success_rates_view() -> View:
-    return View("upload_success_rates", """
-        SELECT j.provider, CAST(COALESCE(j.submitted_at, j.first_seen_at) AS DATE) AS day,
+    return View("upload_success_rates", f"""
+        SELECT j.provider, {UTC_DAY} AS day,
                COUNT(*) AS jobs,
                SUM(CASE WHEN j.status = 'succeeded' THEN 1 ELSE 0 END) AS succeeded,
                SUM(CASE WHEN j.status = 'partial' THEN 1 ELSE 0 END) AS partial,
@@ -102,8 +100,8 @@ def success_rates_view() -> View:
                CAST(SUM(CASE WHEN j.status = 'succeeded' THEN 1 ELSE 0 END) AS DOUBLE)
                  / NULLIF(SUM(CASE WHEN j.status IN ('succeeded', 'partial', 'failed')
                                    THEN 1 ELSE 0 END), 0) AS success_rate
-        FROM {ds}.upload_jobs AS j
-        GROUP BY j.provider, CAST(COALESCE(j.submitted_at, j.first_seen_at) AS DATE)""")
+        FROM {{ds}}.upload_jobs AS j
+        GROUP BY j.provider, {UTC_DAY}""")
 
 
 def platform_results_view() -> View:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +123,57 @@ def query(db_path: Path) -> Callable[[str], list[tuple[Any, ...]]]:
             con.close()
 
     return _query
+
+
+@dataclass
+class Warehouse:
+    """A destination the tests load into and read back with its own driver."""
+
+    name: str
+    pipeline: dlt.Pipeline
+    query: Callable[[str], list[tuple[Any, ...]]]  # `{ds}` stands for the dataset
+
+
+def postgres_dsn() -> str:
+    dsn = os.environ.get("UPLOAD_STATUS_TEST_POSTGRES")
+    if not dsn:
+        if os.environ.get("CI") == "true":
+            pytest.fail("UPLOAD_STATUS_TEST_POSTGRES is not set: run the tests with `make test`")
+        pytest.skip("no PostgreSQL server: `make test` starts one")
+    return dsn
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse(request: pytest.FixtureRequest, tmp_path: Path, db_path: Path
+              ) -> Iterator[Warehouse]:
+    """The same pipeline into a DuckDB file and into a real Postgres server (own schema)."""
+    pipelines_dir = str(tmp_path / "pipelines")
+    if request.param == "duckdb":
+        pipeline = dlt.pipeline("upload_status", destination=dlt.destinations.duckdb(
+            str(db_path)), dataset_name=DATASET, pipelines_dir=pipelines_dir)
+
+        def query_duckdb(sql: str) -> list[tuple[Any, ...]]:
+            con = duckdb.connect(str(db_path), read_only=True)
+            try:
+                return con.execute(sql.replace("{ds}", DATASET)).fetchall()
+            finally:
+                con.close()
+
+        yield Warehouse("duckdb", pipeline, query_duckdb)
+        return
+    import psycopg2
+
+    dsn = postgres_dsn()
+    dataset = f"us_{uuid.uuid4().hex[:12]}"  # parallel tests share the server
+    pipeline = dlt.pipeline("upload_status", destination=dlt.destinations.postgres(credentials=dsn),
+                            dataset_name=dataset, pipelines_dir=pipelines_dir)
+
+    def query_postgres(sql: str) -> list[tuple[Any, ...]]:
+        with psycopg2.connect(dsn) as con, con.cursor() as cur:
+            cur.execute(sql.replace("{ds}", dataset))
+            return [tuple(row) for row in cur.fetchall()]
+
+    yield Warehouse("postgres", pipeline, query_postgres)
+    with psycopg2.connect(dsn) as con, con.cursor() as cur:
+        for schema in (dataset, f"{dataset}_staging"):
+            cur.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
