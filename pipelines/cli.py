@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.runner import RunReport, UsageError, run_providers
+from pipelines.report import Report
+from pipelines.runner import RunReport, UsageError, load_report, run_providers
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Load upload/import job statuses from SaaS APIs into DuckDB or any dlt "
@@ -97,6 +99,91 @@ def track(
         raise typer.Exit(2) from None
     console.print(f"{result.provider}: {result.registered} newly followed, "
                   f"{result.already_followed} already followed")
+
+
+class Format(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def print_report_tables(rep: Report) -> None:
+    """The report as tables a person reads: period totals first, then the detail."""
+    sections = [
+        ("Success rate per provider since " + str(rep.since), rep.totals,
+         ("provider", "jobs", "succeeded", "partial", "failed", "cancelled", "in_flight",
+          "success_rate")),
+        ("Jobs per canonical status", rep.statuses, ("provider", "status", "jobs")),
+        ("Top failure reasons", rep.failure_reasons,
+         ("provider", "reason", "occurrences", "jobs")),
+        (f"Unfinished for more than {rep.stuck_hours:g} hours", rep.stuck,
+         ("provider", "job_id", "scope_id", "status", "native_status", "hours_unfinished")),
+    ]
+    for index, (title, rows, columns) in enumerate(sections):
+        if index == 1:
+            console.print(_per_day_table(rep))
+        table = Table(title=title, title_justify="left")
+        for column in columns:
+            table.add_column(column, justify="left" if column in (
+                "provider", "reason", "job_id", "scope_id", "status", "native_status", "day"
+            ) else "right", overflow="fold")
+        for row in rows:
+            table.add_row(*(_percent(row[c]) if c == "success_rate" else
+                            "" if row.get(c) is None else str(row[c]) for c in columns))
+        if not rows:
+            table.add_row(*(["none"] + [""] * (len(columns) - 1)))
+        console.print(table)
+
+
+def _per_day_table(rep: Report) -> Table:
+    """Days down, providers across: success rate (jobs) in each cell."""
+    providers = sorted({r["provider"] for r in rep.rates})
+    cells = {(r["day"], r["provider"]): r for r in rep.rates}
+    table = Table(title="Success rate (jobs) per day", title_justify="left")
+    table.add_column("day")
+    for provider in providers:
+        table.add_column(provider, justify="right")
+    for day in sorted({r["day"] for r in rep.rates}):
+        table.add_row(str(day), *(
+            f"{_percent(c['success_rate'])} ({c['jobs']})" if (c := cells.get((day, p))) else ""
+            for p in providers))
+    return table
+
+
+@app.command()
+def report(
+    since: Annotated[int, typer.Option(help="Days back to report on.", min=1)] = 30,
+    format: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
+    chart: Annotated[Path | None, typer.Option(
+        help="Also write a PNG chart of success rates and volumes to this file.")] = None,
+    stuck_hours: Annotated[float, typer.Option(
+        help="A job unfinished for longer than this is listed as stuck.", min=0)] = 24.0,
+    top: Annotated[int, typer.Option(help="Failure reasons listed per provider.", min=1)] = 5,
+    destination: Annotated[str | None, typer.Option(help="dlt destination; default duckdb.")
+                           ] = None,
+    dataset: Annotated[str | None, typer.Option(help="Dataset (schema) name.")] = None,
+) -> None:
+    """Success rate per provider and day, statuses, top failure reasons and stuck jobs."""
+    from pipelines.report import write_chart
+
+    try:
+        rep = load_report(destination, dataset, since, stuck_hours, top)
+    except UsageError as exc:
+        err_console.print(f"[bold red]error[/] {exc}")
+        raise typer.Exit(2) from None
+    if format is Format.json:
+        print(rep.to_json())
+    elif format is Format.csv:
+        print(rep.to_csv(), end="")
+    else:
+        print_report_tables(rep)
+    if chart is not None:
+        written = write_chart(rep, chart)
+        err_console.print(f"chart written to {written}")
 
 
 @app.command()

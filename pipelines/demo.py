@@ -7,14 +7,17 @@ import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import dlt
-import duckdb
-from rich.table import Table
+import pendulum
 
-from pipelines.cli import console, print_report
-from pipelines.runner import DEFAULT_DATASET, loader_file_format, run_providers
+from pipelines.cli import console, print_report, print_report_tables
+from pipelines.report import build_report, write_chart
+from pipelines.runner import DEFAULT_DATASET, run_providers
 from pipelines.track import track_jobs
 from simulator import (
     ClearTaxFixture,
@@ -23,10 +26,18 @@ from simulator import (
     Simulator,
     UploadPostFixture,
 )
+from sources.common.tracking import observing_at
 
 DEMO_DB = Path("upload_status_demo.duckdb")
+DEMO_CHART = Path("upload_status_demo.png")
 DEMO_PIPELINES_DIR = Path(".demo")
-DEMO_LOCATIONS = {"loc_north_store": 60, "loc_south_store": 35, "loc_new_store": 0}
+# imports per run and location: a busy store, a quieter one, and one that starts half-way
+DEMO_LOCATIONS = {"loc_north_store": 12, "loc_south_store": 7, "loc_new_store": 5}
+ENTITIES = ["te-mumbai-01", "te-pune-02", "te-delhi-03"]
+MONTH_DAYS, RUN_EVERY_DAYS = 30, 3
+CONFIG_KEYS = {"upload_post": "SOURCES__UPLOAD_POST__REQUEST_IDS",
+               "lobstr": "SOURCES__LOBSTR__UPLOAD_TASK_IDS",
+               "cleartax": "SOURCES__CLEARTAX__ACTIVITIES"}
 
 
 @contextmanager
@@ -43,110 +54,92 @@ def _env(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = old
 
 
-def _demo_fixtures() -> tuple[HighLevelFixture, UploadPostFixture, LobstrFixture,
-                                ClearTaxFixture]:
-    # a page cap below the requested limit, as real servers may impose
-    return (HighLevelFixture(locations=DEMO_LOCATIONS, seed=2026, page_cap=40),
-            UploadPostFixture(), LobstrFixture(), ClearTaxFixture())
+@dataclass
+class Month:
+    """The simulated APIs and the jobs submitted to them over a month."""
+
+    start: datetime
+    highlevel: HighLevelFixture = field(init=False)
+    up: UploadPostFixture = field(init=False)
+    lobstr: LobstrFixture = field(default_factory=LobstrFixture)
+    cleartax: ClearTaxFixture = field(default_factory=ClearTaxFixture)
+
+    def __post_init__(self) -> None:
+        # a page cap below the requested limit, as real servers may impose
+        self.highlevel = HighLevelFixture(locations=dict.fromkeys(DEMO_LOCATIONS, 0), seed=2026,
+                                          page_cap=40, now=self.start)
+        self.up = UploadPostFixture(now=self.start, tick=timedelta(minutes=30))
+
+    @property
+    def fixtures(self) -> tuple[Any, ...]:
+        return self.highlevel, self.up, self.lobstr, self.cleartax
+
+    def submit(self, run: int, moment: datetime) -> dict[str, list[str]]:
+        """Jobs created since the last run; returns the ids a user would `track`."""
+        self.highlevel.now = moment
+        for location, per_run in DEMO_LOCATIONS.items():
+            if location != "loc_new_store" or moment >= self.start + timedelta(days=15):
+                self.highlevel.add_imports(location, per_run, unfinished_share=0.5,
+                                           spread_days=RUN_EVERY_DAYS)
+        self.up.now = moment
+        up_refs = self.up.generate(20, seed=run, days=RUN_EVERY_DAYS)
+        # the async requests a user registers; scheduled jobs are found in the history listing
+        return {"upload_post": [r for r in up_refs if r.startswith("request:")],
+                "lobstr": self.lobstr.generate(15, seed=run),
+                "cleartax": self.cleartax.generate(ENTITIES, 20, seed=run)}
 
 
-def run_demo(fresh: bool = True, runs: int = 3) -> int:
+def run_demo(fresh: bool = True) -> int:
     if fresh:
         DEMO_DB.unlink(missing_ok=True)
         shutil.rmtree(DEMO_PIPELINES_DIR, ignore_errors=True)
-    highlevel, up, lobstr, cleartax = fixtures = _demo_fixtures()
-    up_refs = up.generate(40, seed=2026)
-    lobstr_ids = lobstr.generate(15, seed=2026)
-    activities = cleartax.generate(["te-mumbai-01", "te-pune-02", "te-delhi-03"], 18, seed=2026)
-    with Simulator(*fixtures) as sim, _env({
+    today = datetime.now(timezone.utc).replace(hour=9, minute=0, second=0, microsecond=0)
+    month = Month(start=today - timedelta(days=MONTH_DAYS))
+    with Simulator(*month.fixtures) as sim, _env({
         "SOURCES__HIGHLEVEL__BASE_URL": sim.base_url,
-        "SOURCES__HIGHLEVEL__ACCESS_TOKEN": highlevel.token,
+        "SOURCES__HIGHLEVEL__ACCESS_TOKEN": month.highlevel.token,
         "SOURCES__HIGHLEVEL__LOCATION_IDS": json.dumps(list(DEMO_LOCATIONS)),
         "SOURCES__UPLOAD_POST__BASE_URL": sim.base_url,
-        "SOURCES__UPLOAD_POST__API_KEY": up.token,
+        "SOURCES__UPLOAD_POST__API_KEY": month.up.token,
         "SOURCES__LOBSTR__BASE_URL": sim.base_url,
-        "SOURCES__LOBSTR__API_KEY": lobstr.token,
-        # some ids come from configuration, the rest are registered with `track` below
-        "SOURCES__LOBSTR__UPLOAD_TASK_IDS": json.dumps(lobstr_ids[:5]),
+        "SOURCES__LOBSTR__API_KEY": month.lobstr.token,
         "SOURCES__CLEARTAX__BASE_URL": sim.base_url,
-        "SOURCES__CLEARTAX__AUTH_TOKEN": cleartax.token,
+        "SOURCES__CLEARTAX__AUTH_TOKEN": month.cleartax.token,
     }):
-        console.print(f"Simulator of the four APIs listening on {sim.base_url}")
+        console.print(f"Simulator of the four APIs listening on {sim.base_url}; replaying "
+                      f"{MONTH_DAYS} days with a run every {RUN_EVERY_DAYS} days")
         pipeline = dlt.pipeline("upload_status_demo", destination=dlt.destinations.duckdb(
             str(DEMO_DB)), dataset_name=DEFAULT_DATASET, pipelines_dir=str(DEMO_PIPELINES_DIR))
-        assert loader_file_format(pipeline) == "parquet"
-        # requests still waiting for a platform are not in Upload-Post's history yet: a user
-        # registers the ids their async uploads returned
-        for name, ids in (("upload_post", up_refs[:20]), ("lobstr", lobstr_ids[5:]),
-                          ("cleartax", activities)):
-            result = track_jobs(name, ids, pipeline=pipeline)
-            console.print(f"upload-status track {name} ...: {result.registered} jobs followed")
         exit_code = 0
-        for run in range(1, runs + 1):
+        configured: dict[str, list[str]] = {name: [] for name in CONFIG_KEYS}
+        days = range(RUN_EVERY_DAYS, MONTH_DAYS + 1, RUN_EVERY_DAYS)
+        for run, day in enumerate(days, start=1):
+            moment = month.start + timedelta(days=day)
             if run > 1:
-                # time passes: unfinished jobs progress, a new location gets its first imports
-                sim.advance()
-                if run == 2:
-                    highlevel.add_imports("loc_new_store", 4)
-            sim.clear_log()
-            report = run_providers(pipeline=pipeline)
-            print_report(report, f"Run {run}" + (": first load" if run == 1 else
-                                                 ": after the simulator advanced"))
+                sim.advance()  # jobs submitted earlier move on
+            with observing_at(pendulum.instance(moment)):
+                for name, ids in month.submit(run, moment).items():
+                    if run == 1:  # registered once with `track` ...
+                        track_jobs(name, ids, pipeline=pipeline)
+                    else:  # ... and later through configuration, which costs no extra load
+                        configured[name] += [i.removeprefix("request:") for i in ids]
+                with _env({key: json.dumps(configured[name])
+                           for name, key in CONFIG_KEYS.items()}):
+                    report = run_providers(pipeline=pipeline)
             exit_code = max(exit_code, report.exit_code)
-    show_loaded(DEMO_DB)
-    console.print(f"\nDuckDB file: {DEMO_DB.resolve()} (dataset {DEFAULT_DATASET})")
+            if run in (1, len(days)):
+                print_report(report, f"Run {run} of {len(days)} ({moment:%b %d})")
+            else:
+                console.print(f"Run {run} of {len(days)} ({moment:%b %d}): " + ", ".join(
+                    f"{p.provider} {p.outcome}, {p.requests} requests, "
+                    f"{p.counts['changed'] + p.counts['new']} changed"
+                    for p in report.providers))
+    rep = build_report(pipeline, since_days=MONTH_DAYS + 1, stuck_hours=72,
+                       now=today + timedelta(hours=1))
+    console.rule("upload-status report --since 31 --stuck-hours 72")
+    print_report_tables(rep)
+    write_chart(rep, DEMO_CHART)
+    console.print(f"\nChart: {DEMO_CHART.resolve()}")
+    console.print(f"DuckDB file: {DEMO_DB.resolve()} (dataset {DEFAULT_DATASET}); try "
+                  f"DESTINATION__DUCKDB__CREDENTIALS={DEMO_DB} upload-status report")
     return exit_code
-
-
-def show_loaded(db: Path) -> None:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        ds = DEFAULT_DATASET
-        _print_query(con, "Jobs by provider and canonical status (latest observation)", f"""
-            select provider, status, count(*) as jobs from (
-                select 'highlevel' as provider, job_ref, status, observed_at,
-                       row_number() over (partition by job_ref order by observed_at desc) as n
-                from {ds}.highlevel_status_history
-                union all select 'upload_post', job_ref, canonical_status, polled_at, 1
-                from {ds}.upload_post_uploads
-                union all select 'lobstr', job_ref, canonical_status, polled_at, 1
-                from {ds}.lobstr_upload_tasks
-                union all select 'cleartax', job_ref, canonical_status, polled_at, 1
-                from {ds}.cleartax_upload_activities
-            ) where n = 1 group by all order by provider, jobs desc""")
-        _print_query(con, "Why posts failed (highlevel_csv_posts.error_message)", f"""
-            select error_message, count(*) as posts, count(distinct csv_id) as imports
-            from {ds}.highlevel_csv_posts where error_message is not null
-            group by all order by posts desc""")
-        _print_query(con, "Upload-Post platform failures (upload_post_uploads__results)", f"""
-            select r.platform, r.message, count(*) as uploads
-            from {ds}.upload_post_uploads u
-            join {ds}.upload_post_uploads__results r on r._dlt_parent_id = u._dlt_id
-            where not r.success group by all order by uploads desc""")
-        _print_query(con, "Lobstr rows per finished upload task (lobstr_upload_tasks)", f"""
-            select state, count(*) as tasks, sum(meta__valid) as valid,
-                   sum(meta__invalid) as invalid, sum(meta__duplicates) as duplicates
-            from {ds}.lobstr_upload_tasks where is_terminal group by all""")
-        _print_query(con, "ClearTax aborted activities (cleartax_upload_activities)", f"""
-            select taxable_entity_id, error_message, count(*) as activities
-            from {ds}.cleartax_upload_activities where status = 'ABORTED'
-            group by all order by activities desc""")
-        _print_query(con, "Status changes observed per provider (*_status_history)", f"""
-            select provider, previous_native_status, native_status, count(*) as jobs from (
-                select * from {ds}.highlevel_status_history
-                union all by name select * from {ds}.upload_post_status_history
-                union all by name select * from {ds}.lobstr_status_history
-                union all by name select * from {ds}.cleartax_status_history)
-            group by all order by provider, jobs desc limit 20""")
-    finally:
-        con.close()
-
-
-def _print_query(con: duckdb.DuckDBPyConnection, title: str, sql: str) -> None:
-    cursor = con.execute(sql)
-    table = Table(title=title)
-    for col in cursor.description:
-        table.add_column(col[0])
-    for row in cursor.fetchall():
-        table.add_row(*("" if v is None else str(v) for v in row))
-    console.print(table)

@@ -12,9 +12,11 @@ from dlt.common.configuration.exceptions import (
     ConfigFieldMissingException,
     ConfigValueCannotBeCoercedException,
 )
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines.errors import describe_failure
+from pipelines.report import Report, build_report
 from pipelines.views import create_views
 from sources import provider_modules
 from sources.common.polling import InvalidJobRef
@@ -171,3 +173,18 @@ def _rows_loaded(pipeline: dlt.Pipeline) -> dict[str, int]:
     if normalize is None:
         return {}
     return {t: n for t, n in normalize.row_counts.items() if not t.startswith("_dlt")}
+
+
+def load_report(destination: str | None, dataset: str | None, since_days: int,
+                stuck_hours: float, top: int) -> Report:
+    """The report over what the pipeline has loaded; UsageError when nothing is there yet."""
+    pipeline = make_pipeline(destination, dataset)
+    if pipeline.destination.destination_name == "duckdb" and not Path(
+            duckdb_path(pipeline.dataset_name)).exists():
+        raise UsageError(f"no DuckDB file {duckdb_path(pipeline.dataset_name)} yet: "
+                         "run `upload-status run` first (or set DESTINATION__DUCKDB__CREDENTIALS)")
+    try:
+        return build_report(pipeline, since_days, stuck_hours, top)
+    except DatabaseUndefinedRelation:
+        raise UsageError(f"no views in dataset {pipeline.dataset_name} yet: run "
+                         "`upload-status run` first") from None

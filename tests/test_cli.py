@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import duckdb
+from PIL import Image
 
 from simulator import HighLevelFixture
 
@@ -88,11 +92,55 @@ def test_demo_needs_no_credentials_and_prints_what_it_loaded(tmp_path: Path):
     done = cli("demo", cwd=tmp_path, inherit=no_sources, env={"COLUMNS": "160"})
 
     assert done.returncode == 0, done.stderr
-    assert "Run 3" in done.stdout and "Jobs by provider" in done.stdout
+    assert "Run 10 of 10" in done.stdout and "Top failure reasons" in done.stdout
     db = tmp_path / "upload_status_demo.duckdb"
     for table in ("highlevel_csv_uploads", "upload_post_uploads", "upload_post_history",
                   "lobstr_upload_tasks", "cleartax_upload_activities"):
-        assert count(db, table) > 0, table
+        assert count(db, table) > 100, table  # hundreds of jobs per provider
+    assert_real_chart(tmp_path / "upload_status_demo.png")
+
+
+def assert_real_chart(path: Path) -> None:
+    """A PNG of chart size with lines and bars on it, not an empty canvas."""
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        assert image.size == (1200, 600)
+        colours = image.convert("RGB").getcolors(maxcolors=1_000_000)
+    assert len(colours) > 50
+    assert max(n for n, _ in colours) < 0.9 * 1200 * 600  # not one colour all over
+
+
+def test_report_formats_and_chart_after_a_run(polled_sim, tmp_path: Path):
+    lb = polled_sim.fixtures["lobstr"]
+    ids = [lb.add("a" * 32, ["SUCCESS"]), lb.add("b" * 32, ["FAILURE"]),
+           lb.add("c" * 32, ["PENDING"])]
+    env = {"SOURCES__LOBSTR__UPLOAD_TASK_IDS": json.dumps(ids)}
+    assert cli("run", cwd=tmp_path, env=env).returncode == 0
+
+    as_json = cli("report", "--format", "json", "--stuck-hours", "0", cwd=tmp_path)
+    as_csv = cli("report", "--format", "csv", cwd=tmp_path)
+    as_table = cli("report", "--chart", str(tmp_path / "out" / "rates.png"), cwd=tmp_path,
+                   env={"COLUMNS": "160"})
+
+    assert as_json.returncode == 0, as_json.stderr
+    data = json.loads(as_json.stdout)
+    assert data["totals"] == [{"provider": "lobstr", "jobs": 3, "succeeded": 1, "partial": 0,
+                               "failed": 1, "cancelled": 0, "in_flight": 1,
+                               "success_rate": 0.5}]
+    assert [r["job_id"] for r in data["stuck"]] == ["c" * 32]
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert {r["section"] for r in rows} >= {"totals", "rates", "statuses"}
+    assert next(r for r in rows if r["section"] == "totals")["success_rate"] == "0.5"
+    assert as_table.returncode == 0, as_table.stderr
+    assert "50.0%" in as_table.stdout and "Top failure reasons" in as_table.stdout
+    assert_real_chart(tmp_path / "out" / "rates.png")
+
+
+def test_report_before_any_run_is_a_usage_error(tmp_path: Path):
+    done = cli("report", cwd=tmp_path)
+
+    assert done.returncode == 2
+    assert "run `upload-status run`" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_track_from_arguments_and_a_csv_file_then_run_polls_them(polled_sim, tmp_path: Path):

@@ -262,3 +262,30 @@ def test_no_finished_job_gives_a_null_success_rate(warehouse, polled_sim, monkey
     # the other providers never ran: their parts of the views are empty, not errors
     assert warehouse.query("select count(*) from {ds}.upload_platform_results") == [(0,)]
     assert warehouse.query("select count(distinct provider) from {ds}.upload_jobs") == [(1,)]
+
+
+def test_report_reads_the_same_numbers_from_each_destination(loaded):
+    from pipelines.report import build_report
+
+    scenario, warehouse = loaded
+    jobs = scenario.jobs()
+    expected = defaultdict(Counter)
+    for (provider, _), row in jobs.items():
+        expected[provider][row["status"]] += 1
+
+    rep = build_report(warehouse.pipeline, since_days=60, stuck_hours=0)
+
+    totals = {t["provider"]: t for t in rep.totals}
+    for provider, counts in expected.items():
+        decided = counts["succeeded"] + counts["partial"] + counts["failed"]
+        assert totals[provider]["jobs"] == sum(counts.values())
+        assert totals[provider]["success_rate"] == pytest.approx(counts["succeeded"] / decided)
+    statuses = {(r["provider"], r["status"]): r["jobs"] for r in rep.statuses}
+    assert statuses == {(p, s): n for p, c in expected.items() for s, n in c.items()}
+    reasons = {(r["provider"], r["reason"]): r["occurrences"] for r in rep.failure_reasons}
+    assert reasons[("cleartax", "Invalid GSTIN")] == 1
+    assert reasons[("upload_post", "Banned hashtag")] == 2  # two platforms of one job
+    assert reasons[("upload_post", "Token expired")] == 1
+    assert reasons[("upload_post", NOT_FOUND_MESSAGE)] == 1
+    unfinished = {(p, j) for (p, j), r in jobs.items() if r["status"] not in TERMINAL}
+    assert {(r["provider"], r["job_id"]) for r in rep.stuck} == unfinished

@@ -10,6 +10,8 @@ pair differs from the remembered one (or that is new) yields one history row.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import dlt
@@ -36,6 +38,24 @@ HISTORY_COLUMNS: TTableSchemaColumns = {
 }
 
 
+_clock: ContextVar[pendulum.DateTime | None] = ContextVar("upload_status_clock", default=None)
+
+
+@contextmanager
+def observing_at(moment: pendulum.DateTime) -> Iterator[None]:
+    """Stamp observations made inside with `moment` instead of the wall clock: for replaying
+    a recorded period (the demo's month) with believable first-seen and finished times."""
+    token = _clock.set(moment)
+    try:
+        yield
+    finally:
+        _clock.reset(token)
+
+
+def observation_time() -> pendulum.DateTime:
+    return _clock.get() or pendulum.now("UTC")
+
+
 def history_table(provider: Provider) -> str:
     return f"{provider.name}_status_history"
 
@@ -45,7 +65,7 @@ class StatusTracker:
                  observed_at: pendulum.DateTime | None = None) -> None:
         self.provider = provider
         self.stats = stats
-        self.observed_at = observed_at or pendulum.now("UTC")
+        self.observed_at = observed_at or observation_time()
         self.changes: dict[str, dict[str, Any]] = {}  # job ref -> history row, this run only
 
     @staticmethod
