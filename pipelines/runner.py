@@ -62,7 +62,10 @@ def duckdb_path(dataset: str) -> str:
             f"DuckDB file '{path}' has the same name as the dataset '{dataset}': DuckDB then "
             "cannot tell the catalog from the schema. Set DESTINATION__DUCKDB__CREDENTIALS to a "
             "file with another name, or choose another --dataset.")
-    return path
+    # absolute: dlt would resolve a relative path against the folder of the pipeline's first
+    # run, not the folder the command runs in
+    plain_file = "://" not in path and not path.startswith(":")
+    return str(Path(path).resolve()) if plain_file else path
 
 
 def make_pipeline(destination: str | None = None, dataset: str | None = None,

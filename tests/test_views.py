@@ -4,8 +4,10 @@ from the simulator scenario's own data (never from the views or the code's statu
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter, defaultdict
 from datetime import date, datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -289,3 +291,17 @@ def test_report_reads_the_same_numbers_from_each_destination(loaded):
     assert reasons[("upload_post", NOT_FOUND_MESSAGE)] == 1
     unfinished = {(p, j) for (p, j), r in jobs.items() if r["status"] not in TERMINAL}
     assert {(r["provider"], r["job_id"]) for r in rep.stuck} == unfinished
+
+
+def test_the_guide_sql_runs_on_each_destination(loaded):
+    _, warehouse = loaded
+    guide = (Path(__file__).parents[1] / "docs" / "bi-guide.md").read_text()
+    queries = [q.strip().rstrip(";") for q in re.findall(r"```sql\n(.*?)```", guide, re.S)
+               if q.lstrip().upper().startswith("SELECT")]
+
+    results = [warehouse.query(q.replace("upload_status.", "{ds}.")) for q in queries]
+
+    assert len(queries) == 5
+    success_by_day, reasons, completion, _stuck, platforms = results
+    assert success_by_day and reasons and completion and platforms
+    assert all(p50 <= p90 for *_, p50, p90 in completion)

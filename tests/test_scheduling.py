@@ -1,0 +1,75 @@
+"""The scheduling files we ship: the GitHub Actions workflow and the Airflow DAG parse, name the
+command and the configuration keys that exist, and the dlt script runs as `dlt deploy` needs."""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import yaml
+
+ROOT = Path(__file__).parents[1]
+CRON_FIELD = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*$")
+
+
+def test_github_actions_workflow_is_valid_and_uses_real_keys():
+    text = (ROOT / "examples/github-actions/upload-status.yml").read_text()
+    workflow = yaml.safe_load(text)
+    triggers = workflow[True] if True in workflow else workflow["on"]  # YAML 1.1 reads on: as True
+
+    (schedule,) = triggers["schedule"]
+    fields = schedule["cron"].split()
+    assert len(fields) == 5 and all(CRON_FIELD.match(f) for f in fields)
+    assert "workflow_dispatch" in triggers
+    job = workflow["jobs"]["load"]
+    assert job["runs-on"] and job["timeout-minutes"] > 0
+    steps = job["steps"]
+    assert all(("uses" in s) != ("run" in s) for s in steps)  # each step does one thing
+    commands = " ".join(s.get("run", "") for s in steps)
+    assert "upload-status run" in commands and "upload-status report" in commands
+    keys = {"SOURCES__HIGHLEVEL__ACCESS_TOKEN", "SOURCES__UPLOAD_POST__API_KEY",
+            "SOURCES__LOBSTR__API_KEY", "SOURCES__CLEARTAX__AUTH_TOKEN"}
+    assert keys <= set(job["env"])
+    for key in keys:  # secrets come from the repository's secrets, never from the file
+        assert job["env"][key] == "${{ secrets." + key + " }}"
+    assert workflow["concurrency"]["cancel-in-progress"] is False
+
+
+def test_airflow_dag_parses_and_imports_our_sources():
+    tree = ast.parse((ROOT / "examples/airflow/dag_upload_status.py").read_text())
+    imported = {f"{n.module}.{a.name}" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+                for a in n.names}
+    assert {"sources.highlevel.highlevel_source", "sources.upload_post.upload_post_source",
+            "sources.lobstr.lobstr_source", "sources.cleartax.cleartax_source",
+            "pipelines.views.create_views", "dlt.helpers.airflow_helper.PipelineTasksGroup"
+            } <= imported
+    from sources import cleartax, highlevel, lobstr, upload_post
+
+    assert all(callable(f) for f in (cleartax.cleartax_source, highlevel.highlevel_source,
+                                     lobstr.lobstr_source, upload_post.upload_post_source))
+
+
+def test_dlt_script_loads_what_is_configured_and_creates_views(polled_sim, tmp_path: Path):
+    lobstr = polled_sim.fixtures["lobstr"]
+    lobstr.add("a" * 32, ["SUCCESS"])
+    env = {"SOURCES__LOBSTR__UPLOAD_TASK_IDS": f'["{"a" * 32}"]',
+           "SOURCES__UPLOAD_POST__API_KEY": "wrong-key"}  # fails; the others still load
+
+    done = subprocess.run([sys.executable, str(ROOT / "upload_status_pipeline.py")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **env, "PYTHONPATH": str(ROOT)})
+
+    assert done.returncode == 1, done.stderr
+    assert "highlevel: not configured, skipped" in done.stdout
+    assert "upload_post: failed" in done.stdout and "wrong-key" not in done.stdout
+    con = duckdb.connect(str(tmp_path / "upload_status_data.duckdb"), read_only=True)
+    try:
+        assert con.execute("select provider, status from upload_status.upload_jobs"
+                           ).fetchall() == [("lobstr", "succeeded")]
+    finally:
+        con.close()
