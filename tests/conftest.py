@@ -113,16 +113,18 @@ def run_polled(pipeline: dlt.Pipeline) -> Callable[..., RunReport]:
     return _run
 
 
+def read_duckdb(db_path: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of `sql` (`{ds}` for the dataset) from a DuckDB file, opened read-only."""
+    con = duckdb.connect(str(db_path), read_only=True)
+    try:
+        return con.execute(sql.replace("{ds}", DATASET)).fetchall()
+    finally:
+        con.close()
+
+
 @pytest.fixture
 def query(db_path: Path) -> Callable[[str], list[tuple[Any, ...]]]:
-    def _query(sql: str) -> list[tuple[Any, ...]]:
-        con = duckdb.connect(str(db_path), read_only=True)
-        try:
-            return con.execute(sql.replace("{ds}", DATASET)).fetchall()
-        finally:
-            con.close()
-
-    return _query
+    return lambda sql: read_duckdb(db_path, sql)
 
 
 @dataclass
@@ -151,15 +153,7 @@ def warehouse(request: pytest.FixtureRequest, tmp_path: Path, db_path: Path
     if request.param == "duckdb":
         pipeline = dlt.pipeline("upload_status", destination=dlt.destinations.duckdb(
             str(db_path)), dataset_name=DATASET, pipelines_dir=pipelines_dir)
-
-        def query_duckdb(sql: str) -> list[tuple[Any, ...]]:
-            con = duckdb.connect(str(db_path), read_only=True)
-            try:
-                return con.execute(sql.replace("{ds}", DATASET)).fetchall()
-            finally:
-                con.close()
-
-        yield Warehouse("duckdb", pipeline, query_duckdb)
+        yield Warehouse("duckdb", pipeline, lambda sql: read_duckdb(db_path, sql))
         return
     import psycopg2
 
