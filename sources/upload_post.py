@@ -47,13 +47,20 @@ def _platform_outcome(result: dict[str, Any]) -> bool | None:
     return {"completed": True, "failed": False}.get(status) if isinstance(status, str) else None
 
 
+def _platforms(answer: dict[str, Any]) -> list[tuple[dict[str, Any], bool | None]]:
+    """Each platform result of an answer with its outcome (True ok, False failed, None open)."""
+    results = answer.get("results")
+    if not isinstance(results, list):
+        return []
+    return [(r, _platform_outcome(r)) for r in results if isinstance(r, dict)]
+
+
 def refine(status: str, answer: dict[str, Any]) -> str:
     """A finished request whose platforms did not all succeed is `partial` (some failed) or
     `failed` (all failed), whatever the top-level word says."""
-    results = answer.get("results")
-    if status not in (s.SUCCEEDED, s.FAILED) or not isinstance(results, list):
+    if status not in (s.SUCCEEDED, s.FAILED):
         return status
-    outcomes = {_platform_outcome(r) for r in results if isinstance(r, dict)}
+    outcomes = {ok for _, ok in _platforms(answer)}
     if True in outcomes and False in outcomes:
         return s.PARTIAL
     if outcomes == {False}:
@@ -63,11 +70,10 @@ def refine(status: str, answer: dict[str, Any]) -> str:
 
 def derive(answer: dict[str, Any], status: str) -> dict[str, Any]:
     """Platform counts and the first failure reason, so SQL needs no walk over `results`."""
-    results = answer.get("results")
-    results = [r for r in results if isinstance(r, dict)] if isinstance(results, list) else []
-    outcomes = [_platform_outcome(r) for r in results]
+    platforms = _platforms(answer)
+    outcomes = [ok for _, ok in platforms]
     reason = next((r.get("error_message") or r.get("message")
-                   for r, ok in zip(results, outcomes, strict=True) if ok is False), None)
+                   for r, ok in platforms if ok is False), None)
     if reason is None and status in (s.FAILED, s.PARTIAL, s.NOT_FOUND, s.CANCELLED):
         reason = answer.get("message") or answer.get("error")
     return {"platforms_succeeded": outcomes.count(True), "platforms_failed": outcomes.count(False),
