@@ -15,6 +15,8 @@ from typing import Any
 import dlt
 import sqlglot
 
+from pipelines.views import sql_dialect
+
 FINISHED_OK = ("succeeded", "partial", "failed")
 
 
@@ -51,7 +53,7 @@ class Report:
 
 def _rows(pipeline: dlt.Pipeline, sql: str) -> list[dict[str, Any]]:
     """Run DuckDB-dialect `sql` (with `{ds}`) in the destination's own dialect."""
-    dialect = pipeline.destination.capabilities().sqlglot_dialect or "duckdb"
+    dialect = sql_dialect(pipeline)
     native = sqlglot.transpile(sql.format(ds=pipeline.dataset_name), read="duckdb",
                                write=dialect)[0]
     with pipeline.sql_client() as client, client.execute_query(native) as cursor:

@@ -129,6 +129,11 @@ def all_views(providers: Sequence[Provider]) -> list[View]:
             success_rates_view(), platform_results_view(), failures_view(providers)]
 
 
+def sql_dialect(pipeline: dlt.Pipeline) -> str:
+    """The sqlglot dialect of the pipeline's destination (DuckDB's where dlt names none)."""
+    return pipeline.destination.capabilities().sqlglot_dialect or "duckdb"
+
+
 def _column_types(pipeline: dlt.Pipeline, providers: Sequence[Provider]
                   ) -> dict[str, dict[str, str]]:
     """Column types as the providers declare them, then as dlt's schemas have seen them: the
@@ -187,7 +192,7 @@ def view_statements(pipeline: dlt.Pipeline, providers: Sequence[Provider] | None
     """(view name, CREATE VIEW statement in the destination's dialect) for every view."""
     providers = providers or [m.PROVIDER for m in provider_modules().values()]
     dataset = pipeline.dataset_name
-    dialect = pipeline.destination.capabilities().sqlglot_dialect or "duckdb"
+    dialect = sql_dialect(pipeline)
     views = all_views(providers)
     referenced = set()
     for view in views:
@@ -210,7 +215,7 @@ def create_views(pipeline: dlt.Pipeline, providers: Sequence[Provider] | None = 
     """Drop and create every view (a replaced view may change its columns' types) in one
     transaction where the destination has them; returns the names created."""
     statements = view_statements(pipeline, providers)
-    dialect = pipeline.destination.capabilities().sqlglot_dialect or "duckdb"
+    dialect = sql_dialect(pipeline)
     with pipeline.sql_client() as client, client.begin_transaction():
         for name, _ in reversed(statements):
             target = exp.table_(name, db=pipeline.dataset_name).sql(dialect=dialect)
