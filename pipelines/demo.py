@@ -35,6 +35,7 @@ DEMO_PIPELINES_DIR = Path(".demo")
 DEMO_LOCATIONS = {"loc_north_store": 12, "loc_south_store": 7, "loc_new_store": 5}
 ENTITIES = ["te-mumbai-01", "te-pune-02", "te-delhi-03"]
 MONTH_DAYS, RUN_EVERY_DAYS = 30, 3
+DEMO_RATE_LIMIT = 1000  # HighLevel requests per location per 10 s, simulator and client
 CONFIG_KEYS = {"upload_post": "SOURCES__UPLOAD_POST__REQUEST_IDS",
                "lobstr": "SOURCES__LOBSTR__UPLOAD_TASK_IDS",
                "cleartax": "SOURCES__CLEARTAX__ACTIVITIES"}
@@ -65,9 +66,11 @@ class Month:
     cleartax: ClearTaxFixture = field(default_factory=ClearTaxFixture)
 
     def __post_init__(self) -> None:
-        # a page cap below the requested limit, as real servers may impose
+        # a page cap below the requested limit, as real servers may impose; a month replayed in
+        # seconds would spend most of them inside the documented 100-per-10-s limit, so the
+        # simulator (and the client, below) allow more
         self.highlevel = HighLevelFixture(locations=dict.fromkeys(DEMO_LOCATIONS, 0), seed=2026,
-                                          page_cap=40, now=self.start)
+                                          page_cap=40, now=self.start, rate_max=DEMO_RATE_LIMIT)
         self.up = UploadPostFixture(now=self.start, tick=timedelta(minutes=30))
 
     @property
@@ -99,6 +102,7 @@ def run_demo(fresh: bool = True) -> int:
         "SOURCES__HIGHLEVEL__BASE_URL": sim.base_url,
         "SOURCES__HIGHLEVEL__ACCESS_TOKEN": month.highlevel.token,
         "SOURCES__HIGHLEVEL__LOCATION_IDS": json.dumps(list(DEMO_LOCATIONS)),
+        "SOURCES__HIGHLEVEL__RATE_LIMIT_REQUESTS": str(DEMO_RATE_LIMIT),
         "SOURCES__UPLOAD_POST__BASE_URL": sim.base_url,
         "SOURCES__UPLOAD_POST__API_KEY": month.up.token,
         "SOURCES__LOBSTR__BASE_URL": sim.base_url,

@@ -49,7 +49,7 @@ class RunReport:
         outcomes = {p.outcome for p in self.providers}
         if "config error" in outcomes or outcomes <= {"skipped"}:
             return EXIT_USAGE  # a configuration problem, or nothing configured at all
-        failed = "failed" in outcomes or self.views_error is not None
+        failed = bool(outcomes & {"failed", "partly failed"}) or self.views_error is not None
         return EXIT_PROVIDER_FAILED if failed else EXIT_OK
 
 
@@ -120,7 +120,7 @@ def run_providers(
                 continue
             except InvalidJobRef as exc:
                 stats.outcome = "config error"
-                stats.errors.append(f"{name}: {exc} (configured job ids)")
+                stats.errors.append(f"{name}: {exc}")
                 continue
             except ConfigValueCannotBeCoercedException as exc:
                 stats.outcome = "config error"
@@ -137,7 +137,8 @@ def run_providers(
                 if exc.step == "extract":
                     _drop_partial_extract(pipeline)
                 continue
-            stats.outcome = "loaded"
+            stats.outcome = "partly failed" if stats.failed_parts else "loaded"
+            stats.errors.extend(f"{name}: {part}" for part in stats.failed_parts)
             stats.rows_loaded = _rows_loaded(pipeline)
     if any(p.outcome == "loaded" for p in report.providers):
         refresh_views(pipeline, report)

@@ -38,7 +38,8 @@ class HighLevelFixture:
 
     `page_cap` caps rows per page below the requested `limit` (as a server may);
     `csvs_as_object` answers `results.csvs` as one object per page, as the official schema types
-    it (an empty page is still `[]`).
+    it (an empty page is still `[]`). More than `rate_max` requests for one location within
+    `rate_window` seconds are answered 429, as the documented burst limit is.
     """
 
     name = "highlevel"
@@ -53,8 +54,12 @@ class HighLevelFixture:
         now: datetime | None = None,
         unfinished_share: float = 0.25,
         failure_share: float = 0.2,
+        rate_max: int = RATE_MAX,
+        rate_window: float = RATE_WINDOW_S,
     ) -> None:
         self.token = token
+        self.rate_max = rate_max
+        self.rate_window = rate_window
         self.page_cap = page_cap
         self.csvs_as_object = csvs_as_object
         self.failure_share = failure_share
@@ -154,35 +159,49 @@ class HighLevelFixture:
             Route("DELETE", _LOC + r"/(?P<csv_id>[^/]+)", self._delete),
         ]
 
-    def _guard(self, req: SimRequest, location_id: str) -> Reply | None:
-        """Auth, Version header and location checks shared by every endpoint."""
+    def _guard(self, req: SimRequest, location_id: str) -> Reply | dict[str, str]:
+        """Auth, Version header, rate limit and location checks shared by every endpoint: the
+        error reply, or the rate-limit headers of a request that may go on."""
         if req.header("Authorization") != f"Bearer {self.token}":
             return Reply(401, {"statusCode": 401, "error": "Unauthorized",
                                "message": "Invalid token: access token is invalid"})
         if req.header("Version") != VERSION:
             return Reply(400, {"statusCode": 400, "message": "Bad Request"})
+        headers = self._rate_headers(location_id)
+        if headers is None:
+            return Reply(429, {"statusCode": 429, "message": "Too Many Requests"},
+                         self._headers(location_id, 0))
         if location_id not in self.imports:
             return _unprocessable(f"location {location_id} not found")
-        return None
+        return headers
 
-    def _rate_headers(self, location_id: str) -> dict[str, str]:
+    def _rate_headers(self, location_id: str) -> dict[str, str] | None:
+        """Counts a request in the location's window; None when it is over the limit."""
         now = time.monotonic()
         with self._lock:
-            hits = [t for t in self._hits.get(location_id, []) if now - t < RATE_WINDOW_S]
+            hits = [t for t in self._hits.get(location_id, []) if now - t < self.rate_window]
+            if len(hits) >= self.rate_max:
+                self._hits[location_id] = hits
+                return None
             hits.append(now)
             self._hits[location_id] = hits
+        return self._headers(location_id, self.rate_max - len(hits))
+
+    def _headers(self, location_id: str, remaining: int) -> dict[str, str]:
         return {
-            "X-RateLimit-Max": str(RATE_MAX),
-            "X-RateLimit-Remaining": str(max(RATE_MAX - len(hits), 0)),
-            "X-RateLimit-Interval-Milliseconds": str(int(RATE_WINDOW_S * 1000)),
+            "X-RateLimit-Max": str(self.rate_max),
+            "X-RateLimit-Remaining": str(max(remaining, 0)),
+            "X-RateLimit-Interval-Milliseconds": str(int(self.rate_window * 1000)),
             "X-RateLimit-Limit-Daily": "200000",
             "X-RateLimit-Daily-Remaining": "199000",
         }
 
-    def _paged(self, req: SimRequest, location_id: str) -> tuple[int, int] | Reply:
+    def _paged(self, req: SimRequest, location_id: str
+               ) -> tuple[int, int, dict[str, str]] | Reply:
         """The shared checks, then skip/limit with the page cap applied."""
-        if (bad := self._guard(req, location_id)) is not None:
-            return bad
+        headers = self._guard(req, location_id)
+        if isinstance(headers, Reply):
+            return headers
         try:
             skip = int(req.query.get("skip", "0"))
             limit = int(req.query.get("limit", "10"))
@@ -192,13 +211,13 @@ class HighLevelFixture:
             return _unprocessable("skip must be >= 0 and limit >= 1")
         if self.page_cap:
             limit = min(limit, self.page_cap)
-        return skip, limit
+        return skip, limit, headers
 
     def _list(self, req: SimRequest, location_id: str) -> Reply:
         page = self._paged(req, location_id)
         if isinstance(page, Reply):
             return page
-        skip, limit = page
+        skip, limit, headers = page
         with self._lock:
             rows = self.imports[location_id]
             total = len(rows)
@@ -211,13 +230,13 @@ class HighLevelFixture:
         return Reply(200, {"success": True, "statusCode": 200,
                            "message": "Fetched CSV Upload Status",
                            "results": {"csvs": csvs, "count": total}},
-                     self._rate_headers(location_id))
+                     headers)
 
     def _get_posts(self, req: SimRequest, location_id: str, csv_id: str) -> Reply:
         page = self._paged(req, location_id)
         if isinstance(page, Reply):
             return page
-        skip, limit = page
+        skip, limit, headers = page
         row = next((r for r in self.imports[location_id] if r["_id"] == csv_id), None)
         if row is None:
             return _unprocessable(f"csv {csv_id} not found")
@@ -225,11 +244,12 @@ class HighLevelFixture:
         return Reply(200, {"success": True, "statusCode": 200, "message": "Fetched CSV Post",
                            "results": {"csv": dict(row), "count": len(posts),
                                        "posts": posts[skip: skip + limit]}},
-                     self._rate_headers(location_id))
+                     headers)
 
     def _delete(self, req: SimRequest, location_id: str, csv_id: str) -> Reply:
-        if (bad := self._guard(req, location_id)) is not None:
-            return bad
+        headers = self._guard(req, location_id)
+        if isinstance(headers, Reply):
+            return headers
         with self._lock:
             rows = self.imports[location_id]
             row = next((r for r in rows if r["_id"] == csv_id), None)
@@ -239,7 +259,7 @@ class HighLevelFixture:
         # the documented DELETE answer drops _id and createdAt
         csv = {k: v for k, v in row.items() if k not in ("_id", "createdAt")}
         return Reply(200, {"success": True, "statusCode": 200, "message": "Deleted Post",
-                           "results": {"csv": csv}}, self._rate_headers(location_id))
+                           "results": {"csv": csv}}, headers)
 
 
 def _unprocessable(reason: str) -> Reply:

@@ -10,6 +10,7 @@ from dlt.extract.resource import DltResource
 from sources.common import status as s
 from sources.common.analytics import failure_rows_sql
 from sources.common.polling import InvalidJobRef, JobRef, PolledProvider, check_id, polled_resources
+from sources.common.throttle import RateLimit
 
 
 def parse_activity(text: str) -> JobRef:
@@ -53,6 +54,8 @@ def cleartax_source(
     auth_token: str = dlt.secrets.value,
     activities: Sequence[str] | None = None,
     base_url: str = PROVIDER.base_url,
+    rate_limit_requests: int | None = None,
+    rate_limit_period: float = 1.0,
     full_refresh: bool = False,
 ) -> tuple[DltResource, ...]:
     """Status of every followed upload activity that has not finished yet.
@@ -62,9 +65,12 @@ def cleartax_source(
         activities: `TAXABLE_ENTITY_ID/ACTIVITY_ID` entries to follow besides those registered
             with `upload-status track`.
         base_url: API origin (scheme, host, port).
+        rate_limit_requests / rate_limit_period: at most this many requests in any window of
+            this many seconds (no client-side limit when unset; 429s are retried either way).
         full_refresh: poll finished activities again too.
     """
-    return polled_resources(PROVIDER, auth_token, base_url, activities or [], full_refresh)
+    return polled_resources(PROVIDER, auth_token, base_url, activities or [], full_refresh,
+                            limit=RateLimit.of(rate_limit_requests, rate_limit_period))
 
 
 SOURCE = cleartax_source

@@ -9,6 +9,7 @@ from dlt.extract.resource import DltResource
 
 from sources.common import status as s
 from sources.common.polling import PolledProvider, polled_resources
+from sources.common.throttle import RateLimit
 
 PROVIDER = PolledProvider(
     name="lobstr",
@@ -36,6 +37,8 @@ def lobstr_source(
     api_key: str = dlt.secrets.value,
     upload_task_ids: Sequence[str] | None = None,
     base_url: str = PROVIDER.base_url,
+    rate_limit_requests: int | None = None,
+    rate_limit_period: float = 1.0,
     full_refresh: bool = False,
 ) -> tuple[DltResource, ...]:
     """Status of every followed upload task that has not finished yet.
@@ -44,9 +47,12 @@ def lobstr_source(
         api_key: Lobstr API key, sent as `Authorization: Token ...`.
         upload_task_ids: ids to follow besides those registered with `upload-status track`.
         base_url: API origin (scheme, host, port).
+        rate_limit_requests / rate_limit_period: at most this many requests in any window of
+            this many seconds (no client-side limit when unset; 429s are retried either way).
         full_refresh: poll finished tasks again too.
     """
-    return polled_resources(PROVIDER, api_key, base_url, upload_task_ids or [], full_refresh)
+    return polled_resources(PROVIDER, api_key, base_url, upload_task_ids or [], full_refresh,
+                            limit=RateLimit.of(rate_limit_requests, rate_limit_period))
 
 
 SOURCE = lobstr_source

@@ -17,6 +17,7 @@ from dlt.sources.helpers.rest_client import RESTClient
 
 from sources.common import status as s
 from sources.common.analytics import failure_rows_sql
+from sources.common.bad_input import UNREADABLE
 from sources.common.paginators import PageItemsPaginator
 from sources.common.polling import (
     InvalidJobRef,
@@ -26,6 +27,7 @@ from sources.common.polling import (
     check_id,
     polled_resources,
 )
+from sources.common.throttle import RateLimit
 from sources.common.tracking import StatusTracker
 
 KINDS = ("request", "job")
@@ -183,6 +185,7 @@ def history_discovery(page_size: int, overlap: timedelta, full_refresh: bool
         newest = _timestamp(state.get("history_newest"))
         cutoff = None if full_refresh or newest is None else newest - overlap
         newest_now = newest
+        unreadable_before = tracker.stats.counts[UNREADABLE]
         for page in client.paginate("api/uploadposts/history",
                                     paginator=PageItemsPaginator(limit=limit),
                                     data_selector="history"):
@@ -203,7 +206,9 @@ def history_discovery(page_size: int, overlap: timedelta, full_refresh: bool
             # most recent first: once a page reaches behind the cutoff, the rest is known
             if cutoff is not None and oldest is not None and oldest < cutoff:
                 break
-        if newest_now is not None:
+        # a page that could not be read ends the listing early: the next run must read past
+        # the old mark again, so the mark only moves after a complete read
+        if newest_now is not None and tracker.stats.counts[UNREADABLE] == unreadable_before:
             state["history_newest"] = newest_now.isoformat()
 
     return discover
@@ -218,6 +223,8 @@ def upload_post_source(
     discover_from_history: bool = True,
     history_page_size: int = 100,
     history_overlap_hours: float = 24.0,
+    rate_limit_requests: int | None = None,
+    rate_limit_period: float = 1.0,
     full_refresh: bool = False,
 ) -> tuple[DltResource, ...]:
     """Upload history and the status of every followed request/job that has not finished yet.
@@ -231,12 +238,15 @@ def upload_post_source(
         history_page_size: `limit` asked for (the API accepts 10, 20, 50, 100).
         history_overlap_hours: how far behind the newest event already loaded each run reads
             again, for events recorded late.
+        rate_limit_requests / rate_limit_period: at most this many requests in any window of
+            this many seconds (no client-side limit when unset; 429s are retried either way).
         full_refresh: read the whole history and poll finished jobs again too.
     """
     ids = [f"request:{i}" for i in request_ids or []] + [f"job:{i}" for i in job_ids or []]
     discover = history_discovery(history_page_size, timedelta(hours=history_overlap_hours),
                                  full_refresh) if discover_from_history else None
-    feed, *resources = polled_resources(PROVIDER, api_key, base_url, ids, full_refresh, discover)
+    feed, *resources = polled_resources(PROVIDER, api_key, base_url, ids, full_refresh, discover,
+                                        RateLimit.of(rate_limit_requests, rate_limit_period))
 
     @dlt.transformer(data_from=feed, name="upload_post_history", primary_key="event_key",
                      write_disposition="merge", columns=EVENT_COLUMNS)

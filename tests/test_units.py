@@ -11,6 +11,7 @@ from pipelines.errors import describe_failure, redact
 from sources import cleartax, lobstr, upload_post
 from sources.common.paginators import PageItemsPaginator, SkipLimitPaginator
 from sources.common.polling import InvalidJobRef, JobRef
+from sources.common.throttle import RateLimit, RateLimiter
 from sources.highlevel import PROVIDER
 
 
@@ -161,3 +162,58 @@ def test_history_event_key_is_stable_and_distinguishes_platforms():
     assert upload_post.history_ref({"request_id": "r", "job_id": "j"}) == JobRef(
         "job:j", "j", None, "job")
     assert upload_post.history_ref({"platform": "x"}) is None
+
+
+class _FakeClock:
+    """time.monotonic / time.sleep stand-ins: sleeping moves the clock."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def _max_in_window(starts: list[float], period: float) -> int:
+    return max(sum(1 for t in starts if s <= t < s + period) for s in starts)
+
+
+def test_rate_limiter_never_exceeds_its_window_and_runs_at_the_limit():
+    clock = _FakeClock()
+    limiter = RateLimiter(RateLimit(10, 1.0), clock=clock, sleep=clock.sleep)
+    starts = []
+    for _ in range(95):
+        limiter.acquire("loc1")
+        starts.append(clock.now)
+        clock.now += 0.001  # each request takes a moment
+
+    assert _max_in_window(starts, 1.0) == 10
+    # 95 requests at 10 per second: the last five start in the tenth second, not later
+    assert starts[-1] == pytest.approx(9.004)
+
+
+def test_rate_limiter_keys_are_independent_and_server_pauses_are_obeyed():
+    clock = _FakeClock()
+    limiter = RateLimiter(RateLimit(2, 1.0), clock=clock, sleep=clock.sleep)
+    for key in ("a", "a", "b", "b"):
+        limiter.acquire(key)
+    assert clock.now == 0.0  # two keys, two requests each: no wait
+
+    interval = "X-RateLimit-Interval-Milliseconds"
+    limiter.observe("b", {"X-RateLimit-Remaining": "0", interval: "2500"})
+    limiter.observe("a", {"X-RateLimit-Remaining": "oops", interval: "1"})
+    limiter.acquire("b")
+    assert clock.now == pytest.approx(2.5)
+
+
+def test_no_rate_limit_configured_never_waits():
+    clock = _FakeClock()
+    limiter = RateLimiter(RateLimit.of(0, 10), clock=clock, sleep=clock.sleep)
+    for _ in range(1000):
+        limiter.acquire("x")
+    assert clock.now == 0.0
+    with pytest.raises(ValueError):
+        RateLimit.of(5, 0)

@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 import dlt
 import pendulum
+import requests
 from dlt.common.schema.typing import TTableSchemaColumns
 from dlt.common.typing import TDataItems
 from dlt.extract.hints import make_nested_hints
@@ -31,9 +32,18 @@ from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.auth import APIKeyAuth
 
 from sources.common.analytics import job_rows_sql
+from sources.common.bad_input import (
+    UNREADABLE_BODY,
+    TolerantClient,
+    as_rejects,
+    is_reject,
+    misfit_fields,
+    reject_response,
+)
 from sources.common.provider import Provider
 from sources.common.stats import ProviderStats, counting_session, current_stats
 from sources.common.status import NOT_FOUND, TERMINAL
+from sources.common.throttle import RateLimit
 from sources.common.tracking import HISTORY_COLUMNS, StatusTracker, history_table
 
 PAGE = 100  # sightings per feed page: bounds memory and keeps polled rows flowing to the loader
@@ -191,12 +201,15 @@ class Poller:
         self.tracker = tracker
         self.stats = stats
         self.polled_at = tracker.observed_at
+        self.rejects: list[dict[str, Any]] = []  # answers kept verbatim, loaded by the caller
 
-    def _job_error(self, ref: JobRef, message: str) -> None:
+    def _job_error(self, ref: JobRef, response: requests.Response, message: str) -> None:
         # the job stays unfinished and is polled again next run; the others go on
         self.stats.counts["poll errors"] += 1
         if self.stats.counts["poll errors"] <= _MAX_ERROR_LINES:
             self.stats.errors.append(f"{self.provider.name} {ref.ref}: {message}")
+        self.rejects.append(reject_response(self.stats, response, message, ref.ref,
+                                            self.polled_at))
 
     def poll(self, ref: JobRef) -> dict[str, Any] | None:
         path, params = self.provider.status_request(ref)
@@ -208,14 +221,17 @@ class Poller:
             # provider's run ends here and nothing of it is committed, so nothing is lost
             response.raise_for_status()
         if code != 404 and code not in self.provider.body_codes:
-            self._job_error(ref, f"HTTP {code}: {response.text[:200].strip()}")
+            self._job_error(ref, response, f"HTTP {code}: {response.text[:200].strip()}")
             return None
         try:
             body = response.json()
         except ValueError:
-            self._job_error(ref, f"HTTP {code} with a body that is not JSON")
+            self._job_error(ref, response, f"HTTP {code} with a body that is not JSON")
             return None
         observation = self.provider.read(ref, code, body)
+        if misfits := misfit_fields(observation.record, self.provider.columns):
+            self.stats.counts["bad input"] += 1
+            self.stats.counts["fields kept verbatim (wrong type)"] += len(misfits)
         self.tracker.observe(ref.job_id, observation.native_status, ref.scope_id,
                              observation.status, ref.ref)
         return {**observation.record, "polled_at": self.polled_at}
@@ -248,7 +264,8 @@ def parse_refs(provider: PolledProvider, texts: Iterable[str]) -> list[JobRef]:
 
 def _feed(provider: PolledProvider, tracker: StatusTracker, refs: Sequence[JobRef],
           registered_by: str, client: RESTClient | None, full_refresh: bool,
-          discover: Discover | None) -> DltResource:
+          discover: Discover | None, unreadable: list[dict[str, Any]] | None = None
+          ) -> DltResource:
     """The sightings resource: what to register and what to poll this run."""
     seen: set[str] = set()
 
@@ -275,7 +292,12 @@ def _feed(provider: PolledProvider, tracker: StatusTracker, refs: Sequence[JobRe
         for chunk in _chunks(pending):
             yield [sight(r, "state") for r in chunk]
         if discover is not None:
-            yield from discover(client, tracker, sight)
+            for page in discover(client, tracker, sight):
+                # pages the discovery could not read travel on as sightings to be loaded
+                yield page + [{"reject": r} for r in unreadable]
+                unreadable.clear()
+            if unreadable:
+                yield [{"reject": r} for r in unreadable]
 
     return jobs
 
@@ -301,6 +323,7 @@ def polled_resources(
     config_ids: Iterable[str],
     full_refresh: bool = False,
     discover: Discover | None = None,
+    limit: RateLimit | None = None,
 ) -> tuple[DltResource, ...]:
     """The feed, tracked-jobs, jobs and history resources of one polled provider.
 
@@ -310,23 +333,32 @@ def polled_resources(
     stats.secrets.add(secret)
     refs = parse_refs(provider, config_ids)
     tracker = StatusTracker(provider, stats)
-    client = RESTClient(base_url=base_url, auth=provider.auth(secret),
-                        session=counting_session(stats))
+    unreadable: list[dict[str, Any]] = []
+    client = TolerantClient(
+        base_url=base_url, auth=provider.auth(secret), session=counting_session(stats, limit=limit),
+        on_unreadable=lambda r: unreadable.append(
+            reject_response(stats, r, UNREADABLE_BODY, at=tracker.observed_at)))
     poller = Poller(provider, client, tracker, stats)
-    feed = _feed(provider, tracker, refs, "config", client, full_refresh, discover)
+    feed = _feed(provider, tracker, refs, "config", client, full_refresh, discover, unreadable)
 
     @dlt.transformer(data_from=feed, name=provider.jobs_table, primary_key="job_ref",
                      write_disposition="merge", columns={**POLL_COLUMNS, **provider.columns},
                      nested_hints={path: make_nested_hints(columns=columns)
                                    for path, columns in provider.nested_columns.items()})
-    def job_statuses(sightings: TDataItems) -> Iterator[list[dict[str, Any]]]:
-        """The latest status answer of every job polled (unfinished ones only)."""
+    def job_statuses(sightings: TDataItems) -> Iterator[Any]:
+        """The latest status answer of every job polled (unfinished ones only); answers that
+        cannot be read go to the rejects table."""
         rows = []
         for s in sightings:
-            if s.get("poll"):
+            if s.get("reject"):
+                poller.rejects.append(s["reject"])
+            elif s.get("poll"):
                 ref = JobRef(s["job_ref"], s["tracked_id"], s["scope_id"], s["kind"])
                 if (row := poller.poll(ref)) is not None:
                     rows.append(row)
+        if poller.rejects:
+            yield as_rejects(provider.name, list(poller.rejects))
+            poller.rejects.clear()
         if rows:
             yield rows
 
@@ -334,7 +366,8 @@ def polled_resources(
                      write_disposition="append", columns=HISTORY_COLUMNS)
     def status_history(records: TDataItems) -> Iterator[list[dict[str, Any]]]:
         """One row per job whose status is new or changed since the last run."""
-        rows = [tracker.changes[r["job_ref"]] for r in records if r["job_ref"] in tracker.changes]
+        rows = [tracker.changes[r["job_ref"]] for r in records
+                if not is_reject(r) and r.get("job_ref") in tracker.changes]
         if rows:
             yield rows
 

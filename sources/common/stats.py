@@ -13,6 +13,8 @@ import requests
 from dlt.sources.helpers.requests import Client
 from requests.adapters import HTTPAdapter
 
+from sources.common.throttle import RateLimit, RateLimiter
+
 
 @dataclass
 class ProviderStats:
@@ -22,9 +24,12 @@ class ProviderStats:
     counts: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
     rows_loaded: dict[str, int] = field(default_factory=dict)
-    outcome: str = "not run"  # loaded | failed | skipped | config error
+    outcome: str = "not run"  # loaded | partly failed | failed | skipped | config error
+    # parts of the provider that failed while the rest loaded (a location the API refused)
+    failed_parts: list[str] = field(default_factory=list)
     # credential values of this run, so failure messages can be scrubbed of them
     secrets: set[str] = field(default_factory=set, repr=False)
+    limiter: RateLimiter | None = field(default=None, repr=False)
 
     def count_response(self, response: requests.Response) -> None:
         self.requests += 1
@@ -51,26 +56,45 @@ def collecting(provider: str) -> Iterator[ProviderStats]:
 
 
 class _CountingAdapter(HTTPAdapter):
-    """Sees every HTTP attempt, retries included (dlt retries above the adapter)."""
+    """Sees every HTTP attempt, retries included (dlt retries above the adapter), so the rate
+    limit also spaces out retries."""
 
-    def __init__(self, on_response: Callable[[requests.Response], Any]) -> None:
-        super().__init__(pool_maxsize=50)
+    def __init__(self, on_response: Callable[[requests.Response], Any],
+                 limiter: RateLimiter, key_of: Callable[[str], str]) -> None:
+        super().__init__(pool_maxsize=64)
         self._on_response = on_response
+        self._limiter = limiter
+        self._key_of = key_of
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
              ) -> requests.Response:
+        key = self._key_of(request.url or "")
+        self._limiter.acquire(key)
         response = super().send(request, *args, **kwargs)
+        self._limiter.observe(key, response.headers)
         self._on_response(response)
         return response
 
 
+def is_unreadable(response: requests.Response | None,
+                  exception: BaseException | None = None) -> bool:
+    """A 2xx answer whose body cannot be JSON (an HTML error page sent with 200, a truncated
+    body): retried like a 5xx. Cheap on purpose, every page passes here: JSON ends in } or ]."""
+    if response is None or not 200 <= response.status_code < 300 or not response.content:
+        return False
+    return response.content.rstrip()[-1:] not in (b"}", b"]")
+
+
 def counting_session(stats: ProviderStats,
-                     on_response: Callable[[requests.Response], Any] | None = None
-                     ) -> requests.Session:
-    """dlt's retrying session (backoff, Retry-After, RUNTIME__REQUEST_* settings) that counts
-    every response in `stats` and hands it to `on_response`."""
-    client = Client(raise_for_status=False)
+                     on_response: Callable[[requests.Response], Any] | None = None,
+                     limit: RateLimit | None = None,
+                     key_of: Callable[[str], str] | None = None) -> requests.Session:
+    """dlt's retrying session (backoff, Retry-After, RUNTIME__REQUEST_* settings) that keeps to
+    `limit` per rate-limit key (`key_of(url)`, the provider by default), counts every response in
+    `stats` and hands it to `on_response`."""
+    client = Client(raise_for_status=False, retry_condition=is_unreadable)
     client.configure()
+    stats.limiter = RateLimiter(limit)
 
     def count(response: requests.Response) -> None:
         stats.count_response(response)
@@ -78,7 +102,7 @@ def counting_session(stats: ProviderStats,
             on_response(response)
 
     session = client.session
-    adapter = _CountingAdapter(count)
+    adapter = _CountingAdapter(count, stats.limiter, key_of or (lambda url: stats.provider))
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session

@@ -9,31 +9,67 @@ from urllib.parse import quote, urlsplit
 import dlt
 from dlt.common.typing import TDataItems
 from dlt.extract.resource import DltResource
-from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
-from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
-from requests import HTTPError
+from requests import HTTPError, Response
 
+from sources.common.bad_input import (
+    UNREADABLE_BODY,
+    TolerantClient,
+    as_rejects,
+    is_reject,
+    misfit_fields,
+    reject,
+    reject_response,
+)
 from sources.common.paginators import SkipLimitPaginator
+from sources.common.polling import InvalidJobRef, check_id
 from sources.common.stats import counting_session, current_stats
+from sources.common.throttle import RateLimit
 from sources.common.tracking import HISTORY_COLUMNS, StatusTracker
-from sources.highlevel.settings import API_VERSION, CSV_COLUMNS, POST_COLUMNS, PROVIDER
+from sources.highlevel.settings import (
+    API_VERSION,
+    CSV_COLUMNS,
+    POST_COLUMNS,
+    PROVIDER,
+    RATE_LIMIT,
+)
 
 __all__ = ["PROVIDER", "SOURCE", "highlevel_source"]
 
 
-def _as_list(value: str | Iterable[str]) -> list[str]:
-    """Location ids from TOML/JSON lists or a comma-separated environment variable."""
+def parse_locations(value: str | Iterable[str]) -> list[str]:
+    """Location ids from a TOML/JSON list (or a comma-separated string); InvalidJobRef naming
+    every id that cannot be one (empty, spaces, control characters, a dot segment)."""
     items = value.split(",") if isinstance(value, str) else list(value)
-    return [str(item).strip() for item in items if str(item).strip()]
+    locations, bad = [], []
+    for item in items:
+        try:
+            locations.append(check_id(str(item), "location id"))
+        except InvalidJobRef as exc:
+            bad.append(str(exc))
+    if bad:
+        raise InvalidJobRef(f"invalid location ids: {'; '.join(bad)}")
+    return locations
 
 
-# the column rest_api's include_from_parent adds for the location a page was read from
-PARENT_LOCATION = "_highlevel_locations_location_id"
+def location_of(url: str) -> str:
+    """The rate-limit key of a request: HighLevel limits each location separately."""
+    parts = urlsplit(url).path.split("/")
+    if "social-media-posting" in parts:
+        index = parts.index("social-media-posting") + 1
+        if index < len(parts):
+            return f"location {parts[index]}"
+    return "highlevel"
 
 
-def _items(data: TDataItems) -> list[dict[str, Any]]:
-    return data if isinstance(data, list) else [data]
+def _usable_id(value: Any) -> bool:
+    return isinstance(value, str | int) and not isinstance(value, bool) and str(value) != ""
+
+
+def _imports(data: TDataItems) -> list[dict[str, Any]]:
+    """The imports among a transformer's input (the listing also routes reject rows)."""
+    items = data if isinstance(data, list) else [data]
+    return [i for i in items if isinstance(i, dict) and "_id" in i and not is_reject(i)]
 
 
 @dlt.source(name="highlevel")
@@ -45,6 +81,8 @@ def highlevel_source(
     user_id: str | None = None,
     page_size: int = 100,
     posts_page_size: int = 100,
+    rate_limit_requests: int | None = RATE_LIMIT.requests,
+    rate_limit_period: float = RATE_LIMIT.period,
     full_refresh: bool = False,
 ) -> Iterable[DltResource]:
     """CSV import history of every location, its status changes, and the posts of new or
@@ -56,22 +94,20 @@ def highlevel_source(
         base_url: API origin (scheme, host, port); the documented one by default.
         include_users / user_id: optional filters passed through to the listing call.
         page_size / posts_page_size: `limit` asked for; a smaller server-side cap is handled.
+        rate_limit_requests / rate_limit_period: at most this many requests per location in any
+            window of this many seconds (documented burst limit: 100 per 10 s); 0 turns it off.
         full_refresh: fetch the posts of every import, not only of new or changed ones.
     """
     stats = current_stats(PROVIDER.name)
     stats.secrets.add(access_token)
     tracker = StatusTracker(PROVIDER, stats)
-    session = counting_session(stats, on_response=lambda r: stats.counts.update(
-        ["listing pages" if urlsplit(r.url).path.endswith("/csv") else "post pages"]))
+    locations = parse_locations(location_ids)
+    session = counting_session(
+        stats, on_response=lambda r: stats.counts.update(
+            ["listing pages" if urlsplit(r.url).path.endswith("/csv") else "post pages"]),
+        limit=RateLimit.of(rate_limit_requests, rate_limit_period), key_of=location_of)
     auth = BearerTokenAuth(access_token)
     headers = {"Version": API_VERSION}
-    locations = _as_list(location_ids)
-
-    @dlt.resource(name="highlevel_locations", selected=False)
-    def highlevel_locations() -> Iterator[list[dict[str, str]]]:
-        # one page, as rest_api's dependent resources expect; ids are percent-encoded whole so
-        # no id can change the request path
-        yield [{"location_id": loc, "path_id": quote(loc, safe="")} for loc in locations]
 
     params: dict[str, Any] = {}
     if include_users is not None:
@@ -79,66 +115,89 @@ def highlevel_source(
     if user_id:
         params["userId"] = user_id
 
-    config: RESTAPIConfig = {
-        "client": {"base_url": base_url, "auth": auth, "headers": headers, "session": session},
-        "resources": [
-            highlevel_locations,
-            {
-                "name": "highlevel_csv_uploads",
-                "primary_key": "_id",
-                "write_disposition": "merge",
-                "columns": CSV_COLUMNS,
-                "endpoint": {
-                    "path": "social-media-posting/{resources.highlevel_locations.path_id}/csv",
-                    "params": params,
-                    "paginator": SkipLimitPaginator(limit=page_size),
-                    # an object (as the official schema types it) is wrapped into a one-row page
-                    "data_selector": "results.csvs",
-                },
-                "include_from_parent": ["location_id"],
-            },
-        ],
-    }
-    uploads = next(r for r in rest_api_resources(config) if r.name == "highlevel_csv_uploads")
+    def on_unreadable(response: Response) -> None:
+        pending_rejects.append(reject_response(stats, response, UNREADABLE_BODY,
+                                               at=tracker.observed_at))
 
-    def is_import(record: dict[str, Any]) -> bool:
-        # an empty object stands for "no import" in the object-shaped answer
-        return bool(set(record) - {PARENT_LOCATION})
+    pending_rejects: list[dict[str, Any]] = []
+    client = TolerantClient(base_url=base_url, headers=headers, auth=auth, session=session,
+                            on_unreadable=on_unreadable)
 
-    def observe(record: dict[str, Any]) -> dict[str, Any]:
-        location = record.pop(PARENT_LOCATION, None)
+    def take_rejects() -> Iterator[Any]:
+        if pending_rejects:
+            yield as_rejects(PROVIDER.name, list(pending_rejects))
+            pending_rejects.clear()
+
+    def read_location(location: str) -> Iterator[Any]:
+        """Every listing page of one location: imports to load, rejects kept aside."""
+        path = f"social-media-posting/{quote(location, safe='')}/csv"
+        for page in client.paginate(path, params=params, data_selector="results.csvs",
+                                    paginator=SkipLimitPaginator(limit=page_size)):
+            imports = []
+            for record in page if isinstance(page, list) else [page]:
+                if isinstance(record, dict) and not record:
+                    continue  # an empty object stands for "no import" in the object-shaped answer
+                if not isinstance(record, dict) or not _usable_id(record.get("_id")):
+                    pending_rejects.append(reject(
+                        stats, "import without a usable _id", record, "/" + path,
+                        200, at=tracker.observed_at))
+                    continue
+                imports.append(observe(record, location))
+            yield from take_rejects()
+            if imports:
+                yield imports
+
+    @dlt.resource(name="highlevel_csv_uploads", primary_key="_id", write_disposition="merge",
+                  columns=CSV_COLUMNS)
+    def uploads() -> Iterator[Any]:
+        """The import history of every location, every field kept (ids percent-encoded whole,
+        so no id can change the request path)."""
+        for location in locations:
+            try:
+                yield from read_location(location)
+            except HTTPError as exc:
+                code = exc.response.status_code if exc.response is not None else 0
+                if code in (401, 403, 429) or code >= 500:
+                    raise  # the provider's run ends: a credential, limit or outage problem
+                # one location the API refuses (unknown, no access) does not cost the others
+                stats.failed_parts.append(
+                    f"location {location}: HTTP {code}: {exc.response.text[:200].strip()}")
+            yield from take_rejects()
+
+    def observe(record: dict[str, Any], location: str) -> dict[str, Any]:
         if not record.get("locationId"):
             record["locationId"] = location
-        tracker.observe(str(record.get("_id")), record.get("status"), record.get("locationId"))
+        record["_id"] = str(record["_id"])
+        if misfits := misfit_fields(record, CSV_COLUMNS):
+            stats.counts["bad input"] += 1
+            stats.counts["fields kept verbatim (wrong type)"] += len(misfits)
+        tracker.observe(record["_id"], record.get("status"), record.get("locationId"))
         record["last_seen_at"] = tracker.observed_at
         return record
-
-    uploads.add_filter(is_import).add_map(observe)
 
     @dlt.transformer(data_from=uploads, name="highlevel_status_history",
                      write_disposition="append", columns=HISTORY_COLUMNS)
     def highlevel_status_history(imports: TDataItems) -> Iterator[list[dict[str, Any]]]:
         """One row per import whose status is new or changed since the last run."""
-        rows = [tracker.changes[str(i.get("_id"))] for i in _items(imports)
-                if str(i.get("_id")) in tracker.changes]
+        rows = [tracker.changes[i["_id"]] for i in _imports(imports) if i["_id"] in tracker.changes]
         if rows:
             yield rows
 
-    posts_client = RESTClient(base_url=base_url, headers=headers, auth=auth, session=session)
-
-    def read_posts(location: str, csv_id: str) -> Iterator[list[dict[str, Any]]]:
-        """Every page of one import's posts, each post tagged with its import and position."""
+    def read_posts(location: str, csv_id: str) -> list[dict[str, Any]] | None:
+        """All posts of one import, each tagged with its import and position; None when a page
+        could not be read (the import's posts are then read again next run)."""
         path = f"social-media-posting/{quote(location, safe='')}/csv/{quote(csv_id, safe='')}"
-        index = 0
-        for page in posts_client.paginate(
-            path, paginator=SkipLimitPaginator(limit=posts_page_size),
-            data_selector="results.posts",
-        ):
-            rows = [{"csv_id": csv_id, "location_id": location, "post_index": index + i, **post}
-                    for i, post in enumerate(page)]
-            index += len(rows)
-            stats.counts["posts"] += len(rows)
-            yield rows
+        rows: list[dict[str, Any]] = []
+        unreadable_before = len(pending_rejects)
+        for page in client.paginate(path, paginator=SkipLimitPaginator(limit=posts_page_size),
+                                    data_selector="results.posts"):
+            rows.extend({"csv_id": csv_id, "location_id": location, "post_index": len(rows) + i,
+                         **(post if isinstance(post, dict) else {"value": post})}
+                        for i, post in enumerate(page))
+        if len(pending_rejects) > unreadable_before:
+            return None
+        stats.counts["posts"] += len(rows)
+        return rows
 
     @dlt.transformer(
         data_from=uploads,
@@ -149,21 +208,32 @@ def highlevel_source(
         merge_key="csv_id",
         columns=POST_COLUMNS,
     )
-    def highlevel_csv_posts(imports: TDataItems) -> Iterator[list[dict[str, Any]]]:
-        """Posts (with their error messages) of imports that are new or changed."""
-        for csv in _items(imports):
-            csv_id = str(csv.get("_id"))
-            if not (full_refresh or csv_id in tracker.changes):
+    def highlevel_csv_posts(imports: TDataItems) -> Iterator[Any]:
+        """Posts (with their error messages) of imports that are new or changed, and of those
+        whose posts could not be read before."""
+        unread: dict[str, str] = dlt.current.resource_state().setdefault("posts_unread", {})
+        for csv in _imports(imports):
+            csv_id = csv["_id"]
+            if not (full_refresh or csv_id in tracker.changes or csv_id in unread):
                 continue
             stats.counts["imports with posts fetched"] += 1
             try:
-                yield from read_posts(str(csv["locationId"]), csv_id)
+                posts = read_posts(str(csv["locationId"]), csv_id)
             except HTTPError as exc:
                 # an import deleted between the listing and this call answers 422/404; that
                 # must not cost the other imports their posts
                 if exc.response is None or exc.response.status_code not in (404, 422):
                     raise
                 stats.counts["posts unavailable (import gone)"] += 1
+                unread.pop(csv_id, None)
+                continue
+            yield from take_rejects()
+            if posts is None:
+                unread[csv_id] = str(csv["locationId"])
+                continue
+            unread.pop(csv_id, None)
+            if posts:
+                yield posts
 
     return uploads, highlevel_status_history, highlevel_csv_posts
 

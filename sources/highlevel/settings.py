@@ -7,8 +7,11 @@ from dlt.common.schema.typing import TTableSchemaColumns
 from sources.common import status as s
 from sources.common.analytics import failure_rows_sql, job_rows_sql
 from sources.common.provider import Provider
+from sources.common.throttle import RateLimit
 
 API_VERSION = "2021-07-28"
+# documented burst limit, per app and location: 100 requests in 10 seconds
+RATE_LIMIT = RateLimit(100, 10.0)
 
 # Every documented field is declared so the tables have stable columns even before a value is
 # seen; fields the API adds later still arrive through dlt's schema evolution.

@@ -1,0 +1,136 @@
+"""Answers and records that cannot be loaded as they are: kept verbatim in `<provider>_rejects`,
+counted in the run summary, and never a reason to lose the other records of the run.
+
+- An answer whose body is not JSON (an HTML error page sent with 200, a truncated body) is
+  retried by dlt's client like a 5xx; if it stays unreadable its raw text becomes a reject row
+  and the page counts as empty.
+- A record that cannot be merged (no id, not an object) becomes a reject row.
+- A field whose value does not fit its declared type (a count of "twelve", an unparsable
+  timestamp) is kept: dlt stores it verbatim in a variant column (e.g. `count__v_text`); the
+  summary counts such fields.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import dlt
+import pendulum
+from dlt.common.data_types import coerce_value
+from dlt.common.normalizers.naming.snake_case import NamingConvention
+from dlt.common.schema.typing import TTableSchemaColumns
+from dlt.extract.items import DataItemWithMeta
+from dlt.sources.helpers.rest_client import RESTClient
+from requests import Response
+
+from sources.common.stats import ProviderStats
+
+UNREADABLE_BODY = "unreadable body"  # the reason given to answers that are not JSON
+UNREADABLE = f"rejected: {UNREADABLE_BODY}"  # their counter in the run's stats
+RAW_LIMIT = 20_000  # characters of a rejected body kept; enough to see what the server sent
+_CHECKED_TYPES = frozenset({"bigint", "double", "bool", "timestamp", "date"})
+_naming = NamingConvention()
+
+REJECT_COLUMNS: TTableSchemaColumns = {
+    "reject_key": {"data_type": "text", "nullable": False},
+    "provider": {"data_type": "text"},
+    "endpoint": {"data_type": "text"},  # request path, no query (never a credential)
+    "job_ref": {"data_type": "text"},
+    "reason": {"data_type": "text"},
+    "http_status": {"data_type": "bigint"},
+    "raw": {"data_type": "text"},
+    "rejected_at": {"data_type": "timestamp"},
+}
+
+
+def rejects_table(provider: str) -> str:
+    return f"{provider}_rejects"
+
+
+def reject(stats: ProviderStats, reason: str, raw: Any, endpoint: str = "",
+           http_status: int | None = None, job_ref: str | None = None,
+           at: pendulum.DateTime | None = None) -> dict[str, Any]:
+    """One reject row; counted in the summary (and one line of it kept for the error list)."""
+    text = raw if isinstance(raw, str) else json.dumps(raw, default=str, sort_keys=True)
+    text = text[:RAW_LIMIT]
+    stats.counts["bad input"] += 1
+    stats.counts[f"rejected: {reason}"] += 1
+    at = at or pendulum.now("UTC")
+    key = hashlib.sha256("\x1f".join(
+        [stats.provider, endpoint, job_ref or "", reason, text, at.isoformat()]).encode())
+    return {"reject_key": key.hexdigest()[:32], "provider": stats.provider,
+            "endpoint": endpoint, "job_ref": job_ref, "reason": reason,
+            "http_status": http_status, "raw": text, "rejected_at": at}
+
+
+def reject_response(stats: ProviderStats, response: Response, reason: str,
+                    job_ref: str | None = None, at: pendulum.DateTime | None = None
+                    ) -> dict[str, Any]:
+    return reject(stats, reason, response.text, urlsplit(response.url).path,
+                  response.status_code, job_ref, at)
+
+
+def as_rejects(provider: str, rows: list[dict[str, Any]]) -> DataItemWithMeta:
+    """Reject rows routed to the provider's rejects table from any resource."""
+    hints = dlt.mark.make_hints(table_name=rejects_table(provider), write_disposition="merge",
+                                primary_key="reject_key", columns=REJECT_COLUMNS)
+    return dlt.mark.with_hints(rows, hints, create_table_variant=True)
+
+
+def is_reject(item: Any) -> bool:
+    return isinstance(item, dict) and "reject_key" in item and "raw" in item
+
+
+def misfit_fields(record: Mapping[str, Any], columns: TTableSchemaColumns,
+                  prefix: str = "") -> list[str]:
+    """Declared typed columns whose value in `record` does not fit the type (kept by dlt in a
+    variant column, so they are counted, not dropped); nested objects are checked as dlt
+    flattens them (`meta.valid` is column `meta__valid`)."""
+    misfits = []
+    for key, value in record.items():
+        name = prefix + _naming.normalize_identifier(key)
+        if isinstance(value, dict):
+            misfits.extend(misfit_fields(value, columns, name + "__"))
+            continue
+        column = columns.get(name)
+        data_type = column.get("data_type") if column else None
+        if value is None or data_type not in _CHECKED_TYPES:
+            continue
+        try:
+            coerce_value(data_type, _py_type(value), value)
+        except (ValueError, TypeError, OverflowError):
+            misfits.append(key)
+    return misfits
+
+
+def _py_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "bigint"
+    if isinstance(value, float):
+        return "double"
+    if isinstance(value, dict | list):
+        return "json"
+    return "text"
+
+
+class TolerantClient(RESTClient):
+    """A RESTClient whose pages with an unreadable body (after dlt's retries) count as empty
+    pages: the body is handed to `on_unreadable` (a reject row) and paging of that listing stops
+    there; the other listings go on."""
+
+    def __init__(self, *args: Any, on_unreadable: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_unreadable = on_unreadable
+
+    def extract_response(self, response: Response, data_selector: Any) -> list[Any]:
+        try:
+            return super().extract_response(response, data_selector)
+        except ValueError:
+            self._on_unreadable(response)
+            return []

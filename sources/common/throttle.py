@@ -1,0 +1,88 @@
+"""Client-side rate limits: at most N requests in any window of T seconds, per key.
+
+A key is a provider, or a provider's location where the provider limits per location
+(HighLevel: 100 requests per 10 s per location). The limiter is shared by every thread of a
+provider's run. It also obeys the server: an answer saying no request is left in the current
+interval (HighLevel's `X-RateLimit-Remaining: 0` with `X-RateLimit-Interval-Milliseconds`) pauses
+that key for the interval. 429 answers are retried by dlt's client (Retry-After honoured); the
+limiter exists so that they are rare.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+REMAINING_HEADER = "X-RateLimit-Remaining"
+INTERVAL_HEADER = "X-RateLimit-Interval-Milliseconds"
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    requests: int
+    period: float  # seconds
+
+    @classmethod
+    def of(cls, requests: int | None, period: float | None) -> RateLimit | None:
+        """The limit configured by `requests` per `period` seconds; None (no limit) for 0."""
+        if not requests or requests <= 0:
+            return None
+        if not period or period <= 0:
+            raise ValueError("a rate limit period must be a positive number of seconds")
+        return cls(int(requests), float(period))
+
+
+class RateLimiter:
+    """Sliding-window limiter; `acquire(key)` blocks until a request may start."""
+
+    def __init__(self, limit: RateLimit | None, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.limit = limit
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._starts: dict[str, deque[float]] = {}
+        self._paused_until: dict[str, float] = {}
+        self.waited = 0.0  # seconds spent waiting, all threads together
+
+    def _wait_needed(self, key: str, now: float) -> float:
+        wait = self._paused_until.get(key, 0.0) - now
+        if self.limit is not None:
+            starts = self._starts.setdefault(key, deque())
+            while starts and starts[0] <= now - self.limit.period:
+                starts.popleft()
+            if len(starts) >= self.limit.requests:
+                wait = max(wait, starts[0] + self.limit.period - now)
+        return wait
+
+    def acquire(self, key: str) -> None:
+        while True:
+            with self._lock:
+                now = self._clock()
+                wait = self._wait_needed(key, now)
+                if wait <= 0:
+                    if self.limit is not None:
+                        self._starts[key].append(now)
+                    return
+                self.waited += wait
+            self._sleep(wait)
+
+    def pause(self, key: str, seconds: float) -> None:
+        """No request for `key` before `seconds` from now (the server's own accounting)."""
+        with self._lock:
+            until = self._clock() + seconds
+            self._paused_until[key] = max(self._paused_until.get(key, 0.0), until)
+
+    def observe(self, key: str, headers: Mapping[str, str]) -> None:
+        """Pause `key` when the server says nothing is left in its current interval."""
+        remaining, interval = headers.get(REMAINING_HEADER), headers.get(INTERVAL_HEADER)
+        if remaining is None or interval is None:
+            return
+        try:
+            if int(remaining) <= 0:
+                self.pause(key, int(interval) / 1000)
+        except ValueError:
+            return  # a malformed header is no reason to fail a request that succeeded
