@@ -48,6 +48,11 @@ def print_report(report: RunReport, title: str = "Run summary") -> None:
                 err_console.print(f"[yellow]skipped[/] {error}")
             else:
                 err_console.print(f"[bold red]error[/] {error}")
+    if report.resumed:
+        console.print(f"  finished loading {report.resumed} package(s) of an interrupted run; "
+                      f"{report.reloaded_rows_removed} row(s) it had loaded twice removed")
+    if report.resume_error:
+        err_console.print(f"[bold red]error[/] {report.resume_error}")
     if report.views:
         console.print(f"  views: {', '.join(report.views)}")
     if report.views_error:

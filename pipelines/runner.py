@@ -43,13 +43,17 @@ class RunReport:
     dataset: str = ""
     views: list[str] = field(default_factory=list)  # views created after the loads
     views_error: str | None = None
+    resumed: int = 0  # packages of an interrupted earlier run loaded first
+    resume_error: str | None = None
+    reloaded_rows_removed: int = 0
 
     @property
     def exit_code(self) -> int:
         outcomes = {p.outcome for p in self.providers}
         if "config error" in outcomes or outcomes <= {"skipped"}:
             return EXIT_USAGE  # a configuration problem, or nothing configured at all
-        failed = bool(outcomes & {"failed", "partly failed"}) or self.views_error is not None
+        failed = (bool(outcomes & {"failed", "partly failed"}) or self.views_error is not None
+                  or self.resume_error is not None)
         return EXIT_PROVIDER_FAILED if failed else EXIT_OK
 
 
@@ -102,6 +106,7 @@ def run_providers(
     pipeline = pipeline or make_pipeline(destination, dataset)
     report = RunReport(destination=pipeline.destination.destination_name,
                        dataset=pipeline.dataset_name)
+    finish_interrupted(pipeline, report)
     for name in names or list(modules):
         module = modules[name]
         with collecting(name) as stats:
@@ -143,6 +148,59 @@ def run_providers(
     if any(p.outcome == "loaded" for p in report.providers):
         refresh_views(pipeline, report)
     return report
+
+
+def finish_interrupted(pipeline: dlt.Pipeline, report: RunReport) -> None:
+    """Load what an interrupted run (killed, out of power) extracted but did not finish loading.
+
+    Its state was committed with its data, so this run's extract starts from it; dlt's `run`
+    would load such packages and then skip the new extract, so they are finished here first.
+    Merge keys (history rows included) make loading a package again harmless.
+    """
+    if not pipeline.has_pending_data:
+        return
+    try:
+        pipeline.normalize()  # the file format was chosen when the package was extracted
+        info = pipeline.load()
+        report.resumed = len(info.loads_ids)
+    except PipelineStepFailed as exc:
+        report.resume_error = f"loading the packages of an interrupted run failed: {exc}"
+        return
+    report.reloaded_rows_removed = remove_reloaded_rows(pipeline)
+
+
+# a row loaded twice keeps its dlt row id (_dlt_id): keep the physically first copy
+_DEDUP_SQL = {
+    "duckdb": "DELETE FROM {t} WHERE rowid IN (SELECT rowid FROM (SELECT rowid, ROW_NUMBER() "
+              "OVER (PARTITION BY _dlt_id ORDER BY rowid) AS n FROM {t}) AS d WHERE d.n > 1)",
+}
+
+
+def remove_reloaded_rows(pipeline: dlt.Pipeline) -> int:
+    """Remove rows a resumed package loaded twice; returns how many.
+
+    A load killed after a job copied its file into a staging table but before dlt recorded the
+    job as done runs that job again on resume, so the staging table holds those rows twice with
+    the same row id. dlt's merge deduplicates by primary key only for tables without nested
+    tables; for a table with nested ones (posts and their media) both copies reach the final
+    table. Rows sharing a `_dlt_id` are the same row by construction, so the later copy goes.
+    Only DuckDB needs this: Postgres declares `_dlt_id` unique, so it refuses a second copy
+    (the resumed load then fails loudly instead); other destinations are left as they are.
+    """
+    template = _DEDUP_SQL.get(pipeline.destination.destination_name)
+    if template is None:
+        return 0
+    removed = 0
+    with pipeline.sql_client() as client:
+        for schema in pipeline.schemas.values():
+            for table in schema.data_table_names(seen_data_only=True):
+                if "_dlt_id" not in schema.get_table_columns(table):
+                    continue
+                name = client.make_qualified_table_name(table)
+                before = client.execute_sql(f"SELECT COUNT(*) FROM {name}")[0][0]
+                client.execute_sql(template.format(t=name))
+                removed += before - client.execute_sql(f"SELECT COUNT(*) FROM {name}")[0][0]
+    return removed
 
 
 def refresh_views(pipeline: dlt.Pipeline, report: RunReport) -> None:

@@ -76,14 +76,31 @@ class LoggedRequest:
 
 @dataclass
 class Fault:
-    """Answer `times` matching requests with `status` instead of the fixture's reply."""
+    """Answer `times` matching requests with `status` instead of the fixture's reply; with
+    `status` None the fixture answers, after `delay` seconds. `arrived` is set when a matching
+    request comes in (a test can act while the client waits: kill it, say). `body` bytes are
+    sent as they are (an HTML page, a truncated document)."""
 
-    status: int
+    status: int | None
     path_pattern: str = ".*"
     times: int = 1
     retry_after: str | None = None
     body: Any = None
     method: str | None = None
+    delay: float = 0.0
+    content_type: str | None = None
+    arrived: threading.Event = field(default_factory=threading.Event)
+
+
+    def reply(self) -> Reply | None:
+        if self.status is None:
+            return None
+        headers = {"Retry-After": self.retry_after} if self.retry_after else {}
+        if self.content_type:
+            headers["Content-Type"] = self.content_type
+        body = self.body if self.body is not None else {
+            "statusCode": self.status, "message": HTTPStatus(self.status).phrase}
+        return Reply(self.status, body, headers)
 
 
 class Simulator:
@@ -158,7 +175,12 @@ class Simulator:
             if params is not None:
                 provider, route_match = name, (route, params)
                 break
-        reply = self._take_fault(req)
+        fault = self._take_fault(req)
+        reply = None
+        if fault is not None:
+            fault.arrived.set()
+            time.sleep(fault.delay)
+            reply = fault.reply()
         if reply is None:
             if route_match is None:
                 reply = Reply(404, {"error": "no such endpoint", "path": req.path})
@@ -170,19 +192,14 @@ class Simulator:
                 provider, req.method, req.path, dict(req.query), reply.status, time.time()))
         return provider, reply
 
-    def _take_fault(self, req: SimRequest) -> Reply | None:
+    def _take_fault(self, req: SimRequest) -> Fault | None:
         with self._lock:
             for fault in self.faults:
                 if fault.times <= 0 or (fault.method and fault.method != req.method):
                     continue
                 if re.fullmatch(fault.path_pattern, req.path):
                     fault.times -= 1
-                    headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-                    body = fault.body if fault.body is not None else {
-                        "statusCode": fault.status,
-                        "message": HTTPStatus(fault.status).phrase,
-                    }
-                    return Reply(fault.status, body, headers)
+                    return fault
         return None
 
 

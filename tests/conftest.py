@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,6 +26,19 @@ from simulator import (
 )
 
 DATASET = "upload_status"
+REPO = Path(__file__).parents[1]
+
+
+def cli(*args: str, cwd: Path, env: dict[str, str] | None = None,
+        inherit: dict[str, str] | None = None, script: str | None = None
+        ) -> subprocess.CompletedProcess[str]:
+    """Run the command in a process of its own; `inherit` replaces os.environ as its base;
+    `script` runs a test wrapper of the command instead of the command itself."""
+    base = os.environ if inherit is None else inherit
+    program = [str(REPO / "tests" / script)] if script else ["-m", "pipelines.cli"]
+    return subprocess.run([sys.executable, *program, *args], cwd=cwd,
+                          env={**base, "PYTHONPATH": str(REPO), **(env or {})},
+                          capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(autouse=True)

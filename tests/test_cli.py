@@ -6,26 +6,15 @@ import csv
 import io
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
+from conftest import cli
 from PIL import Image
 
 from simulator import HighLevelFixture
 
 SECRET = "tok-DISTINCTIVE-9b2e77-never-in-output"
-
-
-def cli(*args: str, cwd: Path, env: dict[str, str] | None = None,
-        inherit: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the command in a process of its own; `inherit` replaces os.environ as its base."""
-    base = os.environ if inherit is None else inherit
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=cwd,
-                          env={**base, "PYTHONPATH": str(Path(__file__).parents[1]),
-                               **(env or {})},
-                          capture_output=True, text=True, timeout=300)
 
 
 def count(db: Path, table: str) -> int:

@@ -44,7 +44,7 @@ from sources.common.provider import Provider
 from sources.common.stats import ProviderStats, counting_session, current_stats
 from sources.common.status import NOT_FOUND, TERMINAL
 from sources.common.throttle import RateLimit
-from sources.common.tracking import HISTORY_COLUMNS, StatusTracker, history_table
+from sources.common.tracking import HISTORY_HINTS, StatusTracker, history_table
 
 PAGE = 100  # sightings per feed page: bounds memory and keeps polled rows flowing to the loader
 _MAX_ERROR_LINES = 20  # per-job error lines kept for the summary; the count is always exact
@@ -363,7 +363,7 @@ def polled_resources(
             yield rows
 
     @dlt.transformer(data_from=job_statuses, name=history_table(provider),
-                     write_disposition="append", columns=HISTORY_COLUMNS)
+                     **HISTORY_HINTS)
     def status_history(records: TDataItems) -> Iterator[list[dict[str, Any]]]:
         """One row per job whose status is new or changed since the last run."""
         rows = [tracker.changes[r["job_ref"]] for r in records

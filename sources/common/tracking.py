@@ -9,6 +9,7 @@ pair differs from the remembered one (or that is new) yields one history row.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -24,6 +25,8 @@ from sources.common.status import TERMINAL
 
 # one row per observed status change, the same shape for every provider
 HISTORY_COLUMNS: TTableSchemaColumns = {
+    # one observation of one job: a load retried after a crash inserts no second row
+    "change_key": {"data_type": "text", "nullable": False},
     "provider": {"data_type": "text", "nullable": False},
     "job_id": {"data_type": "text", "nullable": False},
     "job_ref": {"data_type": "text"},
@@ -36,6 +39,13 @@ HISTORY_COLUMNS: TTableSchemaColumns = {
     "previous_native_status": {"data_type": "text"},
     "observed_at": {"data_type": "timestamp", "nullable": False},
 }
+
+
+# one row per change_key whatever happens: a package loaded again after a crash re-runs jobs
+# whose rows may already be in the staging table, and only delete-insert (not insert-only)
+# removes such duplicates within the staging rows too
+HISTORY_HINTS: dict[str, Any] = {
+    "columns": HISTORY_COLUMNS, "primary_key": "change_key", "write_disposition": "merge"}
 
 
 _clock: ContextVar[pendulum.DateTime | None] = ContextVar("upload_status_clock", default=None)
@@ -116,7 +126,10 @@ class StatusTracker:
             return None
         self.stats.counts["new" if previous is None else "changed"] += 1
         jobs[job_ref] = [native, status]
+        key = "\x1f".join([self.provider.name, job_ref, str(native), status,
+                            self.observed_at.isoformat()])
         row = {
+            "change_key": hashlib.sha256(key.encode()).hexdigest()[:32],
             "provider": self.provider.name,
             "job_id": job_id,
             "job_ref": job_ref,

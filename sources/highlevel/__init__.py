@@ -25,7 +25,7 @@ from sources.common.paginators import SkipLimitPaginator
 from sources.common.polling import InvalidJobRef, check_id
 from sources.common.stats import counting_session, current_stats
 from sources.common.throttle import RateLimit
-from sources.common.tracking import HISTORY_COLUMNS, StatusTracker
+from sources.common.tracking import HISTORY_HINTS, StatusTracker
 from sources.highlevel.settings import (
     API_VERSION,
     CSV_COLUMNS,
@@ -176,7 +176,7 @@ def highlevel_source(
         return record
 
     @dlt.transformer(data_from=uploads, name="highlevel_status_history",
-                     write_disposition="append", columns=HISTORY_COLUMNS)
+                     **HISTORY_HINTS)
     def highlevel_status_history(imports: TDataItems) -> Iterator[list[dict[str, Any]]]:
         """One row per import whose status is new or changed since the last run."""
         rows = [tracker.changes[i["_id"]] for i in _imports(imports) if i["_id"] in tracker.changes]
