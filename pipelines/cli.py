@@ -106,6 +106,45 @@ def track(
                   f"{result.already_followed} already followed")
 
 
+@app.command("highlevel-prune")
+def highlevel_prune(
+    location: Annotated[str, typer.Option(help="HighLevel location id.")],
+    status: Annotated[list[str] | None, typer.Option(
+        help="Only imports with this status (repeatable), e.g. failed.")] = None,
+    older_than: Annotated[float | None, typer.Option(
+        help="Only imports created more than this many days ago.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Delete; without it nothing is deleted.")
+                   ] = False,
+    destination: Annotated[str | None, typer.Option(help="dlt destination; default duckdb.")
+                           ] = None,
+    dataset: Annotated[str | None, typer.Option(help="Dataset (schema) name.")] = None,
+) -> None:
+    """Delete HighLevel CSV import records matching every filter (lists them without --yes)."""
+    from pipelines.prune import prune
+
+    try:
+        result = prune(location, status or [], older_than, yes, destination, dataset)
+    except UsageError as exc:
+        err_console.print(f"[bold red]error[/] {exc}")
+        raise typer.Exit(2) from None
+    table = Table(title=f"Imports of {location} matching every filter: {len(result.matches)}")
+    for column in ("_id", "status", "createdAt", "fileName", "outcome"):
+        table.add_column(column)
+    outcomes = {o["csv_id"]: f"{o['outcome']} (HTTP {o['http_status']})" for o in result.outcomes}
+    for m in result.matches:
+        table.add_row(str(m["_id"]), str(m.get("status")), str(m.get("createdAt")),
+                      str(m.get("fileName")), outcomes.get(str(m["_id"]), "-"))
+    console.print(table)
+    if not yes:
+        console.print(f"dry run: {len(result.matches)} would be deleted, nothing was deleted "
+                      "(add --yes to delete)")
+        return
+    done = len(result.outcomes) - len(result.failed)
+    console.print(f"{done} deleted or already gone, {len(result.failed)} failed; the deletions "
+                  "are recorded as cancelled in the history")
+    raise typer.Exit(1 if result.failed else 0)
+
+
 class Format(str, Enum):
     table = "table"
     csv = "csv"

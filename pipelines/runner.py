@@ -142,8 +142,10 @@ def run_providers(
                 if exc.step == "extract":
                     _drop_partial_extract(pipeline)
                 continue
-            stats.outcome = "partly failed" if stats.failed_parts else "loaded"
-            stats.errors.extend(f"{name}: {part}" for part in stats.failed_parts)
+            stats.outcome = ("config error" if stats.config_errors else
+                             "partly failed" if stats.failed_parts else "loaded")
+            stats.errors.extend(f"{name}: {part}" for part in
+                                stats.config_errors + stats.failed_parts)
             stats.rows_loaded = _rows_loaded(pipeline)
     if any(p.outcome == "loaded" for p in report.providers):
         refresh_views(pipeline, report)

@@ -111,7 +111,7 @@ class HighLevelFixture:
     def find(self, csv_id: str) -> dict[str, Any] | None:
         for rows in self.imports.values():
             for row in rows:
-                if row["_id"] == csv_id:
+                if row.get("_id") == csv_id:
                     return row
         return None
 
@@ -134,10 +134,14 @@ class HighLevelFixture:
 
     def posts(self, row: dict[str, Any]) -> list[dict[str, Any]]:
         """The posts of one import, derived from its id so repeated reads agree."""
-        rng = random.Random(row["_id"])
-        created = datetime.fromisoformat(row["createdAt"].replace("Z", "+00:00"))
+        rng = random.Random(row.get("_id"))
+        try:  # a test may have broken the stored record on purpose
+            created = datetime.fromisoformat(str(row.get("createdAt")).replace("Z", "+00:00"))
+        except ValueError:
+            created = self.now
+        count = row.get("count")
         out = []
-        for i in range(int(row.get("count") or 0)):
+        for i in range(count if isinstance(count, int) else 0):
             post: dict[str, Any] = {
                 "accountIds": row["accountIds"][: rng.randint(1, len(row["accountIds"]))],
                 "medias": [{"url": f"https://media.example.invalid/{row['_id']}/{i}.png",
@@ -237,7 +241,7 @@ class HighLevelFixture:
         if isinstance(page, Reply):
             return page
         skip, limit, headers = page
-        row = next((r for r in self.imports[location_id] if r["_id"] == csv_id), None)
+        row = next((r for r in self.imports[location_id] if r.get("_id") == csv_id), None)
         if row is None:
             return _unprocessable(f"csv {csv_id} not found")
         posts = self.posts(row)
@@ -252,7 +256,7 @@ class HighLevelFixture:
             return headers
         with self._lock:
             rows = self.imports[location_id]
-            row = next((r for r in rows if r["_id"] == csv_id), None)
+            row = next((r for r in rows if r.get("_id") == csv_id), None)
             if row is None:
                 return _unprocessable(f"csv {csv_id} not found")
             rows.remove(row)

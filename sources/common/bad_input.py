@@ -74,10 +74,18 @@ def reject_response(stats: ProviderStats, response: Response, reason: str,
                   response.status_code, job_ref, at)
 
 
-def as_rejects(provider: str, rows: list[dict[str, Any]]) -> DataItemWithMeta:
-    """Reject rows routed to the provider's rejects table from any resource."""
+def as_rejects(provider: str, rows: list[dict[str, Any]],
+               resource_columns: TTableSchemaColumns) -> DataItemWithMeta:
+    """Reject rows routed to the provider's rejects table from the resource that found them.
+
+    dlt starts a table variant from the resource's own hints: its required columns (an id a
+    reject may lack) are relaxed for the rejects table.
+    """
+    relaxed: TTableSchemaColumns = {
+        name: {"name": name, "nullable": True, "primary_key": False}
+        for name, column in resource_columns.items() if column.get("nullable") is False}
     hints = dlt.mark.make_hints(table_name=rejects_table(provider), write_disposition="merge",
-                                primary_key="reject_key", columns=REJECT_COLUMNS)
+                                primary_key="reject_key", columns={**relaxed, **REJECT_COLUMNS})
     return dlt.mark.with_hints(rows, hints, create_table_variant=True)
 
 

@@ -249,16 +249,22 @@ def _chunks(items: Iterable[Any], size: int = PAGE) -> Iterator[list[Any]]:
         yield chunk
 
 
-def parse_refs(provider: PolledProvider, texts: Iterable[str]) -> list[JobRef]:
-    """Every id parsed; InvalidJobRef naming each bad one (so one message fixes them all)."""
+def split_refs(provider: PolledProvider, texts: Iterable[str]) -> tuple[list[JobRef], str]:
+    """The valid ids parsed, and a message naming each invalid one ("" when none is)."""
     refs, bad = [], []
     for text in texts:
         try:
             refs.append(provider.parse_ref(text))
         except InvalidJobRef as exc:
             bad.append(f"{text!r} ({exc})")
+    return refs, f"invalid {provider.name} job ids: {'; '.join(bad)}" if bad else ""
+
+
+def parse_refs(provider: PolledProvider, texts: Iterable[str]) -> list[JobRef]:
+    """Every id parsed; InvalidJobRef naming each bad one (so one message fixes them all)."""
+    refs, bad = split_refs(provider, texts)
     if bad:
-        raise InvalidJobRef(f"invalid {provider.name} job ids: {'; '.join(bad)}")
+        raise InvalidJobRef(bad)
     return refs
 
 
@@ -327,11 +333,13 @@ def polled_resources(
 ) -> tuple[DltResource, ...]:
     """The feed, tracked-jobs, jobs and history resources of one polled provider.
 
-    Raises InvalidJobRef (before any request) when a configured id is not a valid job id.
+    Configured ids that cannot be job ids are skipped and reported as configuration errors.
     """
     stats = current_stats(provider.name)
     stats.secrets.add(secret)
-    refs = parse_refs(provider, config_ids)
+    refs, bad = split_refs(provider, config_ids)
+    if bad:  # the valid ones still load; the run ends with the configuration error (exit 2)
+        stats.config_errors.append(f"{bad} (skipped; fix them in the configuration)")
     tracker = StatusTracker(provider, stats)
     unreadable: list[dict[str, Any]] = []
     client = TolerantClient(
@@ -357,7 +365,8 @@ def polled_resources(
                 if (row := poller.poll(ref)) is not None:
                     rows.append(row)
         if poller.rejects:
-            yield as_rejects(provider.name, list(poller.rejects))
+            yield as_rejects(provider.name, list(poller.rejects),
+                             {**POLL_COLUMNS, **provider.columns})
             poller.rejects.clear()
         if rows:
             yield rows

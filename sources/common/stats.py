@@ -27,6 +27,8 @@ class ProviderStats:
     outcome: str = "not run"  # loaded | partly failed | failed | skipped | config error
     # parts of the provider that failed while the rest loaded (a location the API refused)
     failed_parts: list[str] = field(default_factory=list)
+    # configuration mistakes that did not stop the run (invalid configured ids, skipped)
+    config_errors: list[str] = field(default_factory=list)
     # credential values of this run, so failure messages can be scrubbed of them
     secrets: set[str] = field(default_factory=set, repr=False)
     limiter: RateLimiter | None = field(default=None, repr=False)

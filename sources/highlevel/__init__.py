@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import dlt
+from dlt.common.schema.typing import TTableSchemaColumns
 from dlt.common.typing import TDataItems
 from dlt.extract.resource import DltResource
 from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
@@ -123,9 +124,10 @@ def highlevel_source(
     client = TolerantClient(base_url=base_url, headers=headers, auth=auth, session=session,
                             on_unreadable=on_unreadable)
 
-    def take_rejects() -> Iterator[Any]:
+    def take_rejects(columns: TTableSchemaColumns = CSV_COLUMNS) -> Iterator[Any]:
+        """Rejects found so far, from the resource declaring `columns`."""
         if pending_rejects:
-            yield as_rejects(PROVIDER.name, list(pending_rejects))
+            yield as_rejects(PROVIDER.name, list(pending_rejects), columns)
             pending_rejects.clear()
 
     def read_location(location: str) -> Iterator[Any]:
@@ -227,7 +229,7 @@ def highlevel_source(
                 stats.counts["posts unavailable (import gone)"] += 1
                 unread.pop(csv_id, None)
                 continue
-            yield from take_rejects()
+            yield from take_rejects(POST_COLUMNS)
             if posts is None:
                 unread[csv_id] = str(csv["locationId"])
                 continue

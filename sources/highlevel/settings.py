@@ -41,6 +41,18 @@ POST_COLUMNS: TTableSchemaColumns = {
     "error_message": {"data_type": "text"},
 }
 
+# imports deleted with `upload-status highlevel-prune`
+DELETION_COLUMNS: TTableSchemaColumns = {
+    "csv_id": {"data_type": "text", "nullable": False},
+    "location_id": {"data_type": "text"},
+    "file_name": {"data_type": "text"},
+    "status_before": {"data_type": "text"},
+    "created_at": {"data_type": "timestamp"},
+    "http_status": {"data_type": "bigint"},
+    "outcome": {"data_type": "text"},  # deleted | already gone
+    "deleted_at": {"data_type": "timestamp"},
+}
+
 
 # posts with an error message per import; an import whose posts were never read has no row
 _POST_ERRORS = """(SELECT hl_x.csv_id,
@@ -63,16 +75,20 @@ PROVIDER = Provider(
     },
     job_rows=job_rows_sql(
         "highlevel",
-        f"{{ds}}.highlevel_csv_uploads AS hl_u LEFT JOIN {_POST_ERRORS} ON hl_p.csv_id = hl_u._id",
+        f"{{ds}}.highlevel_csv_uploads AS hl_u LEFT JOIN {_POST_ERRORS} ON hl_p.csv_id = hl_u._id"
+        " LEFT JOIN {ds}.highlevel_csv_deletions AS hl_d ON hl_d.csv_id = hl_u._id",
         {"job_ref": "hl_u._id", "job_id": "hl_u._id", "scope_id": "hl_u.location_id",
-         "native_status": "hl_u.status", "submitted_at": "hl_u.created_at",
+         # a pruned import is `deleted` (cancelled), whatever its status was before
+         "native_status": "CASE WHEN hl_d.csv_id IS NOT NULL THEN 'deleted' ELSE hl_u.status END",
+         "submitted_at": "hl_u.created_at",
          "last_seen_at": "hl_u.last_seen_at", "items_total": 'hl_u."count"',
          "items_failed": "hl_p.failed",
          # posts of a finished import without an error message are taken as imported
          "items_succeeded": "CASE WHEN hl_u.status IN ('completed', 'failed') "
                             'THEN hl_u."count" - hl_p.failed END',
          "error_message": "hl_p.first_error"}),
-    tables={"highlevel_csv_uploads": CSV_COLUMNS, "highlevel_csv_posts": POST_COLUMNS},
+    tables={"highlevel_csv_uploads": CSV_COLUMNS, "highlevel_csv_posts": POST_COLUMNS,
+            "highlevel_csv_deletions": DELETION_COLUMNS},
     failure_rows=failure_rows_sql(
         "highlevel", "{ds}.highlevel_csv_posts AS hl_f",
         {"job_id": "hl_f.csv_id", "item": "CAST(hl_f.post_index AS VARCHAR)",

@@ -1,0 +1,110 @@
+"""Deleting HighLevel CSV import records (`DELETE .../csv/{id}`), and recording what was deleted.
+
+Which imports go is decided from a fresh read of the location's listing: an import is deleted
+only if it matches every filter given (status, age). Deletions are loaded under the HighLevel
+source's own name, so its state learns them: each deleted import gets a `cancelled` history row
+(native status `deleted`) and is final; the job views read `highlevel_csv_deletions`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import quote
+
+import dlt
+from dlt.extract.resource import DltResource
+from dlt.sources.helpers.rest_client import RESTClient
+from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
+
+from sources.common.paginators import SkipLimitPaginator
+from sources.common.stats import ProviderStats, counting_session, current_stats
+from sources.common.throttle import RateLimit
+from sources.common.tracking import HISTORY_HINTS, StatusTracker
+from sources.highlevel.settings import API_VERSION, DELETION_COLUMNS, PROVIDER, RATE_LIMIT
+
+DELETED = "deleted"  # HighLevel's own word, mapped to cancelled
+GONE_CODES = (404, 422)  # the API's answers for an import that no longer exists
+
+def prune_client(access_token: str, base_url: str, stats: ProviderStats,
+                 limit: RateLimit | None = RATE_LIMIT) -> RESTClient:
+    stats.secrets.add(access_token)
+    return RESTClient(base_url=base_url, headers={"Version": API_VERSION},
+                      auth=BearerTokenAuth(access_token),
+                      session=counting_session(stats, limit=limit))
+
+
+def _created(record: dict[str, Any]) -> datetime | None:
+    try:
+        value = datetime.fromisoformat(str(record.get("createdAt")).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def matching_imports(client: RESTClient, location: str, statuses: Sequence[str],
+                     older_than_days: float | None, now: datetime, page_size: int = 100
+                     ) -> list[dict[str, Any]]:
+    """Imports of `location` matching every filter; an import whose age cannot be read never
+    matches an age filter."""
+    cutoff = None if older_than_days is None else now - timedelta(days=older_than_days)
+    found = []
+    path = f"social-media-posting/{quote(location, safe='')}/csv"
+    for page in client.paginate(path, paginator=SkipLimitPaginator(limit=page_size),
+                                data_selector="results.csvs"):
+        for record in page if isinstance(page, list) else [page]:
+            if not isinstance(record, dict) or not record.get("_id"):
+                continue
+            if statuses and record.get("status") not in statuses:
+                continue
+            if cutoff is not None and ((created := _created(record)) is None or created >= cutoff):
+                continue
+            found.append(record)
+    return found
+
+
+def delete_imports(client: RESTClient, location: str, imports: Sequence[dict[str, Any]],
+                   at: datetime) -> list[dict[str, Any]]:
+    """One DELETE per import; a row per import with the answer (errors included)."""
+    rows = []
+    for record in imports:
+        csv_id = str(record["_id"])
+        response = client.session.delete(
+            f"{client.base_url}/social-media-posting/{quote(location, safe='')}/csv/"
+            f"{quote(csv_id, safe='')}", headers=client.headers, auth=client.auth)
+        code = response.status_code
+        outcome = ("deleted" if 200 <= code < 300 else
+                   "already gone" if code in GONE_CODES else f"failed: HTTP {code}")
+        rows.append({"csv_id": csv_id, "location_id": location,
+                     "file_name": record.get("fileName"), "status_before": record.get("status"),
+                     "created_at": record.get("createdAt"), "http_status": code,
+                     "outcome": outcome, "deleted_at": at})
+    return rows
+
+
+def deletions_source(rows: Sequence[dict[str, Any]]) -> Any:
+    """Loads the deletions that took effect, and their `cancelled` status changes, into the
+    HighLevel source's tables and state."""
+    done = [r for r in rows if not r["outcome"].startswith("failed")]
+
+    @dlt.source(name=PROVIDER.name)
+    def highlevel_deletions() -> Iterator[DltResource]:
+        tracker = StatusTracker(PROVIDER, current_stats(PROVIDER.name))
+
+        @dlt.resource(name="highlevel_csv_deletions", primary_key="csv_id",
+                      write_disposition="merge", columns=DELETION_COLUMNS)
+        def deletions() -> Iterator[list[dict[str, Any]]]:
+            if done:
+                yield list(done)
+
+        @dlt.transformer(data_from=deletions, name="highlevel_status_history", **HISTORY_HINTS)
+        def cancelled(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+            changes = [tracker.observe(r["csv_id"], DELETED, r["location_id"]) for r in rows]
+            if found := [c for c in changes if c is not None]:
+                yield found
+
+        yield deletions
+        yield cancelled
+
+    return highlevel_deletions()
