@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import dlt
+import duckdb
 from dlt.common.configuration.exceptions import (
     ConfigFieldMissingException,
     ConfigValueCannotBeCoercedException,
@@ -72,13 +73,33 @@ def duckdb_path(dataset: str) -> str:
     return str(Path(path).resolve()) if plain_file else path
 
 
+def ensure_duckdb_free(path: str) -> None:
+    """UsageError when another process (a BI tool, a second run) holds the DuckDB file: DuckDB
+    allows one writing process per file, and dlt would fail deep inside the load."""
+    if not Path(path).exists():
+        return
+    try:
+        duckdb.connect(path).close()
+    except duckdb.IOException as exc:
+        if "lock" not in str(exc).lower():
+            raise
+        holder = str(exc).split("(PID", 1)[1].split(")", 1)[0].strip() if "(PID" in str(
+            exc) else "unknown"
+        raise UsageError(
+            f"DuckDB file {path} is in use by another process (PID {holder}), e.g. a BI tool "
+            "or another run. DuckDB lets one process write a file at a time: close it there "
+            "(or have the tool read a copy) and run again.") from None
+
+
 def make_pipeline(destination: str | None = None, dataset: str | None = None,
                   pipeline_name: str = PIPELINE_NAME, pipelines_dir: str | None = None
                   ) -> dlt.Pipeline:
     dataset = dataset or DEFAULT_DATASET
     dest: Any = destination or "duckdb"
     if dest == "duckdb":
-        dest = dlt.destinations.duckdb(duckdb_path(dataset))
+        path = duckdb_path(dataset)
+        ensure_duckdb_free(path)
+        dest = dlt.destinations.duckdb(path)
     return dlt.pipeline(pipeline_name=pipeline_name, destination=dest, dataset_name=dataset,
                         pipelines_dir=pipelines_dir)
 

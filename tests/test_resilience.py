@@ -4,6 +4,8 @@ id injection and HighLevel prune (crash safety: test_crash_safety.py)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from datetime import datetime, timedelta, timezone
 from email.utils import formatdate
@@ -221,6 +223,8 @@ def test_prune_lists_without_yes_and_deletes_exactly_the_matching_set(highlevel_
     deleted = {r.path.rsplit("/", 1)[1] for r in sim.requests(method="DELETE")}
     assert deleted == expected
     assert "already gone (HTTP 422)" in done.stdout
+    for output in (dry.stdout, dry.stderr, done.stdout, done.stderr):
+        assert fixture.token not in output
     assert f"{len(expected)} deleted or already gone, 0 failed" in done.stdout
     assert cli("run", cwd=tmp_path).returncode == 0
     db = tmp_path / "upload_status_data.duckdb"
@@ -238,3 +242,23 @@ def test_prune_needs_a_filter_and_a_valid_location(highlevel_sim, tmp_path):
     assert no_filter.returncode == 2 and "at least one filter" in no_filter.stderr
     bad = cli("highlevel-prune", "--location", "..", "--status", "failed", cwd=tmp_path)
     assert bad.returncode == 2 and "relative path segment" in bad.stderr
+
+
+def test_a_duckdb_file_held_by_another_process_is_a_clear_usage_error(highlevel_sim, tmp_path):
+    highlevel_sim()
+    assert cli("run", cwd=tmp_path).returncode == 0
+    holder = subprocess.Popen(  # a BI tool keeping the file open for writing
+        [sys.executable, "-c", "import duckdb, time; c = duckdb.connect("
+         "'upload_status_data.duckdb'); print('open', flush=True); time.sleep(60)"],
+        cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        for command in (("run",), ("report",)):
+            result = cli(*command, cwd=tmp_path, env={"COLUMNS": "400"})
+            assert result.returncode == 2, result.stderr
+            assert "in use by another process" in result.stderr
+            assert f"PID {holder.pid}" in result.stderr
+            assert "Traceback" not in result.stderr
+    finally:
+        holder.kill()
+        holder.wait()
