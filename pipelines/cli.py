@@ -25,7 +25,8 @@ err_console = Console(stderr=True, width=_WIDTH)
 
 def print_report(report: RunReport, title: str = "Run summary") -> None:
     table = Table(title=f"{title} ({report.destination}, dataset {report.dataset})")
-    columns = ("requests", "jobs seen", "polled", "new", "changed", "unfinished", "errors")
+    columns = ("requests", "jobs seen", "polled", "new", "changed", "unfinished", "bad input",
+               "errors")
     # the provider and its outcome stay whole on narrow terminals; headers may shorten
     table.add_column("provider", no_wrap=True, min_width=len("upload_post"))
     table.add_column("outcome", no_wrap=True)

@@ -277,15 +277,15 @@ def test_upload_post_history_discovers_jobs_and_is_read_incrementally(
         where request_id = 'late-arrival'""") == [(1,)]
 
 
-def test_an_invalid_configured_id_is_a_configuration_error(polled_sim, run_polled,
-                                                          monkeypatch):
+def test_an_invalid_configured_id_is_a_configuration_error_the_valid_ones_load(
+        polled_sim, run_polled, monkeypatch):
     monkeypatch.setenv("SOURCES__CLEARTAX__ACTIVITIES", '["te-1/act-1", "no-entity-part"]')
 
     report = run_polled("cleartax")
 
     assert report.exit_code == 2
     assert "no-entity-part" in report.providers[0].errors[0]
-    assert polled_refs(polled_sim) == []
+    assert polled_refs(polled_sim) == ["te-1/act-1"]
 
 
 @pytest.mark.parametrize("provider", ["lobstr", "upload_post"])
