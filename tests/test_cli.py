@@ -149,9 +149,9 @@ def test_track_from_arguments_and_a_csv_file_then_run_polls_them(polled_sim, tmp
     assert done.returncode == 0, done.stderr
     assert "polled" in done.stdout
     line = next(row for row in done.stdout.splitlines() if "cleartax" in row and "loaded" in row)
-    # provider, outcome, requests, jobs seen, polled, new, changed, unfinished, errors
+    # provider, outcome, requests, jobs seen, polled, new, changed, unfinished, bad input, errors
     assert [c.strip() for c in line.strip("│┃ ").split("│")][2:] == [
-        "3", "3", "3", "3", "0", "3", "0"]
+        "3", "3", "3", "3", "0", "3", "0", "0"]
     assert count(tmp_path / "upload_status_data.duckdb", "cleartax_upload_activities") == 3
 
 
