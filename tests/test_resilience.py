@@ -13,7 +13,14 @@ from pathlib import Path
 
 from conftest import cli
 
-from simulator import Fault, HighLevelFixture
+from simulator import (
+    ClearTaxFixture,
+    Fault,
+    HighLevelFixture,
+    LobstrFixture,
+    Simulator,
+    UploadPostFixture,
+)
 
 TASK = "0" * 31 + "{}"
 
@@ -262,3 +269,54 @@ def test_a_duckdb_file_held_by_another_process_is_a_clear_usage_error(highlevel_
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_every_command_keeps_every_token_out_of_output_and_files(tmp_path: Path):
+    """Distinctive tokens for all four providers; every command, failing ones included, with
+    dlt's debug logging; then stdout, stderr and every file under the folder are searched."""
+    tokens = {name: f"tok-{name}-DISTINCTIVE-7f3a9c-{i}" for i, name in enumerate(
+        ("highlevel", "upload_post", "lobstr", "cleartax"))}
+    wrong = "tok-WRONG-DISTINCTIVE-5d1e22"
+    highlevel = HighLevelFixture(locations={"loc1": 6}, token=tokens["highlevel"])
+    up = UploadPostFixture(token=tokens["upload_post"])
+    lobstr = LobstrFixture(token=tokens["lobstr"])
+    cleartax = ClearTaxFixture(token=tokens["cleartax"])
+    up.add("request", "req1", ["completed"])
+    lobstr.add(TASK.format(8), ["PENDING", "SUCCESS"])
+    activity = cleartax.add("te1", "a1", ["PROCESSED"])
+    with Simulator(highlevel, up, lobstr, cleartax) as sim:
+        env = {"RUNTIME__LOG_LEVEL": "DEBUG", "COLUMNS": "200",
+               "SOURCES__HIGHLEVEL__LOCATION_IDS": '["loc1"]',
+               "SOURCES__LOBSTR__UPLOAD_TASK_IDS": json.dumps([TASK.format(8)]),
+               "SOURCES__CLEARTAX__ACTIVITIES": json.dumps([activity])}
+        for name, secret_key in (("highlevel", "ACCESS_TOKEN"), ("upload_post", "API_KEY"),
+                                 ("lobstr", "API_KEY"), ("cleartax", "AUTH_TOKEN")):
+            env[f"SOURCES__{name.upper()}__BASE_URL"] = sim.base_url
+            env[f"SOURCES__{name.upper()}__{secret_key}"] = tokens[name]
+        results = [
+            cli("run", cwd=tmp_path, env=env),
+            cli("track", "lobstr", TASK.format(9), cwd=tmp_path, env=env),
+            cli("run", cwd=tmp_path, env={**env, "SOURCES__LOBSTR__API_KEY": wrong,
+                                          "SOURCES__HIGHLEVEL__ACCESS_TOKEN": wrong}),
+            cli("report", "--format", "json", "--chart", "chart.png", cwd=tmp_path, env=env),
+            cli("report", cwd=tmp_path, env=env),
+            cli("highlevel-prune", "--location", "loc1", "--status", "completed",
+                "--status", "failed", cwd=tmp_path, env=env),
+            cli("highlevel-prune", "--location", "loc1", "--status", "failed", "--yes",
+                cwd=tmp_path, env=env),
+            cli("highlevel-prune", "--location", "loc1", "--status", "failed", "--yes",
+                cwd=tmp_path, env={**env, "SOURCES__HIGHLEVEL__ACCESS_TOKEN": wrong}),
+        ]
+    assert [r.returncode for r in results] == [0, 0, 1, 0, 0, 0, 0, 2]
+    assert "SOURCES__LOBSTR__API_KEY" in results[2].stderr
+    assert "SOURCES__HIGHLEVEL__ACCESS_TOKEN" in results[2].stderr
+    secrets = [*tokens.values(), wrong]
+    for result in results:
+        for secret in secrets:
+            assert secret not in result.stdout + result.stderr, result.args
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".duckdb" for p in files) and any(p.suffix == ".png" for p in files)
+    for path in files:
+        content = path.read_bytes()
+        for secret in secrets:
+            assert secret.encode() not in content, path
