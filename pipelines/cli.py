@@ -105,6 +105,9 @@ def track(
         raise typer.Exit(2) from None
     console.print(f"{result.provider}: {result.registered} newly followed, "
                   f"{result.already_followed} already followed")
+    if result.invalid:  # the valid ids are registered; the invalid ones are a usage error
+        err_console.print(f"[bold red]error[/] {result.invalid} (not registered)")
+        raise typer.Exit(2)
 
 
 @app.command("highlevel-prune")

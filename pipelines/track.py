@@ -12,7 +12,7 @@ import dlt
 
 from pipelines.runner import UsageError, loader_file_format, make_pipeline
 from sources import provider_modules
-from sources.common.polling import InvalidJobRef, PolledProvider, parse_refs, registration_source
+from sources.common.polling import PolledProvider, registration_source, split_refs
 from sources.common.stats import collecting
 
 
@@ -21,6 +21,7 @@ class TrackResult:
     provider: str
     given: int
     registered: int  # newly followed
+    invalid: str = ""  # the ids that were not registered, and why
 
     @property
     def already_followed(self) -> int:
@@ -61,13 +62,12 @@ def track_jobs(name: str, ids: Sequence[str], destination: str | None = None,
     provider = polled_provider(name)
     if not ids:
         raise UsageError("no ids given: pass them as arguments or with --from-file")
-    try:
-        refs = parse_refs(provider, ids)
-    except InvalidJobRef as exc:
-        raise UsageError(str(exc)) from None
+    refs, invalid = split_refs(provider, ids)
+    if not refs:
+        raise UsageError(invalid)
     unique = list({r.ref: r for r in refs}.values())
     pipeline = pipeline or make_pipeline(destination, dataset)
     with collecting(name) as stats:
         pipeline.run(registration_source(provider, unique),
                      loader_file_format=loader_file_format(pipeline))
-    return TrackResult(name, len(unique), stats.counts["registered"])
+    return TrackResult(name, len(unique), stats.counts["registered"], invalid)
