@@ -27,6 +27,7 @@ from sources.common.polling import InvalidJobRef, check_id
 from sources.common.stats import counting_session, current_stats
 from sources.common.throttle import RateLimit
 from sources.common.tracking import HISTORY_HINTS, StatusTracker
+from sources.highlevel.listing import listing_pages, listing_path
 from sources.highlevel.settings import (
     API_VERSION,
     CSV_COLUMNS,
@@ -132,16 +133,14 @@ def highlevel_source(
 
     def read_location(location: str) -> Iterator[Any]:
         """Every listing page of one location: imports to load, rejects kept aside."""
-        path = f"social-media-posting/{quote(location, safe='')}/csv"
-        for page in client.paginate(path, params=params, data_selector="results.csvs",
-                                    paginator=SkipLimitPaginator(limit=page_size)):
+        for page in listing_pages(client, location, page_size, params):
             imports = []
-            for record in page if isinstance(page, list) else [page]:
+            for record in page:
                 if isinstance(record, dict) and not record:
                     continue  # an empty object stands for "no import" in the object-shaped answer
                 if not isinstance(record, dict) or not _usable_id(record.get("_id")):
                     pending_rejects.append(reject(
-                        stats, "import without a usable _id", record, "/" + path,
+                        stats, "import without a usable _id", record, "/" + listing_path(location),
                         200, at=tracker.observed_at))
                     continue
                 imports.append(observe(record, location))
@@ -188,7 +187,7 @@ def highlevel_source(
     def read_posts(location: str, csv_id: str) -> list[dict[str, Any]] | None:
         """All posts of one import, each tagged with its import and position; None when a page
         could not be read (the import's posts are then read again next run)."""
-        path = f"social-media-posting/{quote(location, safe='')}/csv/{quote(csv_id, safe='')}"
+        path = f"{listing_path(location)}/{quote(csv_id, safe='')}"
         rows: list[dict[str, Any]] = []
         unreadable_before = len(pending_rejects)
         for page in client.paginate(path, paginator=SkipLimitPaginator(limit=posts_page_size),

@@ -18,10 +18,10 @@ from dlt.extract.resource import DltResource
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 
-from sources.common.paginators import SkipLimitPaginator
 from sources.common.stats import ProviderStats, counting_session, current_stats
 from sources.common.throttle import RateLimit
 from sources.common.tracking import HISTORY_HINTS, StatusTracker
+from sources.highlevel.listing import listing_pages, listing_path
 from sources.highlevel.settings import API_VERSION, DELETION_COLUMNS, PROVIDER, RATE_LIMIT
 
 DELETED = "deleted"  # HighLevel's own word, mapped to cancelled
@@ -50,10 +50,8 @@ def matching_imports(client: RESTClient, location: str, statuses: Sequence[str],
     matches an age filter."""
     cutoff = None if older_than_days is None else now - timedelta(days=older_than_days)
     found = []
-    path = f"social-media-posting/{quote(location, safe='')}/csv"
-    for page in client.paginate(path, paginator=SkipLimitPaginator(limit=page_size),
-                                data_selector="results.csvs"):
-        for record in page if isinstance(page, list) else [page]:
+    for page in listing_pages(client, location, page_size):
+        for record in page:
             if not isinstance(record, dict) or not record.get("_id"):
                 continue
             if statuses and record.get("status") not in statuses:
@@ -70,9 +68,8 @@ def delete_imports(client: RESTClient, location: str, imports: Sequence[dict[str
     rows = []
     for record in imports:
         csv_id = str(record["_id"])
-        response = client.session.delete(
-            f"{client.base_url}/social-media-posting/{quote(location, safe='')}/csv/"
-            f"{quote(csv_id, safe='')}", headers=client.headers, auth=client.auth)
+        response = client.request(f"{listing_path(location)}/{quote(csv_id, safe='')}",
+                                  method="DELETE")
         code = response.status_code
         outcome = ("deleted" if 200 <= code < 300 else
                    "already gone" if code in GONE_CODES else f"failed: HTTP {code}")
