@@ -116,6 +116,8 @@ class Simulator:
         self.request_log: list[LoggedRequest] = []
         self.faults: list[Fault] = []
         self.latency = 0.0
+        self.in_flight = 0
+        self.max_in_flight = 0  # most requests being handled at once: shows client concurrency
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer((host, port), _make_handler(self))
         self._server.daemon_threads = True
@@ -167,6 +169,16 @@ class Simulator:
             self.request_log.clear()
 
     def handle(self, req: SimRequest) -> tuple[str, Reply]:
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return self._handle(req)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _handle(self, req: SimRequest) -> tuple[str, Reply]:
         if self.latency:
             time.sleep(self.latency)
         provider, route_match = "?", None

@@ -9,7 +9,14 @@ from dlt.extract.resource import DltResource
 
 from sources.common import status as s
 from sources.common.analytics import failure_rows_sql
-from sources.common.polling import InvalidJobRef, JobRef, PolledProvider, check_id, polled_resources
+from sources.common.polling import (
+    DEFAULT_CONCURRENCY,
+    InvalidJobRef,
+    JobRef,
+    PolledProvider,
+    check_id,
+    polled_resources,
+)
 from sources.common.throttle import RateLimit
 
 
@@ -56,6 +63,7 @@ def cleartax_source(
     base_url: str = PROVIDER.base_url,
     rate_limit_requests: int | None = None,
     rate_limit_period: float = 1.0,
+    concurrency: int = DEFAULT_CONCURRENCY,
     full_refresh: bool = False,
 ) -> tuple[DltResource, ...]:
     """Status of every followed upload activity that has not finished yet.
@@ -67,10 +75,12 @@ def cleartax_source(
         base_url: API origin (scheme, host, port).
         rate_limit_requests / rate_limit_period: at most this many requests in any window of
             this many seconds (no client-side limit when unset; 429s are retried either way).
+        concurrency: status requests in flight at once.
         full_refresh: poll finished activities again too.
     """
     return polled_resources(PROVIDER, auth_token, base_url, activities or [], full_refresh,
-                            limit=RateLimit.of(rate_limit_requests, rate_limit_period))
+                            limit=RateLimit.of(rate_limit_requests, rate_limit_period),
+                            concurrency=concurrency)
 
 
 SOURCE = cleartax_source

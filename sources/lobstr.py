@@ -8,7 +8,7 @@ import dlt
 from dlt.extract.resource import DltResource
 
 from sources.common import status as s
-from sources.common.polling import PolledProvider, polled_resources
+from sources.common.polling import DEFAULT_CONCURRENCY, PolledProvider, polled_resources
 from sources.common.throttle import RateLimit
 
 PROVIDER = PolledProvider(
@@ -39,6 +39,7 @@ def lobstr_source(
     base_url: str = PROVIDER.base_url,
     rate_limit_requests: int | None = None,
     rate_limit_period: float = 1.0,
+    concurrency: int = DEFAULT_CONCURRENCY,
     full_refresh: bool = False,
 ) -> tuple[DltResource, ...]:
     """Status of every followed upload task that has not finished yet.
@@ -49,10 +50,12 @@ def lobstr_source(
         base_url: API origin (scheme, host, port).
         rate_limit_requests / rate_limit_period: at most this many requests in any window of
             this many seconds (no client-side limit when unset; 429s are retried either way).
+        concurrency: status requests in flight at once.
         full_refresh: poll finished tasks again too.
     """
     return polled_resources(PROVIDER, api_key, base_url, upload_task_ids or [], full_refresh,
-                            limit=RateLimit.of(rate_limit_requests, rate_limit_period))
+                            limit=RateLimit.of(rate_limit_requests, rate_limit_period),
+                            concurrency=concurrency)
 
 
 SOURCE = lobstr_source

@@ -20,6 +20,7 @@ from sources.common.analytics import failure_rows_sql
 from sources.common.bad_input import UNREADABLE
 from sources.common.paginators import PageItemsPaginator
 from sources.common.polling import (
+    DEFAULT_CONCURRENCY,
     InvalidJobRef,
     JobRef,
     PolledProvider,
@@ -225,6 +226,7 @@ def upload_post_source(
     history_overlap_hours: float = 24.0,
     rate_limit_requests: int | None = None,
     rate_limit_period: float = 1.0,
+    concurrency: int = DEFAULT_CONCURRENCY,
     full_refresh: bool = False,
 ) -> tuple[DltResource, ...]:
     """Upload history and the status of every followed request/job that has not finished yet.
@@ -240,13 +242,15 @@ def upload_post_source(
             again, for events recorded late.
         rate_limit_requests / rate_limit_period: at most this many requests in any window of
             this many seconds (no client-side limit when unset; 429s are retried either way).
+        concurrency: status requests in flight at once.
         full_refresh: read the whole history and poll finished jobs again too.
     """
     ids = [f"request:{i}" for i in request_ids or []] + [f"job:{i}" for i in job_ids or []]
     discover = history_discovery(history_page_size, timedelta(hours=history_overlap_hours),
                                  full_refresh) if discover_from_history else None
     feed, *resources = polled_resources(PROVIDER, api_key, base_url, ids, full_refresh, discover,
-                                        RateLimit.of(rate_limit_requests, rate_limit_period))
+                                        RateLimit.of(rate_limit_requests, rate_limit_period),
+                                        concurrency)
 
     @dlt.transformer(data_from=feed, name="upload_post_history", primary_key="event_key",
                      write_disposition="merge", columns=EVENT_COLUMNS)

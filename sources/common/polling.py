@@ -16,6 +16,7 @@ turns that declaration into the same four dlt resources for every provider:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
@@ -46,7 +47,10 @@ from sources.common.status import NOT_FOUND, TERMINAL
 from sources.common.throttle import RateLimit
 from sources.common.tracking import HISTORY_HINTS, StatusTracker, history_table
 
-PAGE = 100  # sightings per feed page: bounds memory and keeps polled rows flowing to the loader
+# sightings per feed page: bounds memory, keeps polled rows flowing to the loader, and gives the
+# concurrent poller full waves (256 = 16 waves of the default 16 workers)
+PAGE = 256
+DEFAULT_CONCURRENCY = 16
 _MAX_ERROR_LINES = 20  # per-job error lines kept for the summary; the count is always exact
 _BAD_ID_CHARS = frozenset("\r\n\t\x00")
 
@@ -211,9 +215,35 @@ class Poller:
         self.rejects.append(reject_response(self.stats, response, message, ref.ref,
                                             self.polled_at))
 
-    def poll(self, ref: JobRef) -> dict[str, Any] | None:
+    def fetch(self, ref: JobRef) -> requests.Response:
+        """One status request (thread-safe: the session, its retries and rate limit are)."""
         path, params = self.provider.status_request(ref)
-        response = self.client.get(path, params=params)
+        return self.client.get(path, params=params)
+
+    def poll_all(self, refs: Sequence[JobRef], concurrency: int) -> list[dict[str, Any]]:
+        """Rows of every job in `refs` that answered; requests run `concurrency` at a time
+        (inside the provider's rate limit), answers are read here, in order."""
+        if concurrency <= 1 or len(refs) <= 1:
+            return self._read_all(refs, map(self.fetch, refs))
+        with ThreadPoolExecutor(max_workers=min(concurrency, len(refs)),
+                                thread_name_prefix=f"poll-{self.provider.name}") as pool:
+            futures = [pool.submit(self.fetch, ref) for ref in refs]
+            try:
+                return self._read_all(refs, (f.result() for f in futures))
+            finally:  # after a provider-ending answer the requests not started are dropped
+                for future in futures:
+                    future.cancel()
+
+    def _read_all(self, refs: Sequence[JobRef], responses: Iterable[requests.Response]
+                  ) -> list[dict[str, Any]]:
+        rows = []
+        for ref, response in zip(refs, responses, strict=True):
+            if (row := self.read(ref, response)) is not None:
+                rows.append(row)
+        return rows
+
+    def read(self, ref: JobRef, response: requests.Response) -> dict[str, Any] | None:
+        """The row one status answer gives, None if it gives none (the job stays unfinished)."""
         code = response.status_code
         self.stats.counts["polled"] += 1
         if code in (401, 403, 429) or code >= 500:
@@ -330,6 +360,7 @@ def polled_resources(
     full_refresh: bool = False,
     discover: Discover | None = None,
     limit: RateLimit | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
 ) -> tuple[DltResource, ...]:
     """The feed, tracked-jobs, jobs and history resources of one polled provider.
 
@@ -356,14 +387,10 @@ def polled_resources(
     def job_statuses(sightings: TDataItems) -> Iterator[Any]:
         """The latest status answer of every job polled (unfinished ones only); answers that
         cannot be read go to the rejects table."""
-        rows = []
-        for s in sightings:
-            if s.get("reject"):
-                poller.rejects.append(s["reject"])
-            elif s.get("poll"):
-                ref = JobRef(s["job_ref"], s["tracked_id"], s["scope_id"], s["kind"])
-                if (row := poller.poll(ref)) is not None:
-                    rows.append(row)
+        poller.rejects.extend(s["reject"] for s in sightings if s.get("reject"))
+        refs = [JobRef(s["job_ref"], s["tracked_id"], s["scope_id"], s["kind"])
+                for s in sightings if s.get("poll")]
+        rows = poller.poll_all(refs, concurrency)
         if poller.rejects:
             yield as_rejects(provider.name, list(poller.rejects),
                              {**POLL_COLUMNS, **provider.columns})

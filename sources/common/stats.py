@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,10 +33,13 @@ class ProviderStats:
     # credential values of this run, so failure messages can be scrubbed of them
     secrets: set[str] = field(default_factory=set, repr=False)
     limiter: RateLimiter | None = field(default=None, repr=False)
+    # responses arrive on the concurrent poller's threads
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count_response(self, response: requests.Response) -> None:
-        self.requests += 1
-        self.http_status[response.status_code] += 1
+        with self.lock:
+            self.requests += 1
+            self.http_status[response.status_code] += 1
 
 
 _current: ContextVar[ProviderStats | None] = ContextVar("upload_status_stats", default=None)
@@ -101,7 +105,8 @@ def counting_session(stats: ProviderStats,
     def count(response: requests.Response) -> None:
         stats.count_response(response)
         if on_response is not None:
-            on_response(response)
+            with stats.lock:
+                on_response(response)
 
     session = client.session
     adapter = _CountingAdapter(count, stats.limiter, key_of or (lambda url: stats.provider))

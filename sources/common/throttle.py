@@ -35,6 +35,12 @@ class RateLimit:
         return cls(int(requests), float(period))
 
 
+# The window is kept this much longer than the limit's period: the server counts arrivals, and
+# a request that started on time can arrive a few milliseconds late (a busy thread, a slow
+# connection) while a later one arrives at once.
+WINDOW_MARGIN = 0.05
+
+
 class RateLimiter:
     """Sliding-window limiter; `acquire(key)` blocks until a request may start."""
 
@@ -51,11 +57,12 @@ class RateLimiter:
     def _wait_needed(self, key: str, now: float) -> float:
         wait = self._paused_until.get(key, 0.0) - now
         if self.limit is not None:
+            period = self.limit.period * (1 + WINDOW_MARGIN)
             starts = self._starts.setdefault(key, deque())
-            while starts and starts[0] <= now - self.limit.period:
+            while starts and starts[0] <= now - period:
                 starts.popleft()
             if len(starts) >= self.limit.requests:
-                wait = max(wait, starts[0] + self.limit.period - now)
+                wait = max(wait, starts[0] + period - now)
         return wait
 
     def acquire(self, key: str) -> None:

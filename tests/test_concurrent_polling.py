@@ -1,0 +1,76 @@
+"""The concurrent poller: every job polled exactly once per run, nothing lost under 429s and
+5xx, and the rate limit kept in every window (correctness only; speed is in bench/)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+from simulator import Fault
+
+TASKS = [f"{i:032x}" for i in range(1, 301)]
+STATUS_PATH = r"/v1/tasks/upload/.*"
+
+
+def answered(sim) -> Counter[str]:
+    """Status answers per task (not the faults)."""
+    return Counter(r.path.rsplit("/", 1)[1] for r in sim.requests("lobstr")
+                   if r.status in (200, 202))  # 202: still running
+
+
+def test_every_job_is_polled_once_per_run_despite_429s_and_5xx(polled_sim, run_polled, query,
+                                                               monkeypatch):
+    lobstr = polled_sim.fixtures["lobstr"]
+    for task in TASKS:
+        lobstr.add(task, ["PENDING", "SUCCESS"])
+    monkeypatch.setenv("SOURCES__LOBSTR__UPLOAD_TASK_IDS", json.dumps(TASKS))
+    polled_sim.latency = 0.005
+    polled_sim.inject(Fault(429, STATUS_PATH, times=20, retry_after="0"))
+    polled_sim.inject(Fault(503, STATUS_PATH, times=20))
+
+    first = run_polled("lobstr")
+
+    assert first.exit_code == 0, first.providers[0].errors
+    assert answered(polled_sim) == Counter(dict.fromkeys(TASKS, 1))
+    assert polled_sim.max_in_flight > 1  # the requests really overlapped
+    assert {s for s, n in first.providers[0].http_status.items() if n} == {202, 429, 503}
+    assert query("select count(*), count(distinct id) from {ds}.lobstr_upload_tasks"
+                 ) == [(300, 300)]
+
+    polled_sim.clear_log()
+    polled_sim.advance()
+    polled_sim.inject(Fault(502, STATUS_PATH, times=15))
+    second = run_polled("lobstr")
+
+    assert second.exit_code == 0, second.providers[0].errors
+    assert answered(polled_sim) == Counter(dict.fromkeys(TASKS, 1))
+    assert second.providers[0].counts["changed"] == 300
+    assert query("select state, count(*) from {ds}.lobstr_upload_tasks group by 1"
+                 ) == [("SUCCESS", 300)]
+    assert query("select count(*), count(distinct job_ref) from {ds}.lobstr_status_history"
+                 ) == [(600, 300)]
+
+    polled_sim.clear_log()
+    assert run_polled("lobstr").exit_code == 0
+    assert polled_sim.requests("lobstr") == []  # all finished: never polled again
+
+
+def test_concurrent_requests_keep_the_rate_limit_in_every_window(polled_sim, run_polled,
+                                                                 monkeypatch):
+    lobstr = polled_sim.fixtures["lobstr"]
+    tasks = TASKS[:120]
+    for task in tasks:
+        lobstr.add(task, ["SUCCESS"])
+    monkeypatch.setenv("SOURCES__LOBSTR__UPLOAD_TASK_IDS", json.dumps(tasks))
+    monkeypatch.setenv("SOURCES__LOBSTR__RATE_LIMIT_REQUESTS", "40")
+    monkeypatch.setenv("SOURCES__LOBSTR__RATE_LIMIT_PERIOD", "1")
+    polled_sim.latency = 0.005
+
+    assert run_polled("lobstr").exit_code == 0
+
+    arrivals = sorted(r.at for r in polled_sim.requests("lobstr"))
+    assert len(arrivals) == 120 and answered(polled_sim) == Counter(dict.fromkeys(tasks, 1))
+    # as the server counts: arrivals, in every window of the period
+    assert max(sum(1 for t in arrivals if s <= t < s + 1.0) for s in arrivals) <= 40
+    assert arrivals[-1] - arrivals[0] >= 2.0  # 120 requests at 40 per second
+    assert polled_sim.max_in_flight > 1
