@@ -287,3 +287,59 @@ def test_location_ids_not_in_list_form_is_a_usage_error(highlevel_sim, run, monk
     assert report.exit_code == 2
     assert "SOURCES__HIGHLEVEL__LOCATION_IDS" in report.providers[0].errors[0]
     assert '["a", "b"]' in report.providers[0].errors[0]
+
+
+def listing_count(sim) -> int:
+    return len(listing_requests(sim))
+
+
+def test_listing_is_read_incrementally_yet_catches_changes_and_new_imports(highlevel_sim, run,
+                                                                          query, monkeypatch):
+    monkeypatch.setenv("SOURCES__HIGHLEVEL__RATE_LIMIT_REQUESTS", "0")  # 300 posts fetches
+    fixture = HighLevelFixture(locations={"loc1": 240, "loc2": 60}, unfinished_share=0.0,
+                               rate_max=10_000)
+    for location in ("loc1", "loc2"):  # the recent imports are the ones still running
+        fixture.add_imports(location, 4, unfinished_share=1.0)
+    sim = highlevel_sim(fixture, page_size=50)
+    run()
+    assert listing_count(sim) == 5 + 2  # everything, the first time (244 and 64 imports)
+
+    sim.clear_log()
+    report = run()  # nothing changed
+    assert listing_count(sim) == 2  # one page per location
+    assert sim.requests(path_pattern=POSTS) == []
+    assert report.providers[0].counts["changed"] == 0
+
+    sim.clear_log()
+    sim.advance()
+    new = fixture.add_imports("loc1", 3)
+    report = run()
+    assert listing_count(sim) == 2
+    assert report.providers[0].counts["new"] == 3
+    assert report.providers[0].counts["changed"] == 8  # every running import moved on
+    assert len(ids_in_db(query)) == 311 and {r["_id"] for r in new} <= ids_in_db(query)
+
+    sim.clear_log()
+    run(full_refresh=True)
+    assert listing_count(sim) == 5 + 2
+
+
+def test_an_old_unfinished_import_is_still_watched(highlevel_sim, run, monkeypatch):
+    monkeypatch.setenv("SOURCES__HIGHLEVEL__RATE_LIMIT_REQUESTS", "0")  # 200 posts fetches
+    fixture = HighLevelFixture(locations={"loc1": 200}, unfinished_share=0.0, rate_max=10_000)
+    old = fixture.imports["loc1"][120]  # newest first: on the third page of 50
+    old["status"] = "pending"
+    sim = highlevel_sim(fixture, page_size=50)
+    run()
+    sim.clear_log()
+
+    run()
+    assert listing_count(sim) == 3  # down to the page holding it, not further
+
+    fixture.set_status(old["_id"], "completed")
+    sim.clear_log()
+    report = run()
+    assert report.providers[0].counts["changed"] == 1
+    sim.clear_log()
+    run()
+    assert listing_count(sim) == 1  # finished: nothing below the newest page to watch

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
@@ -13,6 +14,7 @@ from sources.common.paginators import PageItemsPaginator, SkipLimitPaginator
 from sources.common.polling import InvalidJobRef, JobRef
 from sources.common.throttle import RateLimit, RateLimiter
 from sources.highlevel import PROVIDER
+from sources.highlevel.listing import ListingWindow
 
 
 def _response(body: dict, status: int = 200, url: str = "http://x/social-media-posting/l/csv"
@@ -218,3 +220,26 @@ def test_no_rate_limit_configured_never_waits():
     assert clock.now == 0.0
     with pytest.raises(ValueError):
         RateLimit.of(5, 0)
+
+
+def _listing(*stamps: str, unfinished: tuple[int, ...] = ()) -> ListingWindow:
+    window = ListingWindow.from_mark({"newest": "2026-11-01T12:00:00+00:00"},
+                                     timedelta(minutes=10))
+    for i, stamp in enumerate(stamps):
+        window.see({"createdAt": stamp}, i in unfinished)
+    return window
+
+
+def test_listing_window_stops_below_the_mark_and_reads_all_when_the_premise_breaks():
+    below = _listing("2026-11-01T12:30:00Z", "2026-11-01T11:40:00Z")
+    assert below.can_stop and below.mark(None)["newest"] == "2026-11-01T12:30:00+00:00"
+    within = _listing("2026-11-01T12:30:00Z", "2026-11-01T11:55:00Z")  # inside the overlap
+    assert not within.can_stop
+    unordered = _listing("2026-11-01T10:00:00Z", "2026-11-01T12:30:00Z", "2026-11-01T09:00:00Z")
+    assert not unordered.can_stop and unordered.mark(None)["read_all"]
+    undated = _listing("2026-11-01T12:30:00Z", "not a date", unfinished=(1,))
+    assert undated.mark(None)["read_all"]
+    assert ListingWindow.from_mark(undated.mark(None), timedelta(0)).boundary is None
+    watched = _listing("2026-11-01T12:30:00Z", "2026-10-01T00:00:00Z", unfinished=(1,))
+    assert ListingWindow.from_mark(watched.mark(None), timedelta(minutes=10)).boundary == (
+        datetime(2026, 10, 1, tzinfo=timezone.utc))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -14,6 +15,7 @@ from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 from requests import HTTPError, Response
 
 from sources.common.bad_input import (
+    UNREADABLE,
     UNREADABLE_BODY,
     TolerantClient,
     as_rejects,
@@ -27,7 +29,7 @@ from sources.common.polling import InvalidJobRef, check_id
 from sources.common.stats import counting_session, current_stats
 from sources.common.throttle import RateLimit
 from sources.common.tracking import HISTORY_HINTS, StatusTracker
-from sources.highlevel.listing import listing_pages, listing_path
+from sources.highlevel.listing import ListingWindow, listing_pages, listing_path
 from sources.highlevel.settings import (
     API_VERSION,
     CSV_COLUMNS,
@@ -85,6 +87,7 @@ def highlevel_source(
     posts_page_size: int = 100,
     rate_limit_requests: int | None = RATE_LIMIT.requests,
     rate_limit_period: float = RATE_LIMIT.period,
+    listing_overlap_minutes: float = 10.0,
     full_refresh: bool = False,
 ) -> Iterable[DltResource]:
     """CSV import history of every location, its status changes, and the posts of new or
@@ -98,7 +101,11 @@ def highlevel_source(
         page_size / posts_page_size: `limit` asked for; a smaller server-side cap is handled.
         rate_limit_requests / rate_limit_period: at most this many requests per location in any
             window of this many seconds (documented burst limit: 100 per 10 s); 0 turns it off.
-        full_refresh: fetch the posts of every import, not only of new or changed ones.
+        listing_overlap_minutes: how far behind the newest import already seen each run reads
+            again (the listing is read newest first, down to there and to the oldest import
+            that was unfinished).
+        full_refresh: read every listing page, and fetch the posts of every import, not only
+            of new or changed ones.
     """
     stats = current_stats(PROVIDER.name)
     stats.secrets.add(access_token)
@@ -131,8 +138,12 @@ def highlevel_source(
             yield as_rejects(PROVIDER.name, list(pending_rejects), columns)
             pending_rejects.clear()
 
-    def read_location(location: str) -> Iterator[Any]:
-        """Every listing page of one location: imports to load, rejects kept aside."""
+    def read_location(location: str, marks: dict[str, Any]) -> Iterator[Any]:
+        """The listing pages of one location a run needs (`ListingWindow`; all of them on a
+        full refresh): imports to load, rejects kept aside."""
+        window = ListingWindow.from_mark(None if full_refresh else marks.get(location),
+                                         timedelta(minutes=listing_overlap_minutes))
+        unreadable_before = stats.counts[UNREADABLE]
         for page in listing_pages(client, location, page_size, params):
             imports = []
             for record in page:
@@ -144,18 +155,25 @@ def highlevel_source(
                         200, at=tracker.observed_at))
                     continue
                 imports.append(observe(record, location))
+                window.see(record, not tracker.is_finished(record["_id"]))
             yield from take_rejects()
             if imports:
                 yield imports
+            if window.can_stop:
+                stats.counts["listings read incrementally"] += 1
+                break
+        if stats.counts[UNREADABLE] == unreadable_before:  # a page cut short leaves the mark
+            marks[location] = window.mark(marks.get(location))
 
     @dlt.resource(name="highlevel_csv_uploads", primary_key="_id", write_disposition="merge",
                   columns=CSV_COLUMNS)
     def uploads() -> Iterator[Any]:
         """The import history of every location, every field kept (ids percent-encoded whole,
         so no id can change the request path)."""
+        marks = dlt.current.resource_state().setdefault("listing_marks", {})
         for location in locations:
             try:
-                yield from read_location(location)
+                yield from read_location(location, marks)
             except HTTPError as exc:
                 code = exc.response.status_code if exc.response is not None else 0
                 if code in (401, 403, 429) or code >= 500:

@@ -9,7 +9,7 @@ source's own name, so its state learns them: each deleted import gets a `cancell
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -21,7 +21,7 @@ from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 from sources.common.stats import ProviderStats, counting_session, current_stats
 from sources.common.throttle import RateLimit
 from sources.common.tracking import HISTORY_HINTS, StatusTracker
-from sources.highlevel.listing import listing_pages, listing_path
+from sources.highlevel.listing import created_at, listing_pages, listing_path
 from sources.highlevel.settings import API_VERSION, DELETION_COLUMNS, PROVIDER, RATE_LIMIT
 
 DELETED = "deleted"  # HighLevel's own word, mapped to cancelled
@@ -33,14 +33,6 @@ def prune_client(access_token: str, base_url: str, stats: ProviderStats,
     return RESTClient(base_url=base_url, headers={"Version": API_VERSION},
                       auth=BearerTokenAuth(access_token),
                       session=counting_session(stats, limit=limit))
-
-
-def _created(record: dict[str, Any]) -> datetime | None:
-    try:
-        value = datetime.fromisoformat(str(record.get("createdAt")).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def matching_imports(client: RESTClient, location: str, statuses: Sequence[str],
@@ -56,7 +48,8 @@ def matching_imports(client: RESTClient, location: str, statuses: Sequence[str],
                 continue
             if statuses and record.get("status") not in statuses:
                 continue
-            if cutoff is not None and ((created := _created(record)) is None or created >= cutoff):
+            created = created_at(record)
+            if cutoff is not None and (created is None or created >= cutoff):
                 continue
             found.append(record)
     return found
