@@ -71,7 +71,7 @@ class LoggedRequest:
     path: str
     query: dict[str, str]
     status: int
-    at: float
+    at: float  # arrival time (time.time())
 
 
 @dataclass
@@ -179,6 +179,7 @@ class Simulator:
                 self.in_flight -= 1
 
     def _handle(self, req: SimRequest) -> tuple[str, Reply]:
+        arrived = time.time()  # a server's rate limit counts requests as they arrive
         if self.latency:
             time.sleep(self.latency)
         provider, route_match = "?", None
@@ -201,7 +202,7 @@ class Simulator:
                 reply = route.handler(req, **params)
         with self._lock:
             self.request_log.append(LoggedRequest(
-                provider, req.method, req.path, dict(req.query), reply.status, time.time()))
+                provider, req.method, req.path, dict(req.query), reply.status, arrived))
         return provider, reply
 
     def _take_fault(self, req: SimRequest) -> Fault | None:

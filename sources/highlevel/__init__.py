@@ -88,6 +88,7 @@ def highlevel_source(
     rate_limit_requests: int | None = RATE_LIMIT.requests,
     rate_limit_period: float = RATE_LIMIT.period,
     listing_overlap_minutes: float = 10.0,
+    fetch_posts: bool = True,
     full_refresh: bool = False,
 ) -> Iterable[DltResource]:
     """CSV import history of every location, its status changes, and the posts of new or
@@ -104,6 +105,7 @@ def highlevel_source(
         listing_overlap_minutes: how far behind the newest import already seen each run reads
             again (the listing is read newest first, down to there and to the oldest import
             that was unfinished).
+        fetch_posts: read the posts (and their error messages) of new and changed imports.
         full_refresh: read every listing page, and fetch the posts of every import, not only
             of new or changed ones.
     """
@@ -254,6 +256,8 @@ def highlevel_source(
             if posts:
                 yield posts
 
+    if not fetch_posts:
+        return uploads, highlevel_status_history
     return uploads, highlevel_status_history, highlevel_csv_posts
 
 
