@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -106,13 +107,26 @@ def misfit_fields(record: Mapping[str, Any], columns: TTableSchemaColumns,
             continue
         column = columns.get(name)
         data_type = column.get("data_type") if column else None
-        if value is None or data_type not in _CHECKED_TYPES:
+        if value is None or data_type not in _CHECKED_TYPES or _fits_fast(data_type, value):
             continue
         try:
             coerce_value(data_type, _py_type(value), value)
         except (ValueError, TypeError, OverflowError):
             misfits.append(key)
     return misfits
+
+
+def _fits_fast(data_type: str, value: Any) -> bool:
+    """The common, well-formed cases without dlt's general coercion (every record passes)."""
+    if data_type == "bigint":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if data_type == "timestamp" and isinstance(value, str):
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            return False  # dlt's parser decides (it also reads other forms)
+        return True
+    return False
 
 
 def _py_type(value: Any) -> str:

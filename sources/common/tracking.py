@@ -77,10 +77,13 @@ class StatusTracker:
         self.stats = stats
         self.observed_at = observed_at or observation_time()
         self.changes: dict[str, dict[str, Any]] = {}  # job ref -> history row, this run only
+        self._state_jobs: dict[str, Any] | None = None
 
-    @staticmethod
-    def _jobs() -> dict[str, Any]:
-        return dlt.current.source_state().setdefault("jobs", {})  # type: ignore[no-any-return]
+    def _jobs(self) -> dict[str, Any]:
+        # looked up once: dlt's source_state() costs ~50 us a call, and a run asks per job
+        if self._state_jobs is None:
+            self._state_jobs = dlt.current.source_state().setdefault("jobs", {})
+        return self._state_jobs
 
     def is_known(self, job_ref: str) -> bool:
         return job_ref in self._jobs()
