@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -16,6 +13,7 @@ import dlt
 import pendulum
 
 from pipelines.cli import console, print_report, print_report_tables
+from pipelines.environment import temporary_env
 from pipelines.report import build_report, write_chart
 from pipelines.runner import DEFAULT_DATASET, run_providers
 from pipelines.track import track_jobs
@@ -39,20 +37,6 @@ DEMO_RATE_LIMIT = 1000  # HighLevel requests per location per 10 s, simulator an
 CONFIG_KEYS = {"upload_post": "SOURCES__UPLOAD_POST__REQUEST_IDS",
                "lobstr": "SOURCES__LOBSTR__UPLOAD_TASK_IDS",
                "cleartax": "SOURCES__CLEARTAX__ACTIVITIES"}
-
-
-@contextmanager
-def _env(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
 
 
 @dataclass
@@ -98,7 +82,7 @@ def run_demo(fresh: bool = True) -> int:
         shutil.rmtree(DEMO_PIPELINES_DIR, ignore_errors=True)
     today = datetime.now(timezone.utc).replace(hour=9, minute=0, second=0, microsecond=0)
     month = Month(start=today - timedelta(days=MONTH_DAYS))
-    with Simulator(*month.fixtures) as sim, _env({
+    with Simulator(*month.fixtures) as sim, temporary_env({
         "SOURCES__HIGHLEVEL__BASE_URL": sim.base_url,
         "SOURCES__HIGHLEVEL__ACCESS_TOKEN": month.highlevel.token,
         "SOURCES__HIGHLEVEL__LOCATION_IDS": json.dumps(list(DEMO_LOCATIONS)),
@@ -127,7 +111,7 @@ def run_demo(fresh: bool = True) -> int:
                         track_jobs(name, ids, pipeline=pipeline)
                     else:  # ... and later through configuration, which costs no extra load
                         configured[name] += [i.removeprefix("request:") for i in ids]
-                with _env({key: json.dumps(configured[name])
+                with temporary_env({key: json.dumps(configured[name])
                            for name, key in CONFIG_KEYS.items()}):
                     report = run_providers(pipeline=pipeline)
             exit_code = max(exit_code, report.exit_code)

@@ -116,6 +116,14 @@ def misfit_fields(record: Mapping[str, Any], columns: TTableSchemaColumns,
     return misfits
 
 
+def count_misfits(stats: ProviderStats, record: Mapping[str, Any],
+                  columns: TTableSchemaColumns) -> None:
+    """Count a record with fields of the wrong type (kept verbatim) in the run summary."""
+    if misfits := misfit_fields(record, columns):
+        stats.counts["bad input"] += 1
+        stats.counts["fields kept verbatim (wrong type)"] += len(misfits)
+
+
 def _fits_fast(data_type: str, value: Any) -> bool:
     """The common, well-formed cases without dlt's general coercion (every record passes)."""
     if data_type == "bigint":

@@ -37,8 +37,8 @@ from sources.common.bad_input import (
     UNREADABLE_BODY,
     TolerantClient,
     as_rejects,
+    count_misfits,
     is_reject,
-    misfit_fields,
     reject_response,
 )
 from sources.common.provider import Provider
@@ -259,9 +259,7 @@ class Poller:
             self._job_error(ref, response, f"HTTP {code} with a body that is not JSON")
             return None
         observation = self.provider.read(ref, code, body)
-        if misfits := misfit_fields(observation.record, self.provider.columns):
-            self.stats.counts["bad input"] += 1
-            self.stats.counts["fields kept verbatim (wrong type)"] += len(misfits)
+        count_misfits(self.stats, observation.record, self.provider.columns)
         self.tracker.observe(ref.job_id, observation.native_status, ref.scope_id,
                              observation.status, ref.ref)
         return {**observation.record, "polled_at": self.polled_at}

@@ -19,8 +19,8 @@ from sources.common.bad_input import (
     UNREADABLE_BODY,
     TolerantClient,
     as_rejects,
+    count_misfits,
     is_reject,
-    misfit_fields,
     reject,
     reject_response,
 )
@@ -189,9 +189,7 @@ def highlevel_source(
         if not record.get("locationId"):
             record["locationId"] = location
         record["_id"] = str(record["_id"])
-        if misfits := misfit_fields(record, CSV_COLUMNS):
-            stats.counts["bad input"] += 1
-            stats.counts["fields kept verbatim (wrong type)"] += len(misfits)
+        count_misfits(stats, record, CSV_COLUMNS)
         tracker.observe(record["_id"], record.get("status"), record.get("locationId"))
         record["last_seen_at"] = tracker.observed_at
         return record
