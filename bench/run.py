@@ -1,7 +1,7 @@
 """`make bench`: every performance goal of the project, each against a baseline measured in the
 same run, printed as a ratio. `--write bench/RESULTS.md` also records the figures.
 
-The simulator runs in a process of its own (bench/simproc.py). Pipelines load into DuckDB files
+The simulator runs in a process of its own (simulator/process.py). Pipelines load into DuckDB files
 in a temporary folder; nothing is left behind.
 """
 
@@ -26,28 +26,15 @@ import duckdb
 import pyarrow as pa
 import requests
 
-from bench.simproc import SimProcess, task_id
+from pipelines.environment import temporary_env as env
 from pipelines.runner import run_providers
+from simulator.process import SimProcess, task_id
 
 LATENCY = 0.020  # seconds per status request, as the issue measured against
 CONCURRENCY = 16
 POLL_JOBS = 5_000
 LOAD_IMPORTS = 100_000
 PAGE = 100
-
-
-@contextlib.contextmanager
-def env(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
 
 
 @dataclass

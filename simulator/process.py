@@ -35,6 +35,9 @@ def _serve(spec: dict[str, Any], conn: Connection) -> None:
             elif command == "log":
                 conn.send([(r.path, r.status, r.at) for r in sim.requests()])
                 continue
+            elif command == "max_in_flight":
+                conn.send(sim.max_in_flight)
+                continue
             elif command == "clear":
                 sim.clear_log()
             elif command == "stop":
@@ -75,3 +78,6 @@ class SimProcess:
 
     def log(self) -> list[tuple[str, int, float]]:
         return self._call("log")
+
+    def max_in_flight(self) -> int:
+        return self._call("max_in_flight")

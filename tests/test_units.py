@@ -186,23 +186,36 @@ def _max_in_window(starts: list[float], period: float) -> int:
 def test_rate_limiter_never_exceeds_its_window_and_runs_at_the_limit():
     clock = _FakeClock()
     limiter = RateLimiter(RateLimit(10, 1.0), clock=clock, sleep=clock.sleep)
-    starts = []
+    starts, ends = [], []
     for _ in range(95):
-        limiter.acquire("loc1")
+        slot = limiter.acquire("loc1")
         starts.append(clock.now)
         clock.now += 0.001  # each request takes a moment
+        limiter.release(slot)
+        ends.append(clock.now)
 
     assert _max_in_window(starts, 1.0) == 10
-    # 95 requests at 10 per second (windows 5 % longer): the last five start in the tenth
-    # window, not later
-    assert starts[-1] == pytest.approx(9 * 1.05 + 0.004)
+    # the request 10 places later starts a full period after the earlier one's answer
+    assert all(starts[i + 10] >= ends[i] + 1.0 for i in range(85))
+    # 95 requests at 10 per second, 1 ms each: the last five start in the tenth window
+    assert starts[-1] == pytest.approx(9 * 1.001 + 0.004)
+
+
+def test_rate_limiter_holds_a_slot_until_the_answer_is_back():
+    clock = _FakeClock()
+    limiter = RateLimiter(RateLimit(1, 1.0), clock=clock, sleep=clock.sleep)
+    slot = limiter.acquire("x")
+    clock.now = 0.5  # a slow answer
+    limiter.release(slot)
+    limiter.acquire("x")
+    assert clock.now == pytest.approx(1.5)  # a period after the answer, not after the start
 
 
 def test_rate_limiter_keys_are_independent_and_server_pauses_are_obeyed():
     clock = _FakeClock()
     limiter = RateLimiter(RateLimit(2, 1.0), clock=clock, sleep=clock.sleep)
     for key in ("a", "a", "b", "b"):
-        limiter.acquire(key)
+        limiter.release(limiter.acquire(key))
     assert clock.now == 0.0  # two keys, two requests each: no wait
 
     interval = "X-RateLimit-Interval-Milliseconds"

@@ -75,8 +75,11 @@ class _CountingAdapter(HTTPAdapter):
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
              ) -> requests.Response:
         key = self._key_of(request.url or "")
-        self._limiter.acquire(key)
-        response = super().send(request, *args, **kwargs)
+        slot = self._limiter.acquire(key)
+        try:
+            response = super().send(request, *args, **kwargs)
+        finally:
+            self._limiter.release(slot)
         self._limiter.observe(key, response.headers)
         self._on_response(response)
         return response

@@ -10,6 +10,7 @@ limiter exists so that they are rare.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -35,14 +36,18 @@ class RateLimit:
         return cls(int(requests), float(period))
 
 
-# The window is kept this much longer than the limit's period: the server counts arrivals, and
-# a request that started on time can arrive a few milliseconds late (a busy thread, a slow
-# connection) while a later one arrives at once.
-WINDOW_MARGIN = 0.05
+# how often a thread that waits for an in-flight request's answer looks again
+IN_FLIGHT_POLL = 0.005
 
 
 class RateLimiter:
-    """Sliding-window limiter; `acquire(key)` blocks until a request may start."""
+    """Sliding-window limiter: `acquire(key)` blocks until a request may start and returns its
+    slot; `release(slot)` when its answer (or error) is back.
+
+    A slot stays in the window until `period` after its request ended, not after it started:
+    the server saw the request before the client saw the answer, so the request N places later
+    reaches the server more than `period` after it, whatever the network and scheduling delays.
+    """
 
     def __init__(self, limit: RateLimit | None, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
@@ -50,32 +55,39 @@ class RateLimiter:
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
-        self._starts: dict[str, deque[float]] = {}
+        # per key, in start order: [end time], math.inf while the request is in flight
+        self._slots: dict[str, deque[list[float]]] = {}
         self._paused_until: dict[str, float] = {}
         self.waited = 0.0  # seconds spent waiting, all threads together
 
     def _wait_needed(self, key: str, now: float) -> float:
         wait = self._paused_until.get(key, 0.0) - now
         if self.limit is not None:
-            period = self.limit.period * (1 + WINDOW_MARGIN)
-            starts = self._starts.setdefault(key, deque())
-            while starts and starts[0] <= now - period:
-                starts.popleft()
-            if len(starts) >= self.limit.requests:
-                wait = max(wait, starts[0] + period - now)
+            slots = self._slots.setdefault(key, deque())
+            while slots and slots[0][0] <= now - self.limit.period:
+                slots.popleft()
+            if len(slots) >= self.limit.requests:
+                ended = slots[0][0]
+                wait = max(wait, IN_FLIGHT_POLL if ended == math.inf
+                           else ended + self.limit.period - now)
         return wait
 
-    def acquire(self, key: str) -> None:
+    def acquire(self, key: str) -> list[float]:
         while True:
             with self._lock:
                 now = self._clock()
                 wait = self._wait_needed(key, now)
                 if wait <= 0:
+                    slot = [math.inf]
                     if self.limit is not None:
-                        self._starts[key].append(now)
-                    return
+                        self._slots[key].append(slot)
+                    return slot
                 self.waited += wait
             self._sleep(wait)
+
+    def release(self, slot: list[float]) -> None:
+        with self._lock:
+            slot[0] = self._clock()
 
     def pause(self, key: str, seconds: float) -> None:
         """No request for `key` before `seconds` from now (the server's own accounting)."""
