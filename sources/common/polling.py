@@ -20,17 +20,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import dlt
 import pendulum
 import requests
+from dlt.common import json
 from dlt.common.schema.typing import TTableSchemaColumns
 from dlt.common.typing import TDataItems
 from dlt.extract.hints import make_nested_hints
 from dlt.extract.resource import DltResource
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.auth import APIKeyAuth
+from dlt.sources.helpers.rest_client.utils import join_url
 
 from sources.common.analytics import job_rows_sql
 from sources.common.bad_input import (
@@ -98,7 +100,7 @@ def check_id(value: str, what: str = "id") -> str:
     """An id part as given, or InvalidJobRef if it is empty or holds line breaks/controls."""
     if not value or not value.strip():
         raise InvalidJobRef(f"empty {what}")
-    if value != value.strip() or _BAD_ID_CHARS & set(value):
+    if value != value.strip() or any(c in value for c in _BAD_ID_CHARS):
         raise InvalidJobRef(f"{what} {value!r} has surrounding spaces or control characters")
     if value in (".", ".."):
         # even percent-encoded, a dot segment may be resolved by a proxy into another path
@@ -206,6 +208,8 @@ class Poller:
         self.stats = stats
         self.polled_at = tracker.observed_at
         self.rejects: list[dict[str, Any]] = []  # answers kept verbatim, loaded by the caller
+        self._template = client.session.prepare_request(requests.Request(
+            "GET", client.base_url, headers=client.headers, auth=client.auth))
 
     def _job_error(self, ref: JobRef, response: requests.Response, message: str) -> None:
         # the job stays unfinished and is polled again next run; the others go on
@@ -216,9 +220,17 @@ class Poller:
                                             self.polled_at))
 
     def fetch(self, ref: JobRef) -> requests.Response:
-        """One status request (thread-safe: the session, its retries and rate limit are)."""
+        """One status request (thread-safe: the session, its retries and rate limit are).
+
+        Sent through the client's session (dlt's retries, the rate limit, the counting) as a
+        copy of one prepared request with only the URL changed: preparing each request anew
+        (merging session settings, headers, auth) was half of a poll's CPU, and a provider's
+        polls differ in nothing else."""
         path, params = self.provider.status_request(ref)
-        return self.client.get(path, params=params)
+        request = self._template.copy()
+        url = join_url(self.client.base_url, path)
+        request.url = f"{url}?{urlencode(params)}" if params else url
+        return self.client.session.send(request)
 
     def poll_all(self, refs: Sequence[JobRef], concurrency: int) -> list[dict[str, Any]]:
         """Rows of every job in `refs` that answered; requests run `concurrency` at a time
@@ -254,7 +266,7 @@ class Poller:
             self._job_error(ref, response, f"HTTP {code}: {response.text[:200].strip()}")
             return None
         try:
-            body = response.json()
+            body = json.loadb(response.content)  # dlt's orjson: a third of requests' json()
         except ValueError:
             self._job_error(ref, response, f"HTTP {code} with a body that is not JSON")
             return None
@@ -372,7 +384,8 @@ def polled_resources(
     tracker = StatusTracker(provider, stats)
     unreadable: list[dict[str, Any]] = []
     client = TolerantClient(
-        base_url=base_url, auth=provider.auth(secret), session=counting_session(stats, limit=limit),
+        base_url=base_url, auth=provider.auth(secret),
+        session=counting_session(stats, base_url, limit=limit),
         on_unreadable=lambda r: unreadable.append(
             reject_response(stats, r, UNREADABLE_BODY, at=tracker.observed_at)))
     poller = Poller(provider, client, tracker, stats)

@@ -78,6 +78,7 @@ class StatusTracker:
         self.observed_at = observed_at or observation_time()
         self.changes: dict[str, dict[str, Any]] = {}  # job ref -> history row, this run only
         self._state_jobs: dict[str, Any] | None = None
+        self._at = self.observed_at.isoformat()  # part of every change_key
 
     def _jobs(self) -> dict[str, Any]:
         # looked up once: dlt's source_state() costs ~50 us a call, and a run asks per job
@@ -129,8 +130,7 @@ class StatusTracker:
             return None
         self.stats.counts["new" if previous is None else "changed"] += 1
         jobs[job_ref] = [native, status]
-        key = "\x1f".join([self.provider.name, job_ref, str(native), status,
-                            self.observed_at.isoformat()])
+        key = "\x1f".join([self.provider.name, job_ref, str(native), status, self._at])
         row = {
             "change_key": hashlib.sha256(key.encode()).hexdigest()[:32],
             "provider": self.provider.name,

@@ -114,7 +114,7 @@ def highlevel_source(
     tracker = StatusTracker(PROVIDER, stats)
     locations = parse_locations(location_ids)
     session = counting_session(
-        stats, on_response=lambda r: stats.counts.update(
+        stats, base_url, on_response=lambda r: stats.counts.update(
             ["listing pages" if urlsplit(r.url).path.endswith("/csv") else "post pages"]),
         limit=RateLimit.of(rate_limit_requests, rate_limit_period), key_of=location_of)
     auth = BearerTokenAuth(access_token)

@@ -32,7 +32,7 @@ def prune_client(access_token: str, base_url: str, stats: ProviderStats,
     stats.secrets.add(access_token)
     return RESTClient(base_url=base_url, headers={"Version": API_VERSION},
                       auth=BearerTokenAuth(access_token),
-                      session=counting_session(stats, limit=limit))
+                      session=counting_session(stats, base_url, limit=limit))
 
 
 def matching_imports(client: RESTClient, location: str, statuses: Sequence[str],
