@@ -12,6 +12,7 @@ counted in the run summary, and never a reason to lose the other records of the 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ from dlt.extract.items import DataItemWithMeta
 from dlt.sources.helpers.rest_client import RESTClient
 from requests import Response
 
+from sources.common.responses import select
 from sources.common.stats import ProviderStats
 
 UNREADABLE_BODY = "unreadable body"  # the reason given to answers that are not JSON
@@ -101,7 +103,7 @@ def misfit_fields(record: Mapping[str, Any], columns: TTableSchemaColumns,
     flattens them (`meta.valid` is column `meta__valid`)."""
     misfits = []
     for key, value in record.items():
-        name = prefix + _naming.normalize_identifier(key)
+        name = prefix + _normalized(key)
         if isinstance(value, dict):
             misfits.extend(misfit_fields(value, columns, name + "__"))
             continue
@@ -116,12 +118,20 @@ def misfit_fields(record: Mapping[str, Any], columns: TTableSchemaColumns,
     return misfits
 
 
+@functools.lru_cache(maxsize=4096)
+def _normalized(key: str) -> str:
+    # every record repeats the same few keys; dlt's normalizer costs ~2 us a call
+    return _naming.normalize_identifier(key)
+
+
 def count_misfits(stats: ProviderStats, record: Mapping[str, Any],
-                  columns: TTableSchemaColumns) -> None:
-    """Count a record with fields of the wrong type (kept verbatim) in the run summary."""
+                  columns: TTableSchemaColumns) -> bool:
+    """Count a record with fields of the wrong type (kept verbatim) in the run summary; True if
+    it has any."""
     if misfits := misfit_fields(record, columns):
         stats.counts["bad input"] += 1
         stats.counts["fields kept verbatim (wrong type)"] += len(misfits)
+    return bool(misfits)
 
 
 def _fits_fast(data_type: str, value: Any) -> bool:
@@ -159,8 +169,13 @@ class TolerantClient(RESTClient):
         self._on_unreadable = on_unreadable
 
     def extract_response(self, response: Response, data_selector: Any) -> list[Any]:
+        # as dlt's, but the body is parsed once and the selector compiled once (responses.py)
         try:
-            return super().extract_response(response, data_selector)
+            data = select(data_selector, response)
         except ValueError:
             self._on_unreadable(response)
             return []
+        data = data[0] if isinstance(data, list) and len(data) == 1 else data
+        if data is None:
+            return []
+        return data if isinstance(data, list) else [data]  # a single object is a page of one

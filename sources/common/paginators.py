@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from dlt.common import jsonpath
 from dlt.sources.helpers.rest_client.paginators import OffsetPaginator, PageNumberPaginator
 from requests import Request, Response
+
+from sources.common.responses import body, select
 
 
 class SkipLimitPaginator(OffsetPaginator):
@@ -27,9 +28,9 @@ class SkipLimitPaginator(OffsetPaginator):
             return
         self.current_value += len(data)
         if self.total_path is not None:
-            values = jsonpath.find_values(self.total_path, response.json())
+            values = select(self.total_path, response)
             if not values:
-                self._handle_missing_total(response.json())
+                self._handle_missing_total(body(response))
             try:
                 total = int(values[0])
             except (TypeError, ValueError):
@@ -62,7 +63,7 @@ class PageItemsPaginator(PageNumberPaginator):
             self._has_next_page = False
             return
         self._items_seen += len(data)
-        values = jsonpath.find_values(self.items_total_path, response.json())
+        values = select(self.items_total_path, response)
         try:
             total = int(values[0]) if values else None
         except (TypeError, ValueError):

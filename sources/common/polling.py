@@ -25,7 +25,6 @@ from urllib.parse import quote, urlencode
 import dlt
 import pendulum
 import requests
-from dlt.common import json
 from dlt.common.schema.typing import TTableSchemaColumns
 from dlt.common.typing import TDataItems
 from dlt.extract.hints import make_nested_hints
@@ -34,7 +33,9 @@ from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.auth import APIKeyAuth
 from dlt.sources.helpers.rest_client.utils import join_url
 
+from sources.common import responses
 from sources.common.analytics import job_rows_sql
+from sources.common.arrow_items import history_arrow, load_id_on_arrow_items
 from sources.common.bad_input import (
     UNREADABLE_BODY,
     TolerantClient,
@@ -266,11 +267,11 @@ class Poller:
             self._job_error(ref, response, f"HTTP {code}: {response.text[:200].strip()}")
             return None
         try:
-            body = json.loadb(response.content)  # dlt's orjson: a third of requests' json()
+            answer = responses.body(response)
         except ValueError:
             self._job_error(ref, response, f"HTTP {code} with a body that is not JSON")
             return None
-        observation = self.provider.read(ref, code, body)
+        observation = self.provider.read(ref, code, answer)
         count_misfits(self.stats, observation.record, self.provider.columns)
         self.tracker.observe(ref.job_id, observation.native_status, ref.scope_id,
                              observation.status, ref.ref)
@@ -413,11 +414,12 @@ def polled_resources(
                      **HISTORY_HINTS)
     def status_history(records: TDataItems) -> Iterator[list[dict[str, Any]]]:
         """One row per job whose status is new or changed since the last run."""
-        rows = [tracker.changes[r["job_ref"]] for r in records
-                if not is_reject(r) and r.get("job_ref") in tracker.changes]
+        rows = tracker.take_changes(r["job_ref"] for r in records
+                                    if not is_reject(r) and r.get("job_ref"))
         if rows:
-            yield rows
+            yield history_arrow(rows)
 
+    load_id_on_arrow_items()
     return feed, _tracked_jobs(provider, feed, tracker.observed_at), job_statuses, status_history
 
 

@@ -10,7 +10,7 @@ pair differs from the remembered one (or that is new) yields one history row.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -76,7 +76,10 @@ class StatusTracker:
         self.provider = provider
         self.stats = stats
         self.observed_at = observed_at or observation_time()
-        self.changes: dict[str, dict[str, Any]] = {}  # job ref -> history row, this run only
+        # job ref -> history row not yet loaded: taken by the history resource, so a run
+        # holds only the rows of the page in flight, not one per change of the whole run
+        self.changes: dict[str, dict[str, Any]] = {}
+        self.changed: set[str] = set()  # every job ref whose status changed this run
         self._state_jobs: dict[str, Any] | None = None
         self._at = self.observed_at.isoformat()  # part of every change_key
 
@@ -144,4 +147,9 @@ class StatusTracker:
             "observed_at": self.observed_at,
         }
         self.changes[job_ref] = row
+        self.changed.add(job_ref)
         return row
+
+    def take_changes(self, job_refs: Iterable[str]) -> list[dict[str, Any]]:
+        """The history rows of `job_refs` that changed, handed over once."""
+        return [row for ref in job_refs if (row := self.changes.pop(ref, None)) is not None]

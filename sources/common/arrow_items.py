@@ -1,0 +1,129 @@
+"""Pages of records as Arrow tables, so dlt writes them straight to parquet instead of
+normalizing every row as JSON (the larger half of loading 100,000 imports).
+
+A page becomes Arrow only when the result is exactly what dlt's row-by-row path would store:
+every value fits the column's type as the schema already knows it (or, for a new column, a type
+dlt would also infer). Anything else (a nested object, a value dlt would keep in a variant column,
+a string dlt would detect as a timestamp, two keys with one normalized name) returns None, and the
+caller yields that page as dicts for dlt to handle as always.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import dlt
+import pyarrow as pa
+import pyarrow.compute as pc
+from dlt.common.normalizers.naming import NamingConvention
+from dlt.common.schema.typing import TTableSchemaColumns
+from dlt.common.utils import digest128
+
+from sources.common.tracking import HISTORY_COLUMNS
+
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "text": pa.string(),
+    "bigint": pa.int64(),
+    "double": pa.float64(),
+    "bool": pa.bool_(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+}
+# the types dlt infers for new columns from Python values (strings are checked separately: dlt
+# may detect them as timestamps)
+_INFERRED: dict[type, str] = {str: "text", int: "bigint", float: "double", bool: "bool"}
+
+
+def load_id_on_arrow_items() -> None:
+    """Have dlt add `_dlt_load_id` to Arrow items too (it does for dicts, not by default for
+    Arrow): a table fed both ways would otherwise hold rows without one, and its column is
+    NOT NULL. Set where the config is read at extract time, in the process that extracts."""
+    dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
+
+
+def row_key(*parts: str) -> str:
+    """A deterministic `_dlt_id` (dlt's own digest), so rows of nested lists can point at it."""
+    return digest128("\x1f".join(parts))
+
+
+def to_arrow(rows: Sequence[Mapping[str, Any]], columns: TTableSchemaColumns,
+             naming: NamingConvention, detect_timestamps: bool = True) -> pa.Table | None:
+    """`rows` as one Arrow table typed by `columns` (normalized names), or None when dlt's
+    row path must take them (see the module docstring)."""
+    names: dict[str, str] = {}  # key as sent -> normalized column name
+    for row in rows:
+        for key in row:
+            if key not in names:
+                names[key] = naming.normalize_identifier(key)
+    if len(set(names.values())) != len(names):
+        return None
+    arrays, fields = [], []
+    for key, name in names.items():
+        values = [row.get(key) for row in rows]
+        column = columns.get(name, {})
+        array = _column(values, column.get("data_type"), detect_timestamps)
+        if array is None:
+            return None
+        if array.type == pa.null():
+            continue  # dlt creates no column from null values alone
+        arrays.append(array)
+        # a required column stays required (dlt warns when Arrow and its schema disagree)
+        required = column.get("nullable") is False and array.null_count == 0
+        fields.append(pa.field(key, array.type, nullable=not required))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def _column(values: list[Any], data_type: str | None, detect_timestamps: bool
+            ) -> pa.Array | None:
+    present = [v for v in values if v is not None]
+    if not present:
+        return pa.array(values, _ARROW_TYPES[data_type]) if data_type in _ARROW_TYPES else \
+            pa.nulls(len(values))
+    kinds = {type(v) for v in present}
+    if data_type is None:
+        if len(kinds) != 1 or (kind := next(iter(kinds))) not in _INFERRED:
+            return None
+        if kind is str and detect_timestamps and any(map(_looks_like_timestamp, present)):
+            return None
+        data_type = _INFERRED[kind]
+    arrow_type = _ARROW_TYPES.get(data_type)
+    if arrow_type is None or not _fits(kinds, data_type):
+        return None
+    try:
+        if data_type == "timestamp" and kinds == {str}:
+            return pc.cast(pa.array(values, pa.string()), arrow_type)
+        return pa.array(values, arrow_type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, ValueError):
+        return None
+
+
+def _fits(kinds: set[type], data_type: str) -> bool:
+    if data_type == "text":
+        return kinds == {str}
+    if data_type == "bigint":
+        return kinds == {int}
+    if data_type == "double":
+        return kinds <= {float, int}
+    if data_type == "bool":
+        return kinds == {bool}
+    # timestamp: ISO strings (cast by Arrow, which refuses what it cannot read) or datetimes
+    return len(kinds) == 1
+
+
+def _looks_like_timestamp(value: str) -> bool:
+    from dlt.common.schema.detections import is_iso_timestamp
+
+    return is_iso_timestamp(str, value) is not None
+
+
+_HISTORY_SCHEMA = pa.schema(
+    [pa.field(name, _ARROW_TYPES[column["data_type"]], nullable=column.get("nullable", True))
+     for name, column in HISTORY_COLUMNS.items()] + [pa.field("_dlt_id", pa.string(), False)])
+
+
+def history_arrow(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
+    """History rows (all values made by the tracker, so they always fit) as Arrow; `_dlt_id`
+    is the change key, one per row by construction."""
+    columns = {name: [row[name] for row in rows] for name in HISTORY_COLUMNS}
+    columns["_dlt_id"] = columns["change_key"]
+    return pa.Table.from_pydict(columns, schema=_HISTORY_SCHEMA)

@@ -1,0 +1,35 @@
+"""Reading JSON answers once: dlt's client parses a page's body with `response.json()` for the
+data and again for the paginator, and compiles the JSONPath selectors anew on every page; on a
+1,000-page listing that was a quarter of the extract step."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from dlt.common import json, jsonpath
+from requests import Response
+
+_BODY = "_upload_status_body"
+
+
+def body(response: Response) -> Any:
+    """The answer's JSON (dlt's orjson), parsed on first use and kept on the response;
+    ValueError if it is not JSON."""
+    try:
+        return getattr(response, _BODY)
+    except AttributeError:
+        parsed = json.loadb(response.content)
+        setattr(response, _BODY, parsed)
+        return parsed
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(path: str) -> Any:
+    return jsonpath.compile_path(path)
+
+
+def select(path: jsonpath.TJsonPath, response: Response) -> list[Any]:
+    """Values at `path` (a JSONPath, compiled once per process) in the answer's JSON."""
+    return jsonpath.find_values(_compiled(path) if isinstance(path, str) else path,
+                                body(response))
