@@ -27,7 +27,7 @@ import pyarrow as pa
 import requests
 
 from pipelines.environment import temporary_env as env
-from pipelines.runner import run_providers
+from pipelines.runner import duckdb_destination, run_providers
 from simulator.process import SimProcess, task_id
 
 LATENCY = 0.020  # seconds per status request, as the issue measured against
@@ -46,7 +46,8 @@ class Run:
 
 
 def pipeline_in(folder: Path, name: str = "upload_status") -> dlt.Pipeline:
-    return dlt.pipeline(name, destination=dlt.destinations.duckdb(str(folder / "bench.duckdb")),
+    """The pipeline `upload-status run` makes (its DuckDB settings), in `folder`."""
+    return dlt.pipeline(name, destination=duckdb_destination(str(folder / "bench.duckdb")),
                         dataset_name="upload_status", pipelines_dir=str(folder / "pipelines"))
 
 

@@ -15,7 +15,7 @@ import pendulum
 from pipelines.cli import console, print_report, print_report_tables
 from pipelines.environment import temporary_env
 from pipelines.report import build_report, write_chart
-from pipelines.runner import DEFAULT_DATASET, run_providers
+from pipelines.runner import DEFAULT_DATASET, duckdb_destination, run_providers
 from pipelines.track import track_jobs
 from simulator import (
     ClearTaxFixture,
@@ -96,7 +96,7 @@ def run_demo(fresh: bool = True) -> int:
     }):
         console.print(f"Simulator of the four APIs listening on {sim.base_url}; replaying "
                       f"{MONTH_DAYS} days with a run every {RUN_EVERY_DAYS} days")
-        pipeline = dlt.pipeline("upload_status_demo", destination=dlt.destinations.duckdb(
+        pipeline = dlt.pipeline("upload_status_demo", destination=duckdb_destination(
             str(DEMO_DB)), dataset_name=DEFAULT_DATASET, pipelines_dir=str(DEMO_PIPELINES_DIR))
         exit_code = 0
         configured: dict[str, list[str]] = {name: [] for name in CONFIG_KEYS}

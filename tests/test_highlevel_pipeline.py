@@ -343,3 +343,26 @@ def test_an_old_unfinished_import_is_still_watched(highlevel_sim, run, monkeypat
     sim.clear_log()
     run()
     assert listing_count(sim) == 1  # finished: nothing below the newest page to watch
+
+
+def test_accounts_of_a_reloaded_import_replace_its_old_ones(highlevel_sim, run, query):
+    fixture = HighLevelFixture(locations={"loc1": 5}, unfinished_share=1.0)
+    highlevel_sim(fixture)
+    run()
+    changed, other = fixture.imports["loc1"][0], fixture.imports["loc1"][1]
+    changed["accountIds"] = ["acc_new"]
+    changed["status"] = "completed"
+
+    run()
+
+    def accounts(csv_id: str) -> list[str]:
+        return [a[0] for a in query(f"""select a.value
+            from {{ds}}.highlevel_csv_uploads__account_ids a
+            join {{ds}}.highlevel_csv_uploads u on a._dlt_parent_id = u._dlt_id
+            where u._id = '{csv_id}' order by a._dlt_list_idx""")]
+
+    assert accounts(changed["_id"]) == ["acc_new"]
+    assert accounts(other["_id"]) == other["accountIds"]
+    total = sum(len(r["accountIds"]) for r in fixture.imports["loc1"])
+    assert query("select count(*) from {ds}.highlevel_csv_uploads__account_ids") == [(total,)]
+    assert query("select count(*) from {ds}.highlevel_csv_uploads") == [(5,)]

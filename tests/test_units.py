@@ -256,3 +256,63 @@ def test_listing_window_stops_below_the_mark_and_reads_all_when_the_premise_brea
     watched = _listing("2026-11-01T12:30:00Z", "2026-10-01T00:00:00Z", unfinished=(1,))
     assert ListingWindow.from_mark(watched.mark(None), timedelta(minutes=10)).boundary == (
         datetime(2026, 10, 1, tzinfo=timezone.utc))
+
+
+# --- Arrow pages: only what dlt's row path would store the same way ----------------------------
+
+def _naming():
+    from dlt.common.normalizers.naming.snake_case import NamingConvention
+    return NamingConvention()
+
+
+def test_to_arrow_types_columns_as_declared():
+    from sources.common.arrow_items import to_arrow
+
+    columns = {"_id": {"data_type": "text", "nullable": False},
+               "count": {"data_type": "bigint"}, "created_at": {"data_type": "timestamp"}}
+    table = to_arrow([{"_id": "a", "count": 3, "createdAt": "2024-01-02T03:04:05.000Z",
+                       "note": "x", "gone": None},
+                      {"_id": "b", "count": None, "createdAt": "2024-01-03T00:00:00Z",
+                       "note": None, "gone": None}], columns, _naming())
+
+    assert table is not None
+    assert table.column_names == ["_id", "count", "createdAt", "note"]  # null-only: no column
+    assert str(table.schema.field("count").type) == "int64"
+    assert str(table.schema.field("createdAt").type) == "timestamp[us, tz=UTC]"
+    assert table.schema.field("_id").nullable is False
+    assert table.column("createdAt")[0].as_py() == datetime(2024, 1, 2, 3, 4, 5,
+                                                            tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("rows", [
+    [{"_id": "a", "meta": {"valid": 1}}],  # nested: dlt flattens it into meta__valid
+    [{"_id": "a", "tags": ["x"]}],  # a list: dlt makes a nested table
+    [{"_id": "a", "count": "twelve"}],  # dlt keeps it in count__v_text
+    [{"_id": "a", "seen": "2024-01-01T00:00:00Z"}],  # dlt would detect a timestamp
+    [{"_id": "a", "extra": 1}, {"_id": "b", "extra": "one"}],  # mixed types in a new column
+    [{"_id": "a", "createdAt": "yesterday"}],  # not a timestamp Arrow can read
+    [{"_id": "a", "fileName": "x", "file_name": "y"}],  # two keys, one column name
+])
+def test_to_arrow_leaves_to_dlt_what_it_would_store_differently(rows):
+    from sources.common.arrow_items import to_arrow
+
+    columns = {"_id": {"data_type": "text"}, "count": {"data_type": "bigint"},
+               "created_at": {"data_type": "timestamp"}}
+    assert to_arrow(rows, columns, _naming()) is None
+
+
+def test_account_table_points_each_account_at_its_import():
+    from sources.highlevel.accounts import account_table, import_key
+
+    imports = [{"_id": "a", "accountIds": ["x", "y"]}, {"_id": "b", "accountIds": "solo"},
+               {"_id": "c", "accountIds": []}, {"_id": "d", "accountIds": [7]}]
+    for record in imports:
+        record["_dlt_id"] = import_key(record["_id"])
+
+    table = account_table(imports).to_pylist()
+
+    assert [(r["value"], r["_dlt_list_idx"]) for r in table] == [("x", 0), ("y", 1), ("7", 0)]
+    assert [r["_dlt_parent_id"] for r in table] == [import_key("a")] * 2 + [import_key("d")]
+    assert all(r["_dlt_root_id"] == r["_dlt_parent_id"] for r in table)
+    assert len({r["_dlt_id"] for r in table}) == 3
+    assert account_table([{"_id": "e", "_dlt_id": "k"}]) is None
