@@ -139,7 +139,17 @@ def _load_in_child(base_url: str, token: str, folder: str, queue: Any) -> None:
               "SOURCES__HIGHLEVEL__RATE_LIMIT_REQUESTS": "0",
               "SOURCES__HIGHLEVEL__FETCH_POSTS": "false"}):
         run = ours("highlevel", Path(folder))
-    queue.put((run, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+    queue.put((run, peak_rss_mb()))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS. VmHWM, not getrusage: Linux carries ru_maxrss over exec, so a
+    spawned child would report its parent's peak when that was higher."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def load_in_fresh_process(sim: SimProcess, folder: Path) -> tuple[Run, float]:
