@@ -138,6 +138,8 @@ def _fits_fast(data_type: str, value: Any) -> bool:
     """The common, well-formed cases without dlt's general coercion (every record passes)."""
     if data_type == "bigint":
         return isinstance(value, int) and not isinstance(value, bool)
+    if data_type == "timestamp" and isinstance(value, datetime):
+        return True
     if data_type == "timestamp" and isinstance(value, str):
         try:
             datetime.fromisoformat(value)

@@ -142,7 +142,6 @@ def highlevel_source(
                                                at=tracker.observed_at))
 
     pending_rejects: list[dict[str, Any]] = []
-    misfits: set[str] = set()  # imports with a field of the wrong type: loaded as dicts
     client = TolerantClient(base_url=base_url, headers=headers, auth=auth, session=session,
                             on_unreadable=on_unreadable)
 
@@ -212,8 +211,6 @@ def highlevel_source(
         if not record.get("locationId"):
             record["locationId"] = location
         record["_id"] = str(record["_id"])
-        if count_misfits(stats, record, CSV_COLUMNS):
-            misfits.add(record["_id"])
         tracker.observe(record["_id"], record.get("status"), record.get("locationId"))
         record["last_seen_at"] = tracker.observed_at
         record["_dlt_id"] = import_key(record["_id"])  # its accounts point at it
@@ -224,25 +221,30 @@ def highlevel_source(
     def uploads(page: TDataItems) -> Iterator[Any]:
         """One row per import (merged on `_id`); its `accountIds` go to the accounts table.
 
-        A batch is written as Arrow (parquet, no row-by-row normalizing); records with a field
-        of the wrong type, or batches Arrow cannot hold as dlt would, go as dicts."""
+        A batch is written as Arrow (parquet, no row-by-row normalizing) when every value fits
+        its column; otherwise the records with a field of the wrong type (counted as bad input)
+        go as dicts, for dlt to keep such values in variant columns."""
         rejects = [r for r in page if is_reject(r)]
         if rejects:
             yield as_rejects(PROVIDER.name, rejects, CSV_COLUMNS)
-        fit, misfit = [], []
-        for record in _imports(page):
-            row = {k: v for k, v in record.items()
-                   if k != "accountIds" or not isinstance(v, list)}
-            (misfit if record["_id"] in misfits else fit).append(row)
+        rows = [{k: v for k, v in record.items() if k != "accountIds" or not isinstance(v, list)}
+                for record in _imports(page)]
+        if not rows:
+            return
         schema = dlt.current.source_schema()
         known = schema.tables.get("highlevel_csv_uploads", {}).get("columns") or CSV_COLUMNS
+        table = to_arrow(rows, known, schema.naming)
+        if table is not None:
+            yield table
+            return
+        fit, misfit = [], []
+        for row in rows:
+            (misfit if count_misfits(stats, row, CSV_COLUMNS) else fit).append(row)
         table = to_arrow(fit, known, schema.naming) if fit else None
         if table is not None:
             yield table
-        elif fit:
-            misfit.extend(fit)
-        if misfit:
-            yield misfit
+        if misfit or table is None:
+            yield misfit + (fit if table is None else [])
 
     @dlt.transformer(data_from=imports, name=ACCOUNTS_TABLE, merge_key="_dlt_root_id",
                      columns=ACCOUNT_COLUMNS,
