@@ -218,17 +218,17 @@ def highlevel_source(
 
     @dlt.transformer(data_from=imports, name="highlevel_csv_uploads", primary_key="_id",
                      write_disposition="merge", columns=CSV_COLUMNS)
-    def uploads(page: TDataItems) -> Iterator[Any]:
+    def uploads(batch: TDataItems) -> Iterator[Any]:
         """One row per import (merged on `_id`); its `accountIds` go to the accounts table.
 
         A batch is written as Arrow (parquet, no row-by-row normalizing) when every value fits
         its column; otherwise the records with a field of the wrong type (counted as bad input)
         go as dicts, for dlt to keep such values in variant columns."""
-        rejects = [r for r in page if is_reject(r)]
+        rejects = [r for r in batch if is_reject(r)]
         if rejects:
             yield as_rejects(PROVIDER.name, rejects, CSV_COLUMNS)
         rows = [{k: v for k, v in record.items() if k != "accountIds" or not isinstance(v, list)}
-                for record in _imports(page)]
+                for record in _imports(batch)]
         if not rows:
             return
         schema = dlt.current.source_schema()
@@ -252,18 +252,18 @@ def highlevel_source(
                      # primary key: dlt would then delete on `pk OR merge key`, which DuckDB
                      # cannot hash-join (2.4 s of a 4.7 s load of 100,000 imports)
                      write_disposition={"disposition": "merge", "strategy": "delete-insert"})
-    def accounts(page: TDataItems) -> Iterator[Any]:
+    def accounts(batch: TDataItems) -> Iterator[Any]:
         """One row per account of an import, as dlt would unnest `accountIds` (`value`,
         `_dlt_parent_id` = the import's `_dlt_id`, `_dlt_list_idx`), written as Arrow."""
-        table = account_table(_imports(page))
+        table = account_table(_imports(batch))
         if table is not None:
             yield table
 
     @dlt.transformer(data_from=imports, name="highlevel_status_history",
                      **HISTORY_HINTS)
-    def highlevel_status_history(page: TDataItems) -> Iterator[Any]:
+    def highlevel_status_history(batch: TDataItems) -> Iterator[Any]:
         """One row per import whose status is new or changed since the last run."""
-        rows = tracker.take_changes(i["_id"] for i in _imports(page))
+        rows = tracker.take_changes(i["_id"] for i in _imports(batch))
         if rows:
             yield history_arrow(rows)
 
@@ -292,11 +292,11 @@ def highlevel_source(
         merge_key="csv_id",
         columns=POST_COLUMNS,
     )
-    def highlevel_csv_posts(imports: TDataItems) -> Iterator[Any]:
+    def highlevel_csv_posts(batch: TDataItems) -> Iterator[Any]:
         """Posts (with their error messages) of imports that are new or changed, and of those
         whose posts could not be read before."""
         unread: dict[str, str] = dlt.current.resource_state().setdefault("posts_unread", {})
-        for csv in _imports(imports):
+        for csv in _imports(batch):
             csv_id = csv["_id"]
             if not (full_refresh or csv_id in tracker.changed or csv_id in unread):
                 continue
