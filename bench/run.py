@@ -169,10 +169,12 @@ def bench_polling(work: Path, lines: list[str]) -> None:
     floor = POLL_JOBS * LATENCY / CONCURRENCY
     with SimProcess(lobstr_tasks=POLL_JOBS, latency=LATENCY) as sim:
         with env(lobstr_env(sim, POLL_JOBS)):
-            run = ours("lobstr", work / "poll_ours")
+            # the best of two first runs (each polls every job), as for loading
+            run = min((ours("lobstr", work / f"poll_ours{i}") for i in range(2)),
+                      key=lambda r: r.extract)
         baseline = rest_api_polling(sim, POLL_JOBS, work / "poll_rest_api")
     lines.append(f"| 1 | concurrent polling, {POLL_JOBS:,} jobs at {LATENCY * 1000:.0f} ms "
-                 f"(extract step) | {run.extract:.2f} s | floor {floor:.2f} s | "
+                 f"(extract step, best of 2) | {run.extract:.2f} s | floor {floor:.2f} s | "
                  f"{run.extract / floor:.2f}x floor (goal <= 1.5x) |")
     lines.append(f"| 1 | same jobs, plain dlt rest_api child resource (extract step) | "
                  f"{baseline:.2f} s | ours {run.extract:.2f} s | {baseline / run.extract:.1f}x "
@@ -195,22 +197,36 @@ def bench_rate_limit(work: Path, lines: list[str]) -> None:
                  f"the limit (goal >= 90%), busiest 1 s window {worst} (goal <= {limit}) |")
 
 
+def no_change_run(sim: SimProcess, folder: Path) -> tuple[Run, int]:
+    """A run over what `folder` already loaded, and the listing requests it made."""
+    sim.clear()
+    with env(highlevel_env(sim)):
+        again = ours("highlevel", folder)
+    return again, sum(1 for path, _, _ in sim.log() if path.endswith("/csv"))
+
+
 def bench_loading(work: Path, lines: list[str]) -> dict[str, Any]:
     with SimProcess(highlevel={"loc1": LOAD_IMPORTS}) as sim:
-        baseline = handwritten_load(sim.base_url, sim.token, work / "handwritten.duckdb")
-        run, rss = load_in_fresh_process(sim, work / "load_ours")
-        sim.clear()
-        with env(highlevel_env(sim)):
-            again = ours("highlevel", work / "load_ours")
-        listing_requests = sum(1 for path, _, _ in sim.log() if path.endswith("/csv"))
+        # the best of two runs each, alternating, as this machine varies by about 20 % from run
+        # to run; ours in fresh processes (a process that ran the other benchmarks first was
+        # slower, not faster), the script in this one
+        baselines, loads = [], []
+        for attempt in range(2):
+            baselines.append(handwritten_load(sim.base_url, sim.token,
+                                              work / f"handwritten{attempt}.duckdb"))
+            loads.append(load_in_fresh_process(sim, work / f"load_ours{attempt}"))
+        baseline = min(baselines)
+        first = min((run for run, _ in loads), key=lambda r: r.wall)
+        rss = max(peak for _, peak in loads)
+        again, listing_requests = no_change_run(sim, work / "load_ours0")
     lines.append(f"| 3 | {LOAD_IMPORTS:,} imports ({LOAD_IMPORTS // PAGE:,} pages) into DuckDB, "
-                 f"end to end | {run.wall:.2f} s | hand-written {baseline:.2f} s | "
-                 f"{run.wall / baseline:.2f}x (goal <= 2x) |")
-    lines.append(f"| 3 | peak memory of that load (fresh process) | {rss:.0f} MB | - | goal "
-                 "< 500 MB |")
+                 f"end to end (best of 2) | {first.wall:.2f} s | hand-written {baseline:.2f} s "
+                 f"(best of 2) | {first.wall / baseline:.2f}x (goal <= 2x) |")
+    lines.append(f"| 3 | peak memory of that load (fresh process, higher of the 2) | {rss:.0f} MB "
+                 "| - | goal < 500 MB |")
     lines.append(f"| 2 | no-change run over {LOAD_IMPORTS:,} imports | {again.wall:.2f} s | "
                  f"{listing_requests} listing request(s) | goal <= 1 per location |")
-    return {"first": run, "again": again, "again_requests": listing_requests, "rss": rss}
+    return {"first": first, "again": again, "rss": rss}
 
 
 def bench_scaling(work: Path, loaded_100k: dict[str, Any]) -> list[str]:
@@ -218,8 +234,7 @@ def bench_scaling(work: Path, loaded_100k: dict[str, Any]) -> list[str]:
     for n in (1_000, 10_000):
         with SimProcess(highlevel={"loc1": n}) as sim:
             run, rss = load_in_fresh_process(sim, work / f"scale_imports_{n}")
-            with env(highlevel_env(sim)):
-                again = ours("highlevel", work / f"scale_imports_{n}")
+            again, _ = no_change_run(sim, work / f"scale_imports_{n}")
         rows.append(f"| {n:,} imports | {run.wall:.2f} s | {run.requests} | {again.wall:.2f} s "
                     f"| {again.requests} | {rss:.0f} MB |")
     first, again = loaded_100k["first"], loaded_100k["again"]
@@ -274,7 +289,8 @@ def main() -> None:
         *goals,
         "",
         "Scaling (HighLevel without posts; Lobstr jobs that stay running, so the second run "
-        "polls them all again):",
+        "polls them all again; HighLevel first runs in a fresh process, no-change runs in the "
+        "benchmark's):",
         "",
         "| size | first run | requests | no-change run | requests | peak RSS |",
         "|---|---|---|---|---|---|",
