@@ -1,11 +1,11 @@
-"""Pages of records as Arrow tables, so dlt writes them straight to parquet instead of
+"""Batches of records as Arrow tables, so dlt writes them straight to parquet instead of
 normalizing every row as JSON (the larger half of loading 100,000 imports).
 
-A page becomes Arrow only when the result is exactly what dlt's row-by-row path would store:
+A batch becomes Arrow only when the result is exactly what dlt's row-by-row path would store:
 every value fits the column's type as the schema already knows it (or, for a new column, a type
 dlt would also infer). Anything else (a nested object, a value dlt would keep in a variant column,
 a string dlt would detect as a timestamp, two keys with one normalized name) returns None, and the
-caller yields that page as dicts for dlt to handle as always.
+caller yields that batch as dicts for dlt to handle as always.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import dlt
 import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.common.normalizers.naming import NamingConvention
+from dlt.common.schema.detections import is_iso_timestamp
 from dlt.common.schema.typing import TTableSchemaColumns
 from dlt.common.utils import digest128
 
@@ -46,8 +47,15 @@ def row_key(*parts: str) -> str:
     return digest128("\x1f".join(parts))
 
 
+def arrow_schema(columns: TTableSchemaColumns) -> pa.Schema:
+    """The Arrow schema of declared dlt columns (types and required-ness), in their order."""
+    return pa.schema([pa.field(name, _ARROW_TYPES[column["data_type"]],
+                               nullable=column.get("nullable", True))
+                      for name, column in columns.items()])
+
+
 def to_arrow(rows: Sequence[Mapping[str, Any]], columns: TTableSchemaColumns,
-             naming: NamingConvention, detect_timestamps: bool = True) -> pa.Table | None:
+             naming: NamingConvention) -> pa.Table | None:
     """`rows` as one Arrow table typed by `columns` (normalized names), or None when dlt's
     row path must take them (see the module docstring)."""
     names: dict[str, str] = {}  # key as sent -> normalized column name
@@ -61,7 +69,7 @@ def to_arrow(rows: Sequence[Mapping[str, Any]], columns: TTableSchemaColumns,
     for key, name in names.items():
         values = [row.get(key) for row in rows]
         column = columns.get(name, {})
-        array = _column(values, column.get("data_type"), detect_timestamps)
+        array = _column(values, column.get("data_type"))
         if array is None:
             return None
         if array.type == pa.null():
@@ -73,8 +81,7 @@ def to_arrow(rows: Sequence[Mapping[str, Any]], columns: TTableSchemaColumns,
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
-def _column(values: list[Any], data_type: str | None, detect_timestamps: bool
-            ) -> pa.Array | None:
+def _column(values: list[Any], data_type: str | None) -> pa.Array | None:
     present = [v for v in values if v is not None]
     if not present:
         return pa.array(values, _ARROW_TYPES[data_type]) if data_type in _ARROW_TYPES else \
@@ -83,7 +90,7 @@ def _column(values: list[Any], data_type: str | None, detect_timestamps: bool
     if data_type is None:
         if len(kinds) != 1 or (kind := next(iter(kinds))) not in _INFERRED:
             return None
-        if kind is str and detect_timestamps and any(map(_looks_like_timestamp, present)):
+        if kind is str and any(map(_looks_like_timestamp, present)):
             return None
         data_type = _INFERRED[kind]
     arrow_type = _ARROW_TYPES.get(data_type)
@@ -111,14 +118,12 @@ def _fits(kinds: set[type], data_type: str) -> bool:
 
 
 def _looks_like_timestamp(value: str) -> bool:
-    from dlt.common.schema.detections import is_iso_timestamp
-
+    # dlt's default schema detects ISO timestamps in new text columns
     return is_iso_timestamp(str, value) is not None
 
 
-_HISTORY_SCHEMA = pa.schema(
-    [pa.field(name, _ARROW_TYPES[column["data_type"]], nullable=column.get("nullable", True))
-     for name, column in HISTORY_COLUMNS.items()] + [pa.field("_dlt_id", pa.string(), False)])
+_HISTORY_SCHEMA = arrow_schema(
+    {**HISTORY_COLUMNS, "_dlt_id": {"data_type": "text", "nullable": False}})
 
 
 def history_arrow(rows: Sequence[Mapping[str, Any]]) -> pa.Table:

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.common.schema.typing import TTableSchemaColumns
 
-from sources.common.arrow_items import row_key
+from sources.common.arrow_items import arrow_schema, row_key
 
 ACCOUNTS_TABLE = "highlevel_csv_uploads__account_ids"
 ACCOUNT_COLUMNS: TTableSchemaColumns = {
@@ -22,10 +22,7 @@ ACCOUNT_COLUMNS: TTableSchemaColumns = {
     "_dlt_list_idx": {"data_type": "bigint", "nullable": False},
     "_dlt_id": {"data_type": "text", "nullable": False},
 }
-ACCOUNT_SCHEMA = pa.schema([
-    pa.field("value", pa.string()), pa.field("_dlt_parent_id", pa.string(), False),
-    pa.field("_dlt_root_id", pa.string(), False), pa.field("_dlt_list_idx", pa.int64(), False),
-    pa.field("_dlt_id", pa.string(), False)])
+ACCOUNT_SCHEMA = arrow_schema(ACCOUNT_COLUMNS)
 
 
 def import_key(csv_id: str) -> str:
