@@ -282,6 +282,12 @@ def test_to_arrow_types_columns_as_declared():
     assert table.schema.field("_id").nullable is False
     assert table.column("createdAt")[0].as_py() == datetime(2024, 1, 2, 3, 4, 5,
                                                             tzinfo=timezone.utc)
+    # lists under an unnested key stay out (their nested table is built elsewhere)
+    listed = to_arrow([{"_id": "a", "tags": ["x", "y"]}, {"_id": "b", "tags": "one"}],
+                      columns, _naming(), unnested=("tags",))
+    assert listed is not None and listed.column("tags").to_pylist() == [None, "one"]
+    assert to_arrow([{"_id": "a", "tags": ["x"]}], columns, _naming(),
+                    unnested=("tags",)).column_names == ["_id"]
 
 
 @pytest.mark.parametrize("rows", [
@@ -316,3 +322,44 @@ def test_account_table_points_each_account_at_its_import():
     assert all(r["_dlt_root_id"] == r["_dlt_parent_id"] for r in table)
     assert len({r["_dlt_id"] for r in table}) == 3
     assert account_table([{"_id": "e", "_dlt_id": "k"}]) is None
+
+
+def test_job_state_is_one_small_int_per_job_and_reads_the_older_layout(tmp_path):
+    """Status changes are found against the state's pair indexes, and a state written with a
+    `[native, canonical]` list per job (before `job_statuses`) is read as the same history."""
+    import gc
+
+    import dlt
+
+    from sources.common.stats import ProviderStats
+    from sources.common.tracking import StatusTracker
+
+    seen: list[list[tuple[str, str | None]]] = []
+
+    @dlt.source(name="tracking_probe")
+    def probe(sightings: list[tuple[str, str]], old_layout: dict | None = None):
+        @dlt.resource(name="rows")
+        def rows():
+            state = dlt.current.source_state()
+            if old_layout is not None:
+                state["jobs"] = dict(old_layout)
+                state.pop("job_statuses", None)
+            tracker = StatusTracker(lobstr.PROVIDER, ProviderStats("lobstr"))
+            changes = [tracker.observe(ref, native) for ref, native in sightings]
+            seen.append([(c["job_ref"], c["previous_native_status"]) for c in changes if c])
+            yield {"unfinished": list(tracker.unfinished())}
+        return rows
+
+    pipeline = dlt.pipeline("tracking_probe", pipelines_dir=str(tmp_path))
+    pipeline.extract(probe([("a", "PENDING"), ("b", "SUCCESS")]))
+    pipeline.extract(probe([("a", "PENDING"), ("b", "SUCCESS"), ("c", "ERROR")]))
+    pipeline.extract(probe([("a", "SUCCESS"), ("b", "SUCCESS")]))
+    assert seen == [[("a", None), ("b", None)], [("c", None)], [("a", "PENDING")]]
+    jobs = pipeline.state["sources"]["tracking_probe"]["jobs"]
+    assert all(isinstance(code, int) for code in jobs.values())
+    assert not gc.is_tracked(dict(jobs))  # str -> int: nothing for full collections to walk
+
+    old = {"a": ["PENDING", "pending"], "b": ["SUCCESS", "succeeded"], "r": None}
+    seen.clear()
+    pipeline.extract(probe([("a", "SUCCESS"), ("b", "SUCCESS")], old_layout=old))
+    assert seen == [[("a", "PENDING")]]

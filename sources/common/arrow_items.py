@@ -10,7 +10,8 @@ caller yields that batch as dicts for dlt to handle as always.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from itertools import chain
 from typing import Any
 
 import dlt
@@ -33,6 +34,7 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
 # the types dlt infers for new columns from Python values (strings are checked separately: dlt
 # may detect them as timestamps)
 _INFERRED: dict[type, str] = {str: "text", int: "bigint", float: "double", bool: "bool"}
+_NONE = type(None)
 
 
 def load_id_on_arrow_items() -> None:
@@ -55,19 +57,19 @@ def arrow_schema(columns: TTableSchemaColumns) -> pa.Schema:
 
 
 def to_arrow(rows: Sequence[Mapping[str, Any]], columns: TTableSchemaColumns,
-             naming: NamingConvention) -> pa.Table | None:
+             naming: NamingConvention, unnested: Collection[str] = ()) -> pa.Table | None:
     """`rows` as one Arrow table typed by `columns` (normalized names), or None when dlt's
-    row path must take them (see the module docstring)."""
-    names: dict[str, str] = {}  # key as sent -> normalized column name
-    for row in rows:
-        for key in row:
-            if key not in names:
-                names[key] = naming.normalize_identifier(key)
+    row path must take them (see the module docstring). Lists under the keys in `unnested`
+    are left out, as dlt moves them to nested tables (the caller builds those)."""
+    keys = dict.fromkeys(chain.from_iterable(rows))  # in first-seen order
+    names = {key: naming.normalize_identifier(key) for key in keys}  # -> column name
     if len(set(names.values())) != len(names):
         return None
     arrays, fields = [], []
     for key, name in names.items():
         values = [row.get(key) for row in rows]
+        if key in unnested:
+            values = [None if isinstance(v, list) else v for v in values]
         column = columns.get(name, {})
         array = _column(values, column.get("data_type"))
         if array is None:
@@ -82,15 +84,15 @@ def to_arrow(rows: Sequence[Mapping[str, Any]], columns: TTableSchemaColumns,
 
 
 def _column(values: list[Any], data_type: str | None) -> pa.Array | None:
-    present = [v for v in values if v is not None]
-    if not present:
+    kinds = set(map(type, values))
+    kinds.discard(_NONE)
+    if not kinds:
         return pa.array(values, _ARROW_TYPES[data_type]) if data_type in _ARROW_TYPES else \
             pa.nulls(len(values))
-    kinds = {type(v) for v in present}
     if data_type is None:
         if len(kinds) != 1 or (kind := next(iter(kinds))) not in _INFERRED:
             return None
-        if kind is str and any(map(_looks_like_timestamp, present)):
+        if kind is str and any(_looks_like_timestamp(v) for v in values if v is not None):
             return None
         data_type = _INFERRED[kind]
     arrow_type = _ARROW_TYPES.get(data_type)

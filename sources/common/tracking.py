@@ -1,7 +1,11 @@
 """Job status change detection and job registrations, backed by dlt source state.
 
-Per job reference the source state holds `None` (registered, never observed yet) or
-`[native_status, canonical_status]` (last observation). dlt commits that state in the same load
+Per job reference the source state's `jobs` holds `None` (registered, never observed yet) or
+the index of its last observation, a `[native_status, canonical_status]` pair, in the state's
+`job_statuses` list (a few distinct pairs per provider). A dict of strings to small ints is
+about half the memory of one holding a list per job, and Python's garbage collector does not
+track it, so its full collections do not walk every job ever seen (at 100,000 jobs they had
+cost 2 s a run). dlt commits that state in the same load
 package as the data and restores it from the destination when the local pipeline folder is gone,
 so registrations and the "already finished" knowledge survive a wiped folder. A job whose status
 pair differs from the remembered one (or that is new) yields one history row.
@@ -80,20 +84,40 @@ class StatusTracker:
         # holds only the rows of the page in flight, not one per change of the whole run
         self.changes: dict[str, dict[str, Any]] = {}
         self.changed: set[str] = set()  # every job ref whose status changed this run
-        self._state_jobs: dict[str, Any] | None = None
+        self._state_jobs: dict[str, int | None] | None = None
+        self._pairs: list[list[str | None]] = []  # the state's job_statuses
+        self._codes: dict[tuple[str | None, str], int] = {}  # pair -> its index there
         self._at = self.observed_at.isoformat()  # part of every change_key
 
-    def _jobs(self) -> dict[str, Any]:
+    def _jobs(self) -> dict[str, int | None]:
         # looked up once: dlt's source_state() costs ~50 us a call, and a run asks per job
         if self._state_jobs is None:
-            self._state_jobs = dlt.current.source_state().setdefault("jobs", {})
+            state = dlt.current.source_state()
+            jobs = state.setdefault("jobs", {})
+            self._pairs = state.setdefault("job_statuses", [])
+            if jobs and not self._pairs:
+                _from_lists(jobs, self._pairs)
+            self._codes = {(native, status): i for i, (native, status) in enumerate(self._pairs)}
+            self._state_jobs = jobs
         return self._state_jobs
+
+    def _last(self, job_ref: str) -> list[str | None] | None:
+        """The last observation of a job as `[native, canonical]`, None if never observed."""
+        code = self._jobs().get(job_ref)
+        return None if code is None else self._pairs[code]
+
+    def _code(self, native: str | None, status: str) -> int:
+        code = self._codes.get((native, status))
+        if code is None:
+            code = self._codes[(native, status)] = len(self._pairs)
+            self._pairs.append([native, status])
+        return code
 
     def is_known(self, job_ref: str) -> bool:
         return job_ref in self._jobs()
 
     def is_finished(self, job_ref: str) -> bool:
-        last = self._jobs().get(job_ref)
+        last = self._last(job_ref)
         return last is not None and last[1] in TERMINAL
 
     def register(self, job_ref: str) -> bool:
@@ -106,8 +130,10 @@ class StatusTracker:
 
     def unfinished(self) -> Iterator[str]:
         """Every followed job that is not known to be terminal, in registration order."""
-        for job_ref, last in list(self._jobs().items()):
-            if last is None or last[1] not in TERMINAL:
+        jobs = self._jobs()  # first: it reads the pairs from the state
+        unfinished = {i for i, (_, status) in enumerate(self._pairs) if status not in TERMINAL}
+        for job_ref, code in list(jobs.items()):
+            if code is None or code in unfinished:
                 yield job_ref
 
     def followed(self) -> Iterator[str]:
@@ -128,11 +154,13 @@ class StatusTracker:
         self.stats.counts["jobs seen"] += 1
         if status not in TERMINAL:
             self.stats.counts["unfinished"] += 1
-        previous = jobs.get(job_ref)
-        if previous is not None and list(previous) == [native, status]:
+        code = self._code(native, status)
+        before = jobs.get(job_ref)
+        if before == code:
             return None
+        previous = None if before is None else self._pairs[before]
         self.stats.counts["new" if previous is None else "changed"] += 1
-        jobs[job_ref] = [native, status]
+        jobs[job_ref] = code
         key = "\x1f".join([self.provider.name, job_ref, str(native), status, self._at])
         row = {
             "change_key": hashlib.sha256(key.encode()).hexdigest()[:32],
@@ -153,3 +181,15 @@ class StatusTracker:
     def take_changes(self, job_refs: Iterable[str]) -> list[dict[str, Any]]:
         """The history rows of `job_refs` that changed, handed over once."""
         return [row for ref in job_refs if (row := self.changes.pop(ref, None)) is not None]
+
+
+def _from_lists(jobs: dict[str, Any], pairs: list[list[str | None]]) -> None:
+    """Rewrite a state written before `job_statuses` (a `[native, canonical]` list per job)."""
+    codes: dict[tuple[str | None, str], int] = {}
+    for job_ref, last in jobs.items():
+        if last is not None:
+            pair = (last[0], last[1])
+            if pair not in codes:
+                codes[pair] = len(pairs)
+                pairs.append(list(pair))
+            jobs[job_ref] = codes[pair]

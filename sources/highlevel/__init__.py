@@ -227,16 +227,17 @@ def highlevel_source(
         rejects = [r for r in batch if is_reject(r)]
         if rejects:
             yield as_rejects(PROVIDER.name, rejects, CSV_COLUMNS)
-        rows = [{k: v for k, v in record.items() if k != "accountIds" or not isinstance(v, list)}
-                for record in _imports(batch)]
-        if not rows:
+        imports = _imports(batch)
+        if not imports:
             return
         schema = dlt.current.source_schema()
         known = schema.tables.get("highlevel_csv_uploads", {}).get("columns") or CSV_COLUMNS
-        table = to_arrow(rows, known, schema.naming)
+        table = to_arrow(imports, known, schema.naming, unnested=("accountIds",))
         if table is not None:
             yield table
             return
+        rows = [{k: v for k, v in record.items() if k != "accountIds" or not isinstance(v, list)}
+                for record in imports]
         fit, misfit = [], []
         for row in rows:
             (misfit if count_misfits(stats, row, CSV_COLUMNS) else fit).append(row)
