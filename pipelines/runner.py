@@ -94,18 +94,21 @@ def ensure_duckdb_free(path: str) -> None:
 
 
 # DuckDB's own default is 80 % of RAM: its buffer pool then holds a whole merge in memory
-# (+270 MB for 100,000 imports); at 192 MB it spills instead and the load took no longer
-DUCKDB_MEMORY_LIMIT = "192MB"
+# (+270 MB for 100,000 imports). Capped, it spills to disk instead: peak RSS of a first load of
+# 300,000 imports 544 MB at 192 MB, 494 MB at 128 MB, 474 MB with one thread as well (each
+# DuckDB thread keeps buffers of its own, and dlt already runs one load job per table in
+# parallel); the load took no longer (bench/RESULTS.md)
+DUCKDB_SETTINGS: dict[str, Any] = {"memory_limit": "128MB", "threads": 1}
 
 
 def duckdb_destination(path: str) -> Any:
-    """DuckDB at `path` with a bounded memory limit; settings the user gives in
+    """DuckDB at `path` with bounded memory (`DUCKDB_SETTINGS`); settings the user gives in
     DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG (e.g. another memory_limit) win."""
     configured = dlt.config.get("destination.duckdb.credentials.global_config") or {}
     if isinstance(configured, str):
         configured = json.loads(configured)
     credentials = DuckDbCredentials(path)
-    credentials.global_config = {"memory_limit": DUCKDB_MEMORY_LIMIT, **configured}
+    credentials.global_config = {**DUCKDB_SETTINGS, **configured}
     return dlt.destinations.duckdb(credentials)
 
 

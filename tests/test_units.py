@@ -363,3 +363,24 @@ def test_job_state_is_one_small_int_per_job_and_reads_the_older_layout(tmp_path)
     seen.clear()
     pipeline.extract(probe([("a", "SUCCESS"), ("b", "SUCCESS")], old_layout=old))
     assert seen == [[("a", "PENDING")]]
+
+
+def test_duckdb_memory_is_bounded_unless_the_user_says_otherwise(tmp_path, monkeypatch):
+    import dlt
+
+    from pipelines.runner import duckdb_destination
+
+    def settings() -> tuple[str, int]:
+        pipeline = dlt.pipeline("duckdb_settings", pipelines_dir=str(tmp_path / "p"),
+                                destination=duckdb_destination(str(tmp_path / "d.duckdb")))
+        with pipeline.sql_client() as client:
+            row = client.execute_sql("SELECT current_setting('memory_limit'), "
+                                     "current_setting('threads')")[0]
+        return row[0], row[1]
+
+    limit, threads = settings()
+    assert (limit, threads) == ("122.0 MiB", 1)  # DuckDB shows 128MB in MiB
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG",
+                       '{"memory_limit": "1GB"}')
+    limit, threads = settings()
+    assert (limit, threads) == ("953.6 MiB", 1)
