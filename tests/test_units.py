@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import datetime, timedelta, timezone
 
@@ -324,9 +325,11 @@ def test_account_table_points_each_account_at_its_import():
     assert account_table([{"_id": "e", "_dlt_id": "k"}]) is None
 
 
-def test_job_state_is_one_small_int_per_job_and_reads_the_older_layout(tmp_path):
-    """Status changes are found against the state's pair indexes, and a state written with a
-    `[native, canonical]` list per job (before `job_statuses`) is read as the same history."""
+@pytest.mark.parametrize("compact", [False, True])
+def test_job_state_is_one_small_int_per_job_and_reads_the_older_layout(tmp_path, compact):
+    """Status changes are found against the state's pair indexes (finished jobs as digests when
+    compact), and a state written with a `[native, canonical]` list per job (before
+    `job_statuses`) is read as the same history."""
     import gc
 
     import dlt
@@ -343,9 +346,12 @@ def test_job_state_is_one_small_int_per_job_and_reads_the_older_layout(tmp_path)
             state = dlt.current.source_state()
             if old_layout is not None:
                 state["jobs"] = dict(old_layout)
-                state.pop("job_statuses", None)
-            tracker = StatusTracker(lobstr.PROVIDER, ProviderStats("lobstr"))
+                for key in ("job_statuses", "finished_jobs"):
+                    state.pop(key, None)
+            tracker = StatusTracker(lobstr.PROVIDER, ProviderStats("lobstr"),
+                                    compact_finished=compact)
             changes = [tracker.observe(ref, native) for ref, native in sightings]
+            tracker.save()
             seen.append([(c["job_ref"], c["previous_native_status"]) for c in changes if c])
             yield {"unfinished": list(tracker.unfinished())}
         return rows
@@ -354,15 +360,43 @@ def test_job_state_is_one_small_int_per_job_and_reads_the_older_layout(tmp_path)
     pipeline.extract(probe([("a", "PENDING"), ("b", "SUCCESS")]))
     pipeline.extract(probe([("a", "PENDING"), ("b", "SUCCESS"), ("c", "ERROR")]))
     pipeline.extract(probe([("a", "SUCCESS"), ("b", "SUCCESS")]))
-    assert seen == [[("a", None), ("b", None)], [("c", None)], [("a", "PENDING")]]
-    jobs = pipeline.state["sources"]["tracking_probe"]["jobs"]
-    assert all(isinstance(code, int) for code in jobs.values())
-    assert not gc.is_tracked(dict(jobs))  # str -> int: nothing for full collections to walk
+    pipeline.extract(probe([("c", "PENDING"), ("b", "SUCCESS")]))  # c is running again
+    pipeline.extract(probe([("c", "PENDING"), ("a", "SUCCESS"), ("b", "SUCCESS")]))
+    assert seen == [[("a", None), ("b", None)], [("c", None)], [("a", "PENDING")],
+                    [("c", "ERROR")], []]
+    state = pipeline.state["sources"]["tracking_probe"]
+    assert all(isinstance(code, int) for code in state["jobs"].values())
+    assert not gc.is_tracked(dict(state["jobs"]))  # str -> int: nothing for full GCs to walk
+    # compact: only the unfinished job is named; a and b are two 8-byte digests
+    assert sorted(state["jobs"]) == (["c"] if compact else ["a", "b", "c"])
+    assert len(base64.b64decode(state.get("finished_jobs", {}).get("keys", ""))) == (
+        16 if compact else 0)
 
     old = {"a": ["PENDING", "pending"], "b": ["SUCCESS", "succeeded"], "r": None}
     seen.clear()
     pipeline.extract(probe([("a", "SUCCESS"), ("b", "SUCCESS")], old_layout=old))
-    assert seen == [[("a", "PENDING")]]
+    pipeline.extract(probe([("a", "SUCCESS"), ("b", "SUCCESS")]))
+    assert seen == [[("a", "PENDING")], []]
+
+
+def test_finished_jobs_merge_and_round_trip():
+    from sources.common.finished_jobs import FinishedJobs
+
+    jobs = FinishedJobs()
+    for i in range(1000):
+        jobs.add(f"job{i}", i % 3)
+    stored = jobs.stored()
+    again = FinishedJobs(stored)
+    assert len(again) == 1000 and [again.get(f"job{i}") for i in (0, 1, 500, 999)] == [0, 1, 2, 0]
+    assert again.get("job1000") is None
+    again.drop("job1")
+    again.add("job1000", 2)
+    again.add("job2", 1)  # a new status for a known job
+    third = FinishedJobs(again.stored())
+    assert (third.get("job1"), third.get("job1000"), third.get("job2"), len(third)) == (
+        None, 2, 1, 1000)
+    with pytest.raises(ValueError, match="damaged"):
+        FinishedJobs({"keys": stored["keys"], "codes": ""})
 
 
 def test_duckdb_memory_is_bounded_unless_the_user_says_otherwise(tmp_path, monkeypatch):

@@ -23,6 +23,7 @@ import dlt
 import pendulum
 from dlt.common.schema.typing import TTableSchemaColumns
 
+from sources.common.finished_jobs import FinishedJobs
 from sources.common.provider import Provider
 from sources.common.stats import ProviderStats
 from sources.common.status import TERMINAL
@@ -75,9 +76,19 @@ def history_table(provider: Provider) -> str:
 
 
 class StatusTracker:
+    """What a source knows of its jobs' statuses (see the module docstring).
+
+    With `compact_finished`, finished jobs leave `jobs` for the state's `finished_jobs`
+    (`FinishedJobs`: 10 bytes a job instead of about 100, but their references cannot be listed
+    again, so `followed` is not available); the source then calls `save` once it has made its
+    last observation of the run.
+    """
+
     def __init__(self, provider: Provider, stats: ProviderStats,
-                 observed_at: pendulum.DateTime | None = None) -> None:
+                 observed_at: pendulum.DateTime | None = None,
+                 compact_finished: bool = False) -> None:
         self.provider = provider
+        self.compact_finished = compact_finished
         self.stats = stats
         self.observed_at = observed_at or observation_time()
         # job ref -> history row not yet loaded: taken by the history resource, so a run
@@ -87,6 +98,7 @@ class StatusTracker:
         self._state_jobs: dict[str, int | None] | None = None
         self._pairs: list[list[str | None]] = []  # the state's job_statuses
         self._codes: dict[tuple[str | None, str], int] = {}  # pair -> its index there
+        self._finished: FinishedJobs | None = None
         self._at = self.observed_at.isoformat()  # part of every change_key
 
     def _jobs(self) -> dict[str, int | None]:
@@ -98,13 +110,31 @@ class StatusTracker:
             if jobs and not self._pairs:
                 _from_lists(jobs, self._pairs)
             self._codes = {(native, status): i for i, (native, status) in enumerate(self._pairs)}
+            if self.compact_finished:
+                self._finished = FinishedJobs(state.get("finished_jobs"))
+                for job_ref, code in list(jobs.items()):  # kept there before compact_finished
+                    if code is not None and self._pairs[code][1] in TERMINAL:
+                        self._finished.add(job_ref, code)
+                        del jobs[job_ref]
             self._state_jobs = jobs
         return self._state_jobs
 
+    def _last_code(self, job_ref: str) -> int | None:
+        jobs = self._jobs()
+        code = jobs.get(job_ref)
+        if code is None and self._finished is not None and job_ref not in jobs:
+            code = self._finished.get(job_ref)
+        return code
+
     def _last(self, job_ref: str) -> list[str | None] | None:
         """The last observation of a job as `[native, canonical]`, None if never observed."""
-        code = self._jobs().get(job_ref)
+        code = self._last_code(job_ref)
         return None if code is None else self._pairs[code]
+
+    def save(self) -> None:
+        """Write the finished jobs of a compact tracker to the source state (a no-op else)."""
+        if self._finished is not None:
+            dlt.current.source_state()["finished_jobs"] = self._finished.stored()
 
     def _code(self, native: str | None, status: str) -> int:
         code = self._codes.get((native, status))
@@ -114,7 +144,8 @@ class StatusTracker:
         return code
 
     def is_known(self, job_ref: str) -> bool:
-        return job_ref in self._jobs()
+        return job_ref in self._jobs() or (
+            self._finished is not None and self._finished.get(job_ref) is not None)
 
     def is_finished(self, job_ref: str) -> bool:
         last = self._last(job_ref)
@@ -122,10 +153,9 @@ class StatusTracker:
 
     def register(self, job_ref: str) -> bool:
         """Follow a job from now on; False if it was already followed."""
-        jobs = self._jobs()
-        if job_ref in jobs:
+        if self.is_known(job_ref):
             return False
-        jobs[job_ref] = None
+        self._jobs()[job_ref] = None
         return True
 
     def unfinished(self) -> Iterator[str]:
@@ -137,6 +167,8 @@ class StatusTracker:
                 yield job_ref
 
     def followed(self) -> Iterator[str]:
+        if self.compact_finished:
+            raise TypeError("a compact tracker cannot list its finished jobs")
         yield from list(self._jobs())
 
     def observe(self, job_id: str, native_status: Any, scope_id: str | None = None,
@@ -155,12 +187,20 @@ class StatusTracker:
         if status not in TERMINAL:
             self.stats.counts["unfinished"] += 1
         code = self._code(native, status)
-        before = jobs.get(job_ref)
+        before = self._last_code(job_ref)
         if before == code:
             return None
         previous = None if before is None else self._pairs[before]
         self.stats.counts["new" if previous is None else "changed"] += 1
-        jobs[job_ref] = code
+        if self._finished is None:
+            jobs[job_ref] = code
+        elif status in TERMINAL:
+            jobs.pop(job_ref, None)
+            self._finished.add(job_ref, code)
+        else:
+            if before is not None and job_ref not in jobs:  # finished before: not any more
+                self._finished.drop(job_ref)
+            jobs[job_ref] = code
         key = "\x1f".join([self.provider.name, job_ref, str(native), status, self._at])
         row = {
             "change_key": hashlib.sha256(key.encode()).hexdigest()[:32],

@@ -122,7 +122,8 @@ def highlevel_source(
     """
     stats = current_stats(PROVIDER.name)
     stats.secrets.add(access_token)
-    tracker = StatusTracker(PROVIDER, stats)
+    # the listing names every import again: finished ones need no reference in the state
+    tracker = StatusTracker(PROVIDER, stats, compact_finished=True)
     locations = parse_locations(location_ids)
     session = counting_session(
         stats, base_url, on_response=lambda r: stats.counts.update(
@@ -204,6 +205,7 @@ def highlevel_source(
                     f"location {location}: HTTP {code}: {exc.response.text[:200].strip()}")
             batch.extend(pending_rejects)
             pending_rejects.clear()
+        tracker.save()  # the run's last observation is made
         if batch:
             yield batch
 

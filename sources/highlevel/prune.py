@@ -80,7 +80,7 @@ def deletions_source(rows: Sequence[dict[str, Any]]) -> Any:
 
     @dlt.source(name=PROVIDER.name)
     def highlevel_deletions() -> Iterator[DltResource]:
-        tracker = StatusTracker(PROVIDER, current_stats(PROVIDER.name))
+        tracker = StatusTracker(PROVIDER, current_stats(PROVIDER.name), compact_finished=True)
 
         @dlt.resource(name="highlevel_csv_deletions", primary_key="csv_id",
                       write_disposition="merge", columns=DELETION_COLUMNS)
@@ -91,6 +91,7 @@ def deletions_source(rows: Sequence[dict[str, Any]]) -> Any:
         @dlt.transformer(data_from=deletions, name="highlevel_status_history", **HISTORY_HINTS)
         def cancelled(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
             changes = [tracker.observe(r["csv_id"], DELETED, r["location_id"]) for r in rows]
+            tracker.save()
             if found := [c for c in changes if c is not None]:
                 yield found
 

@@ -1,0 +1,75 @@
+"""Finished jobs kept as 64-bit digests of their references, for sources that never need the
+references back (HighLevel: its listing names every import again, and nothing polls them).
+
+A finished job has to stay known so that it is neither recorded nor fetched again, which makes
+the source state grow with history. As a dict entry (the reference and a status index) a job
+costs about 100 bytes in memory; here it costs 10 (an 8-byte digest and a 2-byte status
+index), in sorted arrays that are searched, not walked. Two references collide with
+probability about n^2 / 2^65: 3e-8 for a million jobs.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Mapping
+
+import numpy as np
+
+_KEY = np.dtype("<u8")
+_CODE = np.dtype("<u2")
+
+
+def digest(job_ref: str) -> int:
+    return int.from_bytes(hashlib.blake2b(job_ref.encode(), digest_size=8).digest(), "little")
+
+
+class FinishedJobs:
+    """Job digest -> index of its last `[native, canonical]` status pair."""
+
+    def __init__(self, stored: Mapping[str, str] | None = None) -> None:
+        stored = stored or {}
+        self._keys = np.frombuffer(base64.b64decode(stored.get("keys", "")), _KEY)
+        self._codes = np.frombuffer(base64.b64decode(stored.get("codes", "")), _CODE)
+        if len(self._keys) != len(self._codes):
+            raise ValueError("finished jobs in the state are damaged: keys and codes differ")
+        self._added: dict[int, int] = {}  # this run's, merged in by `stored`
+        self._dropped: set[int] = set()  # finished before, unfinished again now
+
+    def __len__(self) -> int:
+        return len(self._keys) + len(self._added)
+
+    def get(self, job_ref: str) -> int | None:
+        key = digest(job_ref)
+        if key in self._added:
+            return self._added[key]
+        if key in self._dropped or not len(self._keys):
+            return None
+        at = int(np.searchsorted(self._keys, np.uint64(key)))
+        if at < len(self._keys) and int(self._keys[at]) == key:
+            return int(self._codes[at])
+        return None
+
+    def add(self, job_ref: str, code: int) -> None:
+        key = digest(job_ref)
+        self._added[key] = code
+        self._dropped.discard(key)
+
+    def drop(self, job_ref: str) -> None:
+        key = digest(job_ref)
+        self._added.pop(key, None)
+        self._dropped.add(key)
+
+    def stored(self) -> dict[str, str]:
+        """Everything known, merged and sorted, as the state keeps it (base64 of the arrays)."""
+        keys, codes = self._keys, self._codes
+        if self._dropped or self._added:
+            gone = np.fromiter(self._dropped | self._added.keys(), _KEY)
+            keep = ~np.isin(keys, gone)
+            keys = np.concatenate([keys[keep], np.fromiter(self._added.keys(), _KEY)])
+            codes = np.concatenate([codes[keep], np.fromiter(self._added.values(), _CODE)])
+            order = np.argsort(keys, kind="stable")
+            keys, codes = keys[order], codes[order]
+        self._keys, self._codes, self._added, self._dropped = keys, codes, {}, set()
+        return {"keys": base64.b64encode(keys.tobytes()).decode(),
+                "codes": base64.b64encode(codes.tobytes()).decode()}
