@@ -379,12 +379,15 @@ def test_job_state_is_one_small_int_per_job_and_reads_the_older_layout(tmp_path,
     assert seen == [[("a", "PENDING")], []]
 
 
-def test_finished_jobs_merge_and_round_trip():
+def test_finished_jobs_merge_and_round_trip(monkeypatch):
+    from sources.common import finished_jobs
     from sources.common.finished_jobs import FinishedJobs
 
+    monkeypatch.setattr(finished_jobs, "MERGE_EVERY", 300)  # merged while adding, 3 times
     jobs = FinishedJobs()
     for i in range(1000):
         jobs.add(f"job{i}", i % 3)
+    assert len(jobs._added) == 100 and jobs.get("job5") == 2 and jobs.get("job999") == 0
     stored = jobs.stored()
     again = FinishedJobs(stored)
     assert len(again) == 1000 and [again.get(f"job{i}") for i in (0, 1, 500, 999)] == [0, 1, 2, 0]

@@ -18,6 +18,9 @@ import numpy as np
 
 _KEY = np.dtype("<u8")
 _CODE = np.dtype("<u2")
+# a run's additions wait in a dict (~70 bytes a job) until merged into the arrays: on a first
+# run over a long history that would be every job
+MERGE_EVERY = 50_000
 
 
 def digest(job_ref: str) -> int:
@@ -54,22 +57,27 @@ class FinishedJobs:
         key = digest(job_ref)
         self._added[key] = code
         self._dropped.discard(key)
+        if len(self._added) >= MERGE_EVERY:
+            self._merge()
 
     def drop(self, job_ref: str) -> None:
         key = digest(job_ref)
         self._added.pop(key, None)
         self._dropped.add(key)
 
+    def _merge(self) -> None:
+        if not (self._dropped or self._added):
+            return
+        keys, codes = self._keys, self._codes
+        gone = np.fromiter(self._dropped | self._added.keys(), _KEY)
+        keep = ~np.isin(keys, gone)
+        keys = np.concatenate([keys[keep], np.fromiter(self._added.keys(), _KEY)])
+        codes = np.concatenate([codes[keep], np.fromiter(self._added.values(), _CODE)])
+        order = np.argsort(keys, kind="stable")
+        self._keys, self._codes, self._added, self._dropped = keys[order], codes[order], {}, set()
+
     def stored(self) -> dict[str, str]:
         """Everything known, merged and sorted, as the state keeps it (base64 of the arrays)."""
-        keys, codes = self._keys, self._codes
-        if self._dropped or self._added:
-            gone = np.fromiter(self._dropped | self._added.keys(), _KEY)
-            keep = ~np.isin(keys, gone)
-            keys = np.concatenate([keys[keep], np.fromiter(self._added.keys(), _KEY)])
-            codes = np.concatenate([codes[keep], np.fromiter(self._added.values(), _CODE)])
-            order = np.argsort(keys, kind="stable")
-            keys, codes = keys[order], codes[order]
-        self._keys, self._codes, self._added, self._dropped = keys, codes, {}, set()
-        return {"keys": base64.b64encode(keys.tobytes()).decode(),
-                "codes": base64.b64encode(codes.tobytes()).decode()}
+        self._merge()
+        return {"keys": base64.b64encode(self._keys.tobytes()).decode(),
+                "codes": base64.b64encode(self._codes.tobytes()).decode()}

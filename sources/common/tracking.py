@@ -94,7 +94,6 @@ class StatusTracker:
         # job ref -> history row not yet loaded: taken by the history resource, so a run
         # holds only the rows of the page in flight, not one per change of the whole run
         self.changes: dict[str, dict[str, Any]] = {}
-        self.changed: set[str] = set()  # every job ref whose status changed this run
         self._state_jobs: dict[str, int | None] | None = None
         self._pairs: list[list[str | None]] = []  # the state's job_statuses
         self._codes: dict[tuple[str | None, str], int] = {}  # pair -> its index there
@@ -215,7 +214,6 @@ class StatusTracker:
             "observed_at": self.observed_at,
         }
         self.changes[job_ref] = row
-        self.changed.add(job_ref)
         return row
 
     def take_changes(self, job_refs: Iterable[str]) -> list[dict[str, Any]]:

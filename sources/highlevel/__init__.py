@@ -28,6 +28,7 @@ from sources.common.bad_input import (
 from sources.common.paginators import SkipLimitPaginator
 from sources.common.polling import InvalidJobRef, check_id
 from sources.common.stats import counting_session, current_stats
+from sources.common.status import TERMINAL
 from sources.common.throttle import RateLimit
 from sources.common.tracking import HISTORY_HINTS, StatusTracker
 from sources.highlevel.accounts import (
@@ -124,6 +125,9 @@ def highlevel_source(
     stats.secrets.add(access_token)
     # the listing names every import again: finished ones need no reference in the state
     tracker = StatusTracker(PROVIDER, stats, compact_finished=True)
+    # imports whose status is new or changed this run, for their posts (a run that reads no
+    # posts keeps no set: on a first run it would hold every import of the history)
+    changed: set[str] = set()
     locations = parse_locations(location_ids)
     session = counting_session(
         stats, base_url, on_response=lambda r: stats.counts.update(
@@ -169,7 +173,8 @@ def highlevel_source(
                         200, at=tracker.observed_at))
                     continue
                 records.append(observe(record, location))
-                window.see(record, not tracker.is_finished(record["_id"]))
+                # just observed: finished is what its status says (cheaper than the state)
+                window.see(record, PROVIDER.canonical(record.get("status")) not in TERMINAL)
             if pending_rejects:  # loaded from the uploads transformer
                 records.extend(pending_rejects)
                 pending_rejects.clear()
@@ -213,7 +218,9 @@ def highlevel_source(
         if not record.get("locationId"):
             record["locationId"] = location
         record["_id"] = str(record["_id"])
-        tracker.observe(record["_id"], record.get("status"), record.get("locationId"))
+        if tracker.observe(record["_id"], record.get("status"),
+                           record.get("locationId")) is not None and fetch_posts:
+            changed.add(record["_id"])
         record["last_seen_at"] = tracker.observed_at
         record["_dlt_id"] = import_key(record["_id"])  # its accounts point at it
         return record
@@ -301,7 +308,7 @@ def highlevel_source(
         unread: dict[str, str] = dlt.current.resource_state().setdefault("posts_unread", {})
         for csv in _imports(batch):
             csv_id = csv["_id"]
-            if not (full_refresh or csv_id in tracker.changed or csv_id in unread):
+            if not (full_refresh or csv_id in changed or csv_id in unread):
                 continue
             stats.counts["imports with posts fetched"] += 1
             try:
