@@ -38,12 +38,20 @@ class FinishedJobs:
             raise ValueError("finished jobs in the state are damaged: keys and codes differ")
         self._added: dict[int, int] = {}  # this run's, merged in by `stored`
         self._dropped: set[int] = set()  # finished before, unfinished again now
+        self._last: tuple[str, int] = ("", digest(""))
 
     def __len__(self) -> int:
-        return len(self._keys) + len(self._added)
+        self._merge()
+        return len(self._keys)
+
+    def _key(self, job_ref: str) -> int:
+        # a sighting asks for a job and then adds it: its digest is computed once
+        if self._last[0] is not job_ref:
+            self._last = (job_ref, digest(job_ref))
+        return self._last[1]
 
     def get(self, job_ref: str) -> int | None:
-        key = digest(job_ref)
+        key = self._key(job_ref)
         if key in self._added:
             return self._added[key]
         if key in self._dropped or not len(self._keys):
@@ -54,14 +62,14 @@ class FinishedJobs:
         return None
 
     def add(self, job_ref: str, code: int) -> None:
-        key = digest(job_ref)
+        key = self._key(job_ref)
         self._added[key] = code
         self._dropped.discard(key)
         if len(self._added) >= MERGE_EVERY:
             self._merge()
 
     def drop(self, job_ref: str) -> None:
-        key = digest(job_ref)
+        key = self._key(job_ref)
         self._added.pop(key, None)
         self._dropped.add(key)
 
