@@ -249,21 +249,21 @@ def bench_loading(work: Path, lines: list[str]) -> dict[str, Any]:
 
 
 def bench_scaling(work: Path, loaded_100k: dict[str, Any]) -> list[str]:
-    rows = []
     def imports_row(n: int, first: Run, again: Run, rss: float) -> str:
         return (f"| {n:,} imports | {first.wall:.2f} s | {first.requests} | {again.wall:.2f} s "
                 f"| {again.requests} | {rss:.0f} MB |")
 
-    for n in (1_000, 10_000, 0, 3 * LOAD_IMPORTS):
-        if n == 0:  # measured by bench_loading
-            rows.append(imports_row(LOAD_IMPORTS, loaded_100k["first"], loaded_100k["again"],
-                                    loaded_100k["rss"]))
-            continue
+    def fresh_imports_row(n: int) -> str:
         with SimProcess(highlevel={"loc1": n}) as sim:
             runs, rss = loads_in_fresh_process("ours", sim, work / f"scale_imports_{n}",
                                                ("cold",))
             again, _ = no_change_run(sim, work / f"scale_imports_{n}" / "cold")
-        rows.append(imports_row(n, runs[0], again, rss))
+        return imports_row(n, runs[0], again, rss)
+
+    rows = [fresh_imports_row(1_000), fresh_imports_row(10_000),
+            imports_row(LOAD_IMPORTS, loaded_100k["first"], loaded_100k["again"],
+                        loaded_100k["rss"]),  # measured by bench_loading
+            fresh_imports_row(3 * LOAD_IMPORTS)]
     for n in (100, 1_000, 10_000):
         with (SimProcess(lobstr_tasks=n, latency=LATENCY, steps=["PENDING"]) as sim,
               env(lobstr_env(sim, n))):
