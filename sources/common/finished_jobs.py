@@ -39,6 +39,7 @@ class FinishedJobs:
         self._added: dict[int, int] = {}  # this run's, merged in by `stored`
         self._dropped: set[int] = set()  # finished before, unfinished again now
         self._last: tuple[str, int] = ("", digest(""))
+        self._page: dict[str, int] = {}  # digests of the last `get_many`, added next
 
     def __len__(self) -> int:
         self._merge()
@@ -47,7 +48,8 @@ class FinishedJobs:
     def _key(self, job_ref: str) -> int:
         # a sighting asks for a job and then adds it: its digest is computed once
         if self._last[0] is not job_ref:
-            self._last = (job_ref, digest(job_ref))
+            key = self._page.get(job_ref)
+            self._last = (job_ref, digest(job_ref) if key is None else key)
         return self._last[1]
 
     def get(self, job_ref: str) -> int | None:
@@ -60,6 +62,21 @@ class FinishedJobs:
         if at < len(self._keys) and int(self._keys[at]) == key:
             return int(self._codes[at])
         return None
+
+    def get_many(self, job_refs: list[str]) -> list[int | None]:
+        """`get` for many jobs, searched in one go (a search per job was 60 % of its cost)."""
+        self._page = {job_ref: digest(job_ref) for job_ref in job_refs}
+        keys = list(self._page.values())
+        found: list[int | None] = [self._added.get(key) for key in keys]
+        if len(self._keys):
+            wanted = np.fromiter(keys, _KEY, len(keys))
+            at = np.minimum(np.searchsorted(self._keys, wanted), len(self._keys) - 1)
+            hit = (self._keys[at] == wanted).tolist()
+            codes = self._codes[at].tolist()
+            for i, key in enumerate(keys):
+                if found[i] is None and hit[i] and key not in self._dropped:
+                    found[i] = codes[i]
+        return found
 
     def add(self, job_ref: str, code: int) -> None:
         key = self._key(job_ref)

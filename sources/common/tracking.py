@@ -14,7 +14,7 @@ pair differs from the remembered one (or that is new) yields one history row.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -46,12 +46,15 @@ HISTORY_COLUMNS: TTableSchemaColumns = {
 }
 
 
-# one row per change_key whatever happens: a package loaded again after a crash re-runs jobs
-# whose rows may already be in the staging table, and only delete-insert (not insert-only)
-# removes such duplicates within the staging rows too
+# appended, not merged: every change_key is new (the run's time and a count of its changes are
+# in it), so a merge (staging copy, deduplication, delete) only cost time: 0.8 s of loading
+# 100,000 new imports. A package loaded again after a crash repeats rows with their
+# `_dlt_id` (the change_key), which the runner removes (`remove_reloaded_rows`).
 HISTORY_HINTS: dict[str, Any] = {
-    "columns": HISTORY_COLUMNS, "primary_key": "change_key", "write_disposition": "merge"}
+    "columns": HISTORY_COLUMNS, "primary_key": "change_key", "write_disposition": "append"}
 
+
+_ABSENT = object()  # a job the state's `jobs` does not hold
 
 _clock: ContextVar[pendulum.DateTime | None] = ContextVar("upload_status_clock", default=None)
 
@@ -99,6 +102,7 @@ class StatusTracker:
         self._codes: dict[tuple[str | None, str], int] = {}  # pair -> its index there
         self._finished: FinishedJobs | None = None
         self._at = self.observed_at.isoformat()  # part of every change_key
+        self._recorded = 0  # so is the count of changes so far: a job seen A, B, A in one run
 
     def _jobs(self) -> dict[str, int | None]:
         # looked up once: dlt's source_state() costs ~50 us a call, and a run asks per job
@@ -181,7 +185,7 @@ class StatusTracker:
         job_ref = job_ref or job_id
         status = status or self.provider.canonical(native_status)
         native = native_status if native_status is None else str(native_status)
-        jobs = self._jobs()
+        self._jobs()
         self.stats.counts["jobs seen"] += 1
         if status not in TERMINAL:
             self.stats.counts["unfinished"] += 1
@@ -189,8 +193,58 @@ class StatusTracker:
         before = self._last_code(job_ref)
         if before == code:
             return None
+        return self._record(job_id, job_ref, scope_id, code, before)
+
+    def observe_many(self, job_ids: Sequence[str], native_statuses: Sequence[Any],
+                     scope_ids: Sequence[str | None]) -> list[int]:
+        """`observe` for a page of sightings (job_id = job_ref): the positions whose status is
+        new or changed, their history rows waiting in `changes` as `observe`'s do.
+
+        Per job a few dict lookups instead of a call: native statuses are mapped once per
+        distinct value and finished jobs looked up in one search (`FinishedJobs.get_many`); a
+        first run over 100,000 imports spent 1.2 s in `observe`, this takes a quarter of that.
+        """
+        if len(set(job_ids)) != len(job_ids):  # one job twice: each sighting sees the last
+            return [i for i, (job_id, native, scope) in enumerate(
+                zip(job_ids, native_statuses, scope_ids, strict=True))
+                if self.observe(job_id, native, scope) is not None]
+        jobs = self._jobs()
+        mapped: dict[str, int] = {}  # native status -> its pair's index
+        codes = []
+        for native in native_statuses:
+            code = mapped.get(native) if type(native) is str else None
+            if code is None:
+                code = self._code(None if native is None else str(native),
+                                  self.provider.canonical(native))
+                if type(native) is str:
+                    mapped[native] = code
+            codes.append(code)
+        befores = [jobs.get(job_ref, _ABSENT) for job_ref in job_ids]
+        absent = [i for i, before in enumerate(befores) if before is _ABSENT]
+        if absent:
+            found = (self._finished.get_many([job_ids[i] for i in absent])
+                     if self._finished is not None else [None] * len(absent))
+            for i, before in zip(absent, found, strict=True):
+                befores[i] = before
+        counts = self.stats.counts
+        counts["jobs seen"] += len(job_ids)
+        unfinished = {code for code, (_, status) in enumerate(self._pairs)
+                      if status not in TERMINAL}
+        counts["unfinished"] += sum(code in unfinished for code in codes)
+        changed = [i for i, (code, before) in enumerate(zip(codes, befores, strict=True))
+                   if code != before]
+        for i in changed:
+            self._record(job_ids[i], job_ids[i], scope_ids[i], codes[i], befores[i])
+        return changed
+
+    def _record(self, job_id: str, job_ref: str, scope_id: str | None, code: int,
+                before: int | None) -> dict[str, Any]:
+        """Remember a job's new status pair `code` (it was `before`) and its history row."""
+        native, status = self._pairs[code]
         previous = None if before is None else self._pairs[before]
         self.stats.counts["new" if previous is None else "changed"] += 1
+        jobs = self._state_jobs
+        assert jobs is not None
         if self._finished is None:
             jobs[job_ref] = code
         elif status in TERMINAL:
@@ -200,7 +254,9 @@ class StatusTracker:
             if before is not None and job_ref not in jobs:  # finished before: not any more
                 self._finished.drop(job_ref)
             jobs[job_ref] = code
-        key = "\x1f".join([self.provider.name, job_ref, str(native), status, self._at])
+        self._recorded += 1
+        key = "\x1f".join([self.provider.name, job_ref, str(native), status, self._at,
+                           str(self._recorded)])
         row = {
             "change_key": hashlib.sha256(key.encode()).hexdigest()[:32],
             "provider": self.provider.name,

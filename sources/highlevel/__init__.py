@@ -172,7 +172,9 @@ def highlevel_source(
                         stats, "import without a usable _id", record, "/" + listing_path(location),
                         200, at=tracker.observed_at))
                     continue
-                records.append(observe(record, location))
+                records.append(prepare(record, location))
+            observe(records)
+            for record in records:
                 # just observed: finished is what its status says (cheaper than the state)
                 window.see(record, PROVIDER.canonical(record.get("status")) not in TERMINAL)
             if pending_rejects:  # loaded from the uploads transformer
@@ -214,16 +216,21 @@ def highlevel_source(
         if batch:
             yield batch
 
-    def observe(record: dict[str, Any], location: str) -> dict[str, Any]:
+    def prepare(record: dict[str, Any], location: str) -> dict[str, Any]:
         if not record.get("locationId"):
             record["locationId"] = location
         record["_id"] = str(record["_id"])
-        if tracker.observe(record["_id"], record.get("status"),
-                           record.get("locationId")) is not None and fetch_posts:
-            changed.add(record["_id"])
         record["last_seen_at"] = tracker.observed_at
         record["_dlt_id"] = import_key(record["_id"])  # its accounts point at it
         return record
+
+    def observe(records: list[dict[str, Any]]) -> None:
+        """The status of a page's imports: history rows for new and changed ones."""
+        changed_at = tracker.observe_many([r["_id"] for r in records],
+                                          [r.get("status") for r in records],
+                                          [r.get("locationId") for r in records])
+        if fetch_posts:
+            changed.update(records[i]["_id"] for i in changed_at)
 
     @dlt.transformer(data_from=imports, name="highlevel_csv_uploads", primary_key="_id",
                      write_disposition="merge", columns=CSV_COLUMNS)
