@@ -22,7 +22,7 @@ from dlt.common.schema.detections import is_iso_timestamp
 from dlt.common.schema.typing import TTableSchemaColumns
 from dlt.common.utils import digest128
 
-from sources.common.tracking import HISTORY_COLUMNS
+from sources.common.tracking import HISTORY_COLUMNS, HistoryRow
 
 _ARROW_TYPES: dict[str, pa.DataType] = {
     "text": pa.string(),
@@ -128,9 +128,9 @@ _HISTORY_SCHEMA = arrow_schema(
     {**HISTORY_COLUMNS, "_dlt_id": {"data_type": "text", "nullable": False}})
 
 
-def history_arrow(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
+def history_arrow(rows: Sequence[HistoryRow]) -> pa.Table:
     """History rows (all values made by the tracker, so they always fit) as Arrow; `_dlt_id`
     is the change key, one per row by construction."""
-    columns = {name: [row[name] for row in rows] for name in HISTORY_COLUMNS}
-    columns["_dlt_id"] = columns["change_key"]
-    return pa.Table.from_pydict(columns, schema=_HISTORY_SCHEMA)
+    columns = [pa.array(values, field.type) for values, field in zip(
+        zip(*rows, strict=True), _HISTORY_SCHEMA, strict=False)]
+    return pa.Table.from_arrays([*columns, columns[0]], schema=_HISTORY_SCHEMA)
