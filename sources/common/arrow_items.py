@@ -20,7 +20,6 @@ import pyarrow.compute as pc
 from dlt.common.normalizers.naming import NamingConvention
 from dlt.common.schema.detections import is_iso_timestamp
 from dlt.common.schema.typing import TTableSchemaColumns
-from dlt.common.utils import digest128
 
 from sources.common.tracking import HISTORY_COLUMNS, HistoryRow
 
@@ -42,11 +41,6 @@ def load_id_on_arrow_items() -> None:
     Arrow): a table fed both ways would otherwise hold rows without one, and its column is
     NOT NULL. Set where the config is read at extract time, in the process that extracts."""
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
-
-
-def row_key(*parts: str) -> str:
-    """A deterministic `_dlt_id` (dlt's own digest), so rows of nested lists can point at it."""
-    return digest128("\x1f".join(parts))
 
 
 def arrow_schema(columns: TTableSchemaColumns) -> pa.Schema:

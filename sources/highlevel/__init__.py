@@ -9,7 +9,6 @@ from urllib.parse import quote, urlsplit
 
 import dlt
 from dlt.common.schema.typing import TTableSchemaColumns
-from dlt.common.typing import TDataItems
 from dlt.extract.resource import DltResource
 from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 from requests import HTTPError, Response
@@ -82,10 +81,9 @@ def _usable_id(value: Any) -> bool:
     return isinstance(value, str | int) and not isinstance(value, bool) and str(value) != ""
 
 
-def _imports(data: TDataItems) -> list[dict[str, Any]]:
-    """The imports among a transformer's input (the listing also routes reject rows)."""
-    items = data if isinstance(data, list) else [data]
-    return [i for i in items if isinstance(i, dict) and "_id" in i and not is_reject(i)]
+def _rejects(batch: list[dict[str, Any]]) -> bool:
+    """Whether a batch of the listing holds reject rows (else imports: never both)."""
+    return is_reject(batch[0])
 
 
 @dlt.source(name="highlevel")
@@ -158,7 +156,7 @@ def highlevel_source(
 
     def read_location(location: str, marks: dict[str, Any]) -> Iterator[Any]:
         """The listing pages of one location a run needs (`ListingWindow`; all of them on a
-        full refresh): imports to load, rejects kept aside."""
+        full refresh): the imports of each page, rejects left in `pending_rejects`."""
         window = ListingWindow.from_mark(None if full_refresh else marks.get(location),
                                          timedelta(minutes=listing_overlap_minutes))
         unreadable_before = stats.counts[UNREADABLE]
@@ -177,28 +175,31 @@ def highlevel_source(
             for record in records:
                 # just observed: finished is what its status says (cheaper than the state)
                 window.see(record, PROVIDER.canonical(record.get("status")) not in TERMINAL)
-            if pending_rejects:  # loaded from the uploads transformer
-                records.extend(pending_rejects)
-                pending_rejects.clear()
-            if records:
-                yield records
+            yield records
             if window.can_stop:
                 stats.counts["listings read incrementally"] += 1
                 break
         if stats.counts[UNREADABLE] == unreadable_before:  # a page cut short leaves the mark
             marks[location] = window.mark(marks.get(location))
 
+    def taken_rejects() -> list[dict[str, Any]]:
+        rejects = list(pending_rejects)
+        pending_rejects.clear()
+        return rejects
+
     @dlt.resource(name="highlevel_imports", selected=False)
     def imports() -> Iterator[list[dict[str, Any]]]:
         """The import history of every location in batches of `BATCH` records, every field
-        kept (ids percent-encoded whole, so no id can change the request path), with records
-        that cannot be loaded as reject rows. Not loaded itself: the transformers below split
-        it into imports, accounts, history and posts."""
+        kept (ids percent-encoded whole, so no id can change the request path), and records
+        that cannot be loaded as lists of reject rows of their own (`_rejects`). Not loaded
+        itself: the transformers below split it into imports, accounts, history and posts."""
         marks = dlt.current.resource_state().setdefault("listing_marks", {})
         batch: list[dict[str, Any]] = []
         for location in locations:
             try:
                 for records in read_location(location, marks):
+                    if pending_rejects:  # loaded from the uploads transformer
+                        yield taken_rejects()
                     batch.extend(records)
                     if len(batch) >= BATCH:
                         yield batch
@@ -210,8 +211,8 @@ def highlevel_source(
                 # one location the API refuses (unknown, no access) does not cost the others
                 stats.failed_parts.append(
                     f"location {location}: HTTP {code}: {exc.response.text[:200].strip()}")
-            batch.extend(pending_rejects)
-            pending_rejects.clear()
+            if pending_rejects:
+                yield taken_rejects()
         tracker.save()  # the run's last observation is made
         if batch:
             yield batch
@@ -234,18 +235,16 @@ def highlevel_source(
 
     @dlt.transformer(data_from=imports, name="highlevel_csv_uploads", primary_key="_id",
                      write_disposition="merge", columns=CSV_COLUMNS)
-    def uploads(batch: TDataItems) -> Iterator[Any]:
+    def uploads(batch: list[dict[str, Any]]) -> Iterator[Any]:
         """One row per import (merged on `_id`); its `accountIds` go to the accounts table.
 
         A batch is written as Arrow (parquet, no row-by-row normalizing) when every value fits
         its column; otherwise the records with a field of the wrong type (counted as bad input)
         go as dicts, for dlt to keep such values in variant columns."""
-        rejects = [r for r in batch if is_reject(r)]
-        if rejects:
-            yield as_rejects(PROVIDER.name, rejects, CSV_COLUMNS)
-        imports = _imports(batch)
-        if not imports:
+        if _rejects(batch):
+            yield as_rejects(PROVIDER.name, batch, CSV_COLUMNS)
             return
+        imports = batch
         schema = dlt.current.source_schema()
         known = schema.tables.get("highlevel_csv_uploads", {}).get("columns") or CSV_COLUMNS
         table = to_arrow(imports, known, schema.naming, unnested=("accountIds",))
@@ -269,18 +268,18 @@ def highlevel_source(
                      # primary key: dlt would then delete on `pk OR merge key`, which DuckDB
                      # cannot hash-join (2.4 s of a 4.7 s load of 100,000 imports)
                      write_disposition={"disposition": "merge", "strategy": "delete-insert"})
-    def accounts(batch: TDataItems) -> Iterator[Any]:
+    def accounts(batch: list[dict[str, Any]]) -> Iterator[Any]:
         """One row per account of an import, as dlt would unnest `accountIds` (`value`,
         `_dlt_parent_id` = the import's `_dlt_id`, `_dlt_list_idx`), written as Arrow."""
-        table = account_table(_imports(batch))
+        table = None if _rejects(batch) else account_table(batch)
         if table is not None:
             yield table
 
     @dlt.transformer(data_from=imports, name="highlevel_status_history",
                      **HISTORY_HINTS)
-    def highlevel_status_history(batch: TDataItems) -> Iterator[Any]:
+    def highlevel_status_history(batch: list[dict[str, Any]]) -> Iterator[Any]:
         """One row per import whose status is new or changed since the last run."""
-        rows = tracker.take_changes(i["_id"] for i in _imports(batch))
+        rows = [] if _rejects(batch) else tracker.take_changes(i["_id"] for i in batch)
         if rows:
             yield history_arrow(rows)
 
@@ -309,11 +308,11 @@ def highlevel_source(
         merge_key="csv_id",
         columns=POST_COLUMNS,
     )
-    def highlevel_csv_posts(batch: TDataItems) -> Iterator[Any]:
+    def highlevel_csv_posts(batch: list[dict[str, Any]]) -> Iterator[Any]:
         """Posts (with their error messages) of imports that are new or changed, and of those
         whose posts could not be read before."""
         unread: dict[str, str] = dlt.current.resource_state().setdefault("posts_unread", {})
-        for csv in _imports(batch):
+        for csv in [] if _rejects(batch) else batch:
             csv_id = csv["_id"]
             if not (full_refresh or csv_id in changed or csv_id in unread):
                 continue

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.common.schema.typing import TTableSchemaColumns
 
-from sources.common.arrow_items import arrow_schema, row_key
+from sources.common.arrow_items import arrow_schema
 
 ACCOUNTS_TABLE = "highlevel_csv_uploads__account_ids"
 ACCOUNT_COLUMNS: TTableSchemaColumns = {
@@ -26,8 +26,10 @@ ACCOUNT_SCHEMA = arrow_schema(ACCOUNT_COLUMNS)
 
 
 def import_key(csv_id: str) -> str:
-    """The `_dlt_id` of an import's row: fixed per import, so its accounts can point at it."""
-    return row_key("highlevel", csv_id)
+    """The `_dlt_id` of an import's row: fixed per import, so its accounts can point at it.
+    Its `_id` itself: unique in the table (its primary key), and no digest to compute (dlt's
+    digest per import was 3 % of loading 100,000 imports)."""
+    return csv_id
 
 
 def account_table(imports: Iterable[Mapping[str, Any]]) -> pa.Table | None:
