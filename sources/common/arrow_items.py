@@ -34,6 +34,7 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
 # may detect them as timestamps)
 _INFERRED: dict[type, str] = {str: "text", int: "bigint", float: "double", bool: "bool"}
 _NONE = type(None)
+_BY_INFERENCE = {"text", "bigint", "double", "bool"}
 
 
 def load_id_on_arrow_items() -> None:
@@ -78,6 +79,21 @@ def to_arrow(rows: Sequence[Mapping[str, Any]], columns: TTableSchemaColumns,
 
 
 def _column(values: list[Any], data_type: str | None) -> pa.Array | None:
+    if data_type in _BY_INFERENCE:
+        # Arrow's own inference is as strict as dlt about these types (mixed kinds fail; bytes
+        # for text or floats for integers infer another type), and one pass instead of two
+        try:
+            array = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, ValueError):
+            return None
+        arrow_type = _ARROW_TYPES[data_type]
+        if array.type == arrow_type:
+            return array
+        if array.type == pa.null():
+            return pa.nulls(len(values), arrow_type)
+        if data_type == "double" and array.type == pa.int64():
+            return array.cast(arrow_type)
+        return None
     kinds = set(map(type, values))
     kinds.discard(_NONE)
     if not kinds:
