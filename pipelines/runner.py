@@ -243,11 +243,12 @@ _DEDUP_SQL = {
 def remove_reloaded_rows(pipeline: dlt.Pipeline) -> int:
     """Remove rows a resumed package loaded twice; returns how many.
 
-    A load killed after a job copied its file into a staging table but before dlt recorded the
-    job as done runs that job again on resume, so the staging table holds those rows twice with
-    the same row id. dlt's merge deduplicates by primary key only for tables without nested
-    tables; for a table with nested ones (posts and their media) both copies reach the final
-    table. Rows sharing a `_dlt_id` are the same row by construction, so the later copy goes.
+    A load killed after a job copied its file into a table but before dlt recorded the job as
+    done runs that job again on resume, so the table (staging or, when appended, final) holds
+    those rows twice with the same row id. dlt's merge deduplicates by primary key only for
+    tables without nested tables; for a table with nested ones (posts and their media), and for
+    appended tables (status history), both copies reach the final table. Rows sharing a
+    `_dlt_id` are the same row by construction, so the later copy goes.
     Only DuckDB needs this: Postgres declares `_dlt_id` unique, so it refuses a second copy
     (the resumed load then fails loudly instead); other destinations are left as they are.
     """

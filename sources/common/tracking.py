@@ -218,8 +218,8 @@ class StatusTracker:
         new or changed, their history rows waiting in `changes` as `observe`'s do.
 
         Per job a few dict lookups instead of a call: native statuses are mapped once per
-        distinct value and finished jobs looked up in one search (`FinishedJobs.get_many`); a
-        first run over 100,000 imports spent 1.2 s in `observe`, this takes a quarter of that.
+        distinct value and finished jobs looked up in one search (`FinishedJobs.get_many`): a
+        first run's 100,000 imports took 1.2 s one `observe` at a time, 0.75 s this way.
         """
         if len(set(job_ids)) != len(job_ids):  # one job twice: each sighting sees the last
             return [i for i, (job_id, native, scope) in enumerate(

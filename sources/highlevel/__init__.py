@@ -82,8 +82,13 @@ def _usable_id(value: Any) -> bool:
 
 
 def _rejects(batch: list[dict[str, Any]]) -> bool:
-    """Whether a batch of the listing holds reject rows (else imports: never both)."""
+    """Whether an item of the listing holds reject rows (else imports: never both)."""
     return is_reject(batch[0])
+
+
+def _imports(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The imports of an item of the listing: none in a list of reject rows."""
+    return [] if _rejects(batch) else batch
 
 
 @dlt.source(name="highlevel")
@@ -148,11 +153,15 @@ def highlevel_source(
     client = TolerantClient(base_url=base_url, headers=headers, auth=auth, session=session,
                             on_unreadable=on_unreadable)
 
+    def taken_rejects() -> list[dict[str, Any]]:
+        rejects = list(pending_rejects)
+        pending_rejects.clear()
+        return rejects
+
     def take_rejects(columns: TTableSchemaColumns) -> Iterator[Any]:
         """Rejects found so far, from the resource declaring `columns`."""
         if pending_rejects:
-            yield as_rejects(PROVIDER.name, list(pending_rejects), columns)
-            pending_rejects.clear()
+            yield as_rejects(PROVIDER.name, taken_rejects(), columns)
 
     def read_location(location: str, marks: dict[str, Any]) -> Iterator[Any]:
         """The listing pages of one location a run needs (`ListingWindow`; all of them on a
@@ -181,11 +190,6 @@ def highlevel_source(
                 break
         if stats.counts[UNREADABLE] == unreadable_before:  # a page cut short leaves the mark
             marks[location] = window.mark(marks.get(location))
-
-    def taken_rejects() -> list[dict[str, Any]]:
-        rejects = list(pending_rejects)
-        pending_rejects.clear()
-        return rejects
 
     @dlt.resource(name="highlevel_imports", selected=False)
     def imports() -> Iterator[list[dict[str, Any]]]:
@@ -271,7 +275,7 @@ def highlevel_source(
     def accounts(batch: list[dict[str, Any]]) -> Iterator[Any]:
         """One row per account of an import, as dlt would unnest `accountIds` (`value`,
         `_dlt_parent_id` = the import's `_dlt_id`, `_dlt_list_idx`), written as Arrow."""
-        table = None if _rejects(batch) else account_table(batch)
+        table = account_table(_imports(batch))
         if table is not None:
             yield table
 
@@ -279,7 +283,7 @@ def highlevel_source(
                      **HISTORY_HINTS)
     def highlevel_status_history(batch: list[dict[str, Any]]) -> Iterator[Any]:
         """One row per import whose status is new or changed since the last run."""
-        rows = [] if _rejects(batch) else tracker.take_changes(i["_id"] for i in batch)
+        rows = tracker.take_changes(i["_id"] for i in _imports(batch))
         if rows:
             yield history_arrow(rows)
 
@@ -312,7 +316,7 @@ def highlevel_source(
         """Posts (with their error messages) of imports that are new or changed, and of those
         whose posts could not be read before."""
         unread: dict[str, str] = dlt.current.resource_state().setdefault("posts_unread", {})
-        for csv in [] if _rejects(batch) else batch:
+        for csv in _imports(batch):
             csv_id = csv["_id"]
             if not (full_refresh or csv_id in changed or csv_id in unread):
                 continue
