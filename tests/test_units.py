@@ -392,6 +392,7 @@ def test_finished_jobs_merge_and_round_trip(monkeypatch):
     again = FinishedJobs(stored)
     assert len(again) == 1000 and [again.get(f"job{i}") for i in (0, 1, 500, 999)] == [0, 1, 2, 0]
     assert again.get("job1000") is None
+    assert again.get_many(["job5", "job1000", "job5"]) == [2, None, 2]  # one search, in order
     again.drop("job1")
     again.add("job1000", 2)
     again.add("job2", 1)  # a new status for a known job
