@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import inspect
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from dlt.common.configuration.exceptions import (
     ConfigFieldMissingException,
     ConfigValueCannotBeCoercedException,
 )
+from dlt.common.destination.client import WithStateSync
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.pipeline.exceptions import PipelineStepFailed
@@ -156,7 +158,8 @@ def run_providers(
         with collecting(name) as stats:
             report.providers.append(stats)
             try:
-                source = module.SOURCE(full_refresh=full_refresh)
+                source = module.SOURCE(full_refresh=full_refresh,
+                                       **first_load_argument(pipeline, module))
             except ConfigFieldMissingException as exc:
                 missing = _missing_keys(exc, module.PROVIDER)
                 # with no --source, a provider without its credential is simply not in use
@@ -195,6 +198,30 @@ def run_providers(
     if any(p.outcome == "loaded" for p in report.providers):
         refresh_views(pipeline, report)
     return report
+
+
+def first_load_argument(pipeline: dlt.Pipeline, module: Any) -> dict[str, bool]:
+    """`first_load=True` for a source that takes it when the destination holds nothing of it.
+
+    "Nothing" is no stored schema of the source in the dataset: dlt stores it before a load
+    creates a table of it, so a load that got as far as a table (or crashed in it) counts. Any
+    doubt (a destination that cannot tell, an error asking) is no: merging is always right,
+    appending only into empty tables."""
+    if "first_load" not in inspect.signature(module.SOURCE).parameters:
+        return {}
+    try:
+        if pipeline.destination.destination_name == "duckdb":
+            path = pipeline.destination.config_params.get("credentials")
+            path = getattr(path, "database", path)
+            if (isinstance(path, str) and "://" not in path and not path.startswith(":")
+                    and not Path(path).exists()):
+                return {"first_load": True}  # no file yet (asking would create one)
+        with pipeline.destination_client() as client:
+            new = (isinstance(client, WithStateSync)
+                   and client.get_stored_schema(module.PROVIDER.name) is None)
+    except Exception:  # the run itself reports an unreachable destination
+        return {}
+    return {"first_load": True} if new else {}
 
 
 @contextmanager

@@ -366,3 +366,95 @@ def test_accounts_of_a_reloaded_import_replace_its_old_ones(highlevel_sim, run, 
     total = sum(len(r["accountIds"]) for r in fixture.imports["loc1"])
     assert query("select count(*) from {ds}.highlevel_csv_uploads__account_ids") == [(total,)]
     assert query("select count(*) from {ds}.highlevel_csv_uploads") == [(5,)]
+
+
+def test_first_load_appends_once_per_import_though_the_listing_shifts(highlevel_sim, warehouse):
+    """A first run appends imports and accounts (no merge); new imports arriving while it pages
+    shift imports onto the next page, and those named twice are loaded once, their status
+    change kept. The shift broke the listing's order: the next run reads it all again, merged,
+    which brings the row first seen up to date (though it was finished then, and is older
+    than the listing overlap)."""
+    import threading
+
+    fixture = HighLevelFixture(locations={"loc1": 25}, unfinished_share=0.0)
+    sim = highlevel_sim(fixture, page_size=10)
+    moved = fixture.imports["loc1"][9]  # last of page 1, first of page 2 once 3 more arrive
+    moved["status"] = "completed"
+    sim.inject(Fault(None, LISTING))  # page 1 as it is
+    second_page = Fault(None, LISTING, delay=1.0)
+    sim.inject(second_page)
+
+    def arrive() -> None:
+        second_page.arrived.wait(30)
+        fixture.set_status(moved["_id"], "failed")
+        fixture.add_imports("loc1", 3, unfinished_share=0.0)
+
+    helper = threading.Thread(target=arrive)
+    helper.start()
+    q = warehouse.query
+
+    def run():
+        return run_providers(["highlevel"], pipeline=warehouse.pipeline)
+
+    report = run()
+    helper.join()
+
+    assert report.exit_code == 0, report.providers[0].errors
+    assert report.providers[0].counts["imports listed twice"] == 3
+    schema = warehouse.pipeline.schemas["highlevel"]
+    assert schema.tables["highlevel_csv_uploads"]["write_disposition"] == "append"
+    first = fixture.imports["loc1"][3:]  # the 25 there when the run began
+    assert q("select count(*), count(distinct _id) from {ds}.highlevel_csv_uploads") == [
+        (25, 25)]
+    accounts = sum(len(r["accountIds"]) for r in first)
+    assert q("select count(*), count(distinct _dlt_id) from "
+             "{ds}.highlevel_csv_uploads__account_ids") == [(accounts, accounts)]
+    status = f"select status from {{ds}}.highlevel_csv_uploads where _id = '{moved['_id']}'"
+    assert q(status) == [("completed",)]  # its first sighting
+    assert q(f"""select previous_native_status, native_status from
+        {{ds}}.highlevel_status_history where job_id = '{moved['_id']}'
+        order by previous_native_status nulls first""") == [
+        (None, "completed"), ("completed", "failed")]
+
+    report = run()
+
+    assert report.exit_code == 0, report.providers[0].errors
+    assert schema.tables["highlevel_csv_uploads"]["write_disposition"] == "merge"
+    assert warehouse.pipeline.schemas["highlevel"].tables["highlevel_csv_uploads"][
+        "write_disposition"] == "merge"
+    assert q(status) == [("failed",)]
+    assert report.providers[0].counts["listing pages"] == 3  # all of them
+    assert q("select count(*), count(distinct _id) from {ds}.highlevel_csv_uploads") == [
+        (28, 28)]
+    accounts = sum(len(r["accountIds"]) for r in fixture.imports["loc1"])
+    assert q("select count(*), count(distinct _dlt_id) from "
+             "{ds}.highlevel_csv_uploads__account_ids") == [(accounts, accounts)]
+
+
+def test_a_dataset_another_pipeline_filled_is_merged_into(highlevel_sim, tmp_path, db_path,
+                                                          query):
+    """Appending is for a destination that holds nothing of the source: a pipeline of another
+    name (its own, empty state) loading into the same dataset merges."""
+    import dlt
+
+    fixture = HighLevelFixture(locations={"loc1": 12})
+    highlevel_sim(fixture)
+
+    def pipeline(name: str) -> dlt.Pipeline:
+        return dlt.pipeline(name, destination=dlt.destinations.duckdb(str(db_path)),
+                            dataset_name="upload_status", pipelines_dir=str(tmp_path / name))
+
+    first = pipeline("upload_status")
+    run_providers(["highlevel"], pipeline=first)
+    assert first.schemas["highlevel"].tables["highlevel_csv_uploads"]["write_disposition"] == (
+        "append")
+    other = pipeline("another_name")
+    report = run_providers(["highlevel"], pipeline=other)
+
+    assert report.exit_code == 0, report.providers[0].errors
+    assert other.schemas["highlevel"].tables["highlevel_csv_uploads"]["write_disposition"] == (
+        "merge")
+    assert query("select count(*), count(distinct _id) from {ds}.highlevel_csv_uploads") == [
+        (12, 12)]
+    total = sum(len(r["accountIds"]) for r in fixture.imports["loc1"])
+    assert query("select count(*) from {ds}.highlevel_csv_uploads__account_ids") == [(total,)]

@@ -379,6 +379,44 @@ def test_job_state_is_one_small_int_per_job_and_reads_the_older_layout(tmp_path,
     assert seen == [[("a", "PENDING")], []]
 
 
+def test_observe_many_tells_changed_and_known_and_loses_no_change(tmp_path):
+    """A page of sightings: positions with a new or changed status, positions of jobs observed
+    before (earlier in the run too, also within one page), and every history row of a job that
+    changed twice before its rows were taken."""
+    import dlt
+
+    from sources.common.stats import ProviderStats
+    from sources.common.tracking import StatusTracker
+
+    found = []
+
+    @dlt.source(name="observe_probe")
+    def probe():
+        @dlt.resource(name="rows")
+        def rows():
+            tracker = StatusTracker(lobstr.PROVIDER, ProviderStats("lobstr"),
+                                    compact_finished=True)
+            found.append(tracker.observe_many(["a", "b", "c"], ["PENDING", "SUCCESS", None],
+                                              ["s", "s", "s"]))
+            found.append(tracker.observe_many(["d", "a", "b"], ["PENDING", "SUCCESS", "SUCCESS"],
+                                              ["s", "s", "s"]))
+            found.append(tracker.observe_many(["e", "e", "a"], ["PENDING", "ERROR", "ERROR"],
+                                              ["s", "s", "s"]))
+            taken = tracker.take_changes(["a", "e", "b"])
+            found.append([(r[2], r[8], r[5]) for r in taken])  # job, previous, native
+            found.append(tracker.take_changes(["a", "b", "c", "d", "e"]))
+            yield {"ok": True}
+        return rows
+
+    dlt.pipeline("observe_probe", pipelines_dir=str(tmp_path)).extract(probe())
+    assert [(s.changed, s.known) for s in found[:3]] == [
+        ([0, 1, 2], []), ([0, 1], [1, 2]), ([0, 1, 2], [1, 2])]
+    assert found[3] == [("a", None, "PENDING"), ("a", "PENDING", "SUCCESS"),
+                        ("a", "SUCCESS", "ERROR"), ("e", None, "PENDING"),
+                        ("e", "PENDING", "ERROR"), ("b", None, "SUCCESS")]
+    assert [r[2] for r in found[4]] == ["c", "d"]
+
+
 def test_finished_jobs_merge_and_round_trip(monkeypatch):
     from sources.common import finished_jobs
     from sources.common.finished_jobs import FinishedJobs
