@@ -20,7 +20,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 # piped output (CI logs, cron mail) gets 120 columns instead of rich's 80
 _WIDTH = shutil.get_terminal_size((120, 24)).columns
 console = Console(width=_WIDTH)
-err_console = Console(stderr=True, width=_WIDTH)
+# messages are never broken into lines: a path or key split there cannot be copied (or grepped)
+err_console = Console(stderr=True, width=_WIDTH, soft_wrap=True)
 
 
 def print_report(report: RunReport, title: str = "Run summary") -> None:

@@ -10,7 +10,7 @@ a typed NULL: a view over an empty account is valid and empty, never an error.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,6 +151,9 @@ def _column_types(pipeline: dlt.Pipeline, providers: Sequence[Provider]
     return types
 
 
+_NO_ROW = sqlglot.parse_one("SELECT 1 AS one WHERE FALSE")
+
+
 def fill_missing(tree: exp.Expression, dataset: str, present: dict[str, set[str]],
                  types: dict[str, dict[str, str]]) -> exp.Expression:
     """Replace references to missing dataset tables or columns in a parsed view by typed NULLs
@@ -175,21 +178,16 @@ def fill_missing(tree: exp.Expression, dataset: str, present: dict[str, set[str]
     for table in list(tree.find_all(exp.Table)):
         if table.db == dataset and table.name not in present:
             # its columns are NULLs now; one row of them, filtered away, keeps the joins valid
-            table.replace(exp.Subquery(this=sqlglot.parse_one("SELECT 1 AS one WHERE FALSE"),
+            table.replace(exp.Subquery(this=_NO_ROW.copy(),
                                        alias=exp.TableAlias(this=exp.to_identifier(
                                            table.alias_or_name))))
     return tree
 
 
-def _storage_columns(pipeline: dlt.Pipeline, tables: Iterable[str]) -> dict[str, set[str]]:
-    with pipeline.destination_client() as client:
-        return {name: set(columns) for name, columns in client.get_storage_tables(tables)
-                if columns}
-
-
-def view_statements(pipeline: dlt.Pipeline, providers: Sequence[Provider] | None = None
-                    ) -> list[tuple[str, str]]:
-    """(view name, CREATE VIEW statement in the destination's dialect) for every view."""
+def view_statements(pipeline: dlt.Pipeline, client: Any,
+                    providers: Sequence[Provider] | None = None) -> list[tuple[str, str]]:
+    """(view name, CREATE VIEW statement in the destination's dialect) for every view;
+    `client` is an open destination (job) client of `pipeline`."""
     providers = providers or [m.PROVIDER for m in provider_modules().values()]
     dataset = pipeline.dataset_name
     dialect = sql_dialect(pipeline)
@@ -197,7 +195,8 @@ def view_statements(pipeline: dlt.Pipeline, providers: Sequence[Provider] | None
     # parsed once (sqlglot's parsing is most of the views' cost, ~0.1 s a run)
     trees = [sqlglot.parse_one(view.sql.format(ds=dataset), read="duckdb") for view in views]
     referenced = {t.name for tree in trees for t in tree.find_all(exp.Table) if t.db == dataset}
-    present = _storage_columns(pipeline, sorted(referenced - {v.name for v in views}))
+    present = {name: set(columns) for name, columns in client.get_storage_tables(
+        sorted(referenced - {v.name for v in views})) if columns}
     present |= {v.name: {"*"} for v in views}  # views are read whole, never column-filled
     types = _column_types(pipeline, providers)
     statements = []
@@ -213,12 +212,16 @@ def create_views(pipeline: dlt.Pipeline, providers: Sequence[Provider] | None = 
                  ) -> list[str]:
     """Drop and create every view (a replaced view may change its columns' types) in one
     transaction where the destination has them; returns the names created."""
-    statements = view_statements(pipeline, providers)
     dialect = sql_dialect(pipeline)
-    with pipeline.sql_client() as client, client.begin_transaction():
-        for name, _ in reversed(statements):
-            target = exp.table_(name, db=pipeline.dataset_name).sql(dialect=dialect)
-            client.execute_sql(f"DROP VIEW IF EXISTS {target}")
-        for _, statement in statements:
-            client.execute_sql(statement)
+    # one client for reading the tables and writing the views: dlt resolves the destination's
+    # configuration for each (0.1 s), and a DuckDB file is opened (and checkpointed) each time
+    with pipeline.destination_client() as client:
+        statements = view_statements(pipeline, client, providers)
+        sql = client.sql_client
+        with sql.begin_transaction():
+            for name, _ in reversed(statements):
+                target = exp.table_(name, db=pipeline.dataset_name).sql(dialect=dialect)
+                sql.execute_sql(f"DROP VIEW IF EXISTS {target}")
+            for _, statement in statements:
+                sql.execute_sql(statement)
     return [name for name, _ in statements]
