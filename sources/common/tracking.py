@@ -69,6 +69,7 @@ class Sightings(NamedTuple):
     changed: list[int]  # status new or changed: a history row waits in `changes`
     known: list[int]  # the job had a status before (in a first run: seen earlier this run)
 
+
 _clock: ContextVar[pendulum.DateTime | None] = ContextVar("upload_status_clock", default=None)
 
 
