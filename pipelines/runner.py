@@ -203,10 +203,10 @@ def run_providers(
 def first_load_argument(pipeline: dlt.Pipeline, module: Any) -> dict[str, bool]:
     """`first_load=True` for a source that takes it when the destination holds nothing of it.
 
-    "Nothing" is no stored schema of the source in the dataset: dlt stores it before a load
-    creates a table of it, so a load that got as far as a table (or crashed in it) counts. Any
-    doubt (a destination that cannot tell, an error asking) is no: merging is always right,
-    appending only into empty tables."""
+    "Nothing" is no stored schema of the source in the dataset: dlt stores it (after creating
+    the tables) before a load writes any row, so a load that wrote rows, or crashed while
+    writing them, counts. Any doubt (a destination that cannot tell, an error asking) is no:
+    merging is always right, appending only into empty tables."""
     if "first_load" not in inspect.signature(module.SOURCE).parameters:
         return {}
     try:
