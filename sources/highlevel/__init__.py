@@ -204,11 +204,11 @@ def highlevel_source(
             # appending, nothing was known before this run: these were named earlier in it, as
             # the listing shifted under new imports. Their rows stay as first seen; the shift
             # also breaks the listing's order, so the next run reads (and merges) it all again
-            again = set(known) if appending else set()
-            if again:
-                stats.counts["imports listed twice"] += len(again)
+            if appending and known:
+                stats.counts["imports listed twice"] += len(known)
+                again = set(known)
                 yield [r for i, r in enumerate(records) if i not in again]
-                yield Repeats(records[i] for i in sorted(again))
+                yield Repeats(records[i] for i in known)
             else:
                 yield records
             if window.can_stop:
