@@ -184,13 +184,12 @@ def fill_missing(tree: exp.Expression, dataset: str, present: dict[str, set[str]
     return tree
 
 
-def view_statements(pipeline: dlt.Pipeline, client: Any,
+def view_statements(pipeline: dlt.Pipeline, client: Any, dialect: str,
                     providers: Sequence[Provider] | None = None) -> list[tuple[str, str]]:
-    """(view name, CREATE VIEW statement in the destination's dialect) for every view;
+    """(view name, CREATE VIEW statement in `dialect`, the destination's) for every view;
     `client` is an open destination (job) client of `pipeline`."""
     providers = providers or [m.PROVIDER for m in provider_modules().values()]
     dataset = pipeline.dataset_name
-    dialect = sql_dialect(pipeline)
     views = all_views(providers)
     # parsed once (sqlglot's parsing is most of the views' cost, ~0.1 s a run)
     trees = [sqlglot.parse_one(view.sql.format(ds=dataset), read="duckdb") for view in views]
@@ -212,11 +211,11 @@ def create_views(pipeline: dlt.Pipeline, providers: Sequence[Provider] | None = 
                  ) -> list[str]:
     """Drop and create every view (a replaced view may change its columns' types) in one
     transaction where the destination has them; returns the names created."""
-    dialect = sql_dialect(pipeline)
+    dialect = sql_dialect(pipeline)  # resolves the destination's configuration: once
     # one client for reading the tables and writing the views: dlt resolves the destination's
     # configuration for each (0.1 s), and a DuckDB file is opened (and checkpointed) each time
     with pipeline.destination_client() as client:
-        statements = view_statements(pipeline, client, providers)
+        statements = view_statements(pipeline, client, dialect, providers)
         sql = client.sql_client
         with sql.begin_transaction():
             for name, _ in reversed(statements):

@@ -172,6 +172,11 @@ class StatusTracker:
             self._overrides[code] = self.provider.override(native, status)
         return code
 
+    def knows_no_job(self) -> bool:
+        """Whether the state names no job, finished or not (a first run's): every job this
+        tracker then knows was observed or registered during the run."""
+        return not self._jobs() and (self._finished is None or not len(self._finished))
+
     def is_known(self, job_ref: str) -> bool:
         return job_ref in self._jobs() or (
             self._finished is not None and self._finished.get(job_ref) is not None)

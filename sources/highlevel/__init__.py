@@ -225,10 +225,9 @@ def highlevel_source(
         itself: the transformers below split it into imports, accounts, history and posts."""
         nonlocal appending
         marks = dlt.current.resource_state().setdefault("listing_marks", {})
-        state = dlt.current.source_state()
         # the tracker knowing no import makes every import it knows during the run one listed
         # twice in it, the only duplicates an appended table could get
-        appending = first_load and not (marks or state.get("jobs") or state.get("finished_jobs"))
+        appending = first_load and not marks and tracker.knows_no_job()
         batch: list[dict[str, Any]] = []
         for location in locations:
             try:
