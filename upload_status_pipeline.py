@@ -1,45 +1,29 @@
 """The pipeline as a plain dlt script, for schedulers that take scripts (`dlt deploy`).
 
-`python upload_status_pipeline.py` loads every provider that has its credential configured,
-each in its own `pipeline.run` so one failing provider leaves the others loaded, then creates the
-views; the exit code is 1 if any provider failed. The destination is DESTINATION_NAME from the
-environment or config (default duckdb). `upload-status run` does the same with a summary table.
+`python upload_status_pipeline.py` does what `upload-status run` does, with the same exit codes
+(0 loaded, 1 a provider failed, 2 configuration error or the dataset busy, 130/143
+interrupted): every provider that has its credential configured, each in its own
+`pipeline.run` so one failing provider leaves the others loaded, under the run lock, then the
+views. The destination is DESTINATION_NAME from the environment or config (default duckdb).
 """
 
 from __future__ import annotations
 
-import dlt
-from dlt.common.configuration.exceptions import ConfigFieldMissingException
+import sys
 
-from pipelines.runner import make_pipeline
-from pipelines.views import create_views
-from sources import provider_modules
+import dlt
+
+from pipelines.cli import app
 
 
 def main() -> int:
     destination = dlt.config.get("destination_name") or "duckdb"
-    if destination == "duckdb":  # the DuckDB file must not be named like the dataset
-        pipeline = make_pipeline("duckdb", "upload_status")
-    else:
-        pipeline = dlt.pipeline(pipeline_name="upload_status", destination=destination,
-                                dataset_name="upload_status")
-    failed = []
-    for name, module in provider_modules().items():
-        try:
-            source = module.SOURCE()
-        except ConfigFieldMissingException:
-            print(f"{name}: not configured, skipped")
-            continue
-        try:
-            print(pipeline.run(source))
-        except Exception as exc:  # the next provider still runs
-            failed.append(name)
-            print(f"{name}: failed: {type(exc).__name__}")
-            if pipeline.has_pending_data:
-                pipeline.abort_packages()
-    create_views(pipeline)
-    return 1 if failed else 0
+    try:
+        app(["run", "--destination", str(destination)], prog_name="upload_status_pipeline.py")
+    except SystemExit as exc:  # the command's exit code
+        return int(exc.code or 0)
+    return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

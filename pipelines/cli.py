@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipelines.report import Report
+from pipelines.run_lock import LockUnavailable
 from pipelines.runner import RunReport, UsageError, load_report, run_providers
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -61,6 +62,16 @@ def print_report(report: RunReport, title: str = "Run summary") -> None:
         err_console.print(f"[bold red]error[/] {report.views_error}")
 
 
+WaitOption = Annotated[float, typer.Option(
+    "--wait", metavar="SECONDS", min=0,
+    help="If another process is writing this destination + dataset, wait up to this long for "
+         "it to finish instead of exiting with 2.")]
+
+
+def _waiting(message: str) -> None:
+    err_console.print(f"[yellow]waiting[/] {message}")
+
+
 @app.command()
 def run(
     source: Annotated[list[str] | None, typer.Option(
@@ -70,13 +81,18 @@ def run(
     dataset: Annotated[str | None, typer.Option(help="Dataset (schema) name.")] = None,
     full_refresh: Annotated[bool, typer.Option(
         "--full-refresh", help="Re-read everything, including finished jobs.")] = False,
+    wait: WaitOption = 0,
 ) -> None:
     """Extract job statuses and load them."""
     try:
-        report = run_providers(source, destination, dataset, full_refresh)
+        report = run_providers(source, destination, dataset, full_refresh, wait=wait,
+                               on_wait=_waiting)
     except UsageError as exc:
         err_console.print(f"[bold red]error[/] {exc}")
         raise typer.Exit(2) from None
+    except LockUnavailable as exc:
+        err_console.print(f"[bold red]error[/] {exc}")
+        raise typer.Exit(1) from None
     print_report(report)
     raise typer.Exit(report.exit_code)
 
@@ -94,16 +110,20 @@ def track(
     destination: Annotated[str | None, typer.Option(help="dlt destination; default duckdb.")
                            ] = None,
     dataset: Annotated[str | None, typer.Option(help="Dataset (schema) name.")] = None,
+    wait: WaitOption = 0,
 ) -> None:
     """Register jobs to follow; the next `run` polls them until they finish."""
     from pipelines.track import read_id_file, track_jobs
 
     try:
         given = list(ids or []) + (read_id_file(from_file, column) if from_file else [])
-        result = track_jobs(provider, given, destination, dataset)
+        result = track_jobs(provider, given, destination, dataset, wait=wait, on_wait=_waiting)
     except UsageError as exc:
         err_console.print(f"[bold red]error[/] {exc}")
         raise typer.Exit(2) from None
+    except LockUnavailable as exc:
+        err_console.print(f"[bold red]error[/] {exc}")
+        raise typer.Exit(1) from None
     console.print(f"{result.provider}: {result.registered} newly followed, "
                   f"{result.already_followed} already followed")
     if result.invalid:  # the valid ids are registered; the invalid ones are a usage error
@@ -123,15 +143,20 @@ def highlevel_prune(
     destination: Annotated[str | None, typer.Option(help="dlt destination; default duckdb.")
                            ] = None,
     dataset: Annotated[str | None, typer.Option(help="Dataset (schema) name.")] = None,
+    wait: WaitOption = 0,
 ) -> None:
     """Delete HighLevel CSV import records matching every filter (lists them without --yes)."""
     from pipelines.prune import prune
 
     try:
-        result = prune(location, status or [], older_than, yes, destination, dataset)
+        result = prune(location, status or [], older_than, yes, destination, dataset,
+                       wait=wait, on_wait=_waiting)
     except UsageError as exc:
         err_console.print(f"[bold red]error[/] {exc}")
         raise typer.Exit(2) from None
+    except LockUnavailable as exc:
+        err_console.print(f"[bold red]error[/] {exc}")
+        raise typer.Exit(1) from None
     table = Table(title=f"Imports of {location} matching every filter: {len(result.matches)}")
     for column in ("_id", "status", "createdAt", "fileName", "outcome"):
         table.add_column(column)

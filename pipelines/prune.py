@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -11,7 +11,7 @@ import dlt
 from requests import HTTPError, RequestException
 
 from pipelines.errors import describe_failure
-from pipelines.runner import UsageError, loader_file_format, make_pipeline
+from pipelines.runner import UsageError, loader_file_format, make_pipeline, writing
 from sources.common.polling import InvalidJobRef, check_id
 from sources.common.stats import collecting
 from sources.highlevel.prune import (
@@ -36,7 +36,8 @@ class PruneResult:
 
 def prune(location: str, statuses: Sequence[str], older_than_days: float | None, yes: bool,
           destination: str | None = None, dataset: str | None = None,
-          now: datetime | None = None) -> PruneResult:
+          now: datetime | None = None, wait: float = 0,
+          on_wait: Callable[[str], None] | None = None) -> PruneResult:
     if not statuses and older_than_days is None:
         raise UsageError("give at least one filter (--status or --older-than): pruning every "
                          "import of a location is not something to do by accident")
@@ -53,15 +54,27 @@ def prune(location: str, statuses: Sequence[str], older_than_days: float | None,
     now = now or datetime.now(timezone.utc)
     with collecting(PROVIDER.name) as stats:
         client = prune_client(str(token), str(base_url), stats)
-        try:
-            matches = matching_imports(client, location, statuses, older_than_days, now)
-            result = PruneResult(location, matches)
-            if not yes or not matches:
-                return result
-            result.outcomes = delete_imports(client, location, matches, now)
-        except (HTTPError, RequestException) as exc:
-            raise UsageError(describe_failure(PROVIDER, exc, stats.secrets)) from None
+        if not yes:  # a dry run only reads the API
+            return PruneResult(location, _matches(client, location, statuses, older_than_days,
+                                                  now, stats))
         pipeline = make_pipeline(destination, dataset)
-        pipeline.run(deletions_source(result.outcomes),
-                     loader_file_format=loader_file_format(pipeline))
+        with writing(pipeline, wait, on_wait):  # its history rows go through the state
+            result = PruneResult(location, _matches(client, location, statuses,
+                                                    older_than_days, now, stats))
+            if not result.matches:
+                return result
+            try:
+                result.outcomes = delete_imports(client, location, result.matches, now)
+            except (HTTPError, RequestException) as exc:
+                raise UsageError(describe_failure(PROVIDER, exc, stats.secrets)) from None
+            pipeline.run(deletions_source(result.outcomes),
+                         loader_file_format=loader_file_format(pipeline))
     return result
+
+
+def _matches(client: Any, location: str, statuses: Sequence[str], older_than_days: float | None,
+             now: datetime, stats: Any) -> list[dict[str, Any]]:
+    try:
+        return matching_imports(client, location, statuses, older_than_days, now)
+    except (HTTPError, RequestException) as exc:
+        raise UsageError(describe_failure(PROVIDER, exc, stats.secrets)) from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import inspect
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,13 +17,16 @@ from dlt.common.configuration.exceptions import (
     ConfigFieldMissingException,
     ConfigValueCannotBeCoercedException,
 )
+from dlt.common.destination import Destination
 from dlt.common.destination.client import WithStateSync
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines.errors import describe_failure
+from pipelines.local_state import pipelines_dir_for
 from pipelines.report import Report, build_report
+from pipelines.run_lock import LockHeld, holding, lock_for
 from pipelines.views import create_views
 from sources import provider_modules
 from sources.common.polling import InvalidJobRef
@@ -53,6 +56,7 @@ class RunReport:
     resumed: int = 0  # packages of an interrupted earlier run loaded first
     resume_error: str | None = None
     reloaded_rows_removed: int = 0
+    state_folder: str = ""  # dlt's local folder of this destination + dataset
 
     @property
     def exit_code(self) -> int:
@@ -119,14 +123,38 @@ def duckdb_destination(path: str) -> Any:
 def make_pipeline(destination: str | None = None, dataset: str | None = None,
                   pipeline_name: str = PIPELINE_NAME, pipelines_dir: str | None = None
                   ) -> dlt.Pipeline:
+    """The pipeline into `dataset` at `destination`, its local folder one of its own
+    (`local_state.pipelines_dir_for`) unless `pipelines_dir` is given."""
     dataset = dataset or DEFAULT_DATASET
-    dest: Any = destination or "duckdb"
-    if dest == "duckdb":
-        path = duckdb_path(dataset)
-        ensure_duckdb_free(path)
-        dest = duckdb_destination(path)
+    dest: Destination = (duckdb_destination(duckdb_path(dataset)) if destination in (None, "duckdb")
+                         else Destination.from_reference(destination))
     return dlt.pipeline(pipeline_name=pipeline_name, destination=dest, dataset_name=dataset,
-                        pipelines_dir=pipelines_dir)
+                        pipelines_dir=pipelines_dir or pipelines_dir_for(dest, dataset))
+
+
+def _duckdb_file(pipeline: dlt.Pipeline) -> str | None:
+    """The DuckDB file `pipeline` loads into, None for other destinations or no plain file."""
+    if pipeline.destination.destination_name != "duckdb":
+        return None
+    path = pipeline.destination.config_params.get("credentials")
+    path = getattr(path, "database", path)
+    plain = isinstance(path, str) and "://" not in path and not path.startswith(":")
+    return path if plain else None
+
+
+@contextmanager
+def writing(pipeline: dlt.Pipeline, wait: float = 0,
+            on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold the run lock of the pipeline's destination + dataset (`run_lock`) for the block:
+    UsageError naming the holder when another process has it (after `wait` seconds)."""
+    lock = lock_for(pipeline.destination, pipeline.dataset_name, Path(pipeline.pipelines_dir))
+    try:
+        with holding(lock, wait, on_wait):
+            if (path := _duckdb_file(pipeline)) is not None:
+                ensure_duckdb_free(path)  # a BI tool may hold the file without our lock
+            yield
+    except LockHeld as exc:
+        raise UsageError(str(exc)) from None
 
 
 def loader_file_format(pipeline: dlt.Pipeline) -> str | None:
@@ -140,8 +168,11 @@ def run_providers(
     dataset: str | None = None,
     full_refresh: bool = False,
     pipeline: dlt.Pipeline | None = None,
+    wait: float = 0,
+    on_wait: Callable[[str], None] | None = None,
 ) -> RunReport:
-    """Load each provider in its own `pipeline.run`, so one failing provider keeps the others.
+    """Load each provider in its own `pipeline.run`, so one failing provider keeps the others,
+    holding the run lock throughout (`writing`).
 
     With no names, every provider whose configuration is complete runs; the rest are skipped.
     """
@@ -150,54 +181,72 @@ def run_providers(
     if unknown:
         raise UsageError(f"unknown source {', '.join(unknown)}; known: {', '.join(modules)}")
     pipeline = pipeline or make_pipeline(destination, dataset)
+    with writing(pipeline, wait, on_wait):
+        return _run_locked(pipeline, modules, names, full_refresh)
+
+
+def _run_locked(pipeline: dlt.Pipeline, modules: dict[str, Any], names: Sequence[str] | None,
+                full_refresh: bool) -> RunReport:
     report = RunReport(destination=pipeline.destination.destination_name,
-                       dataset=pipeline.dataset_name)
+                       dataset=pipeline.dataset_name, state_folder=pipeline.working_dir)
     finish_interrupted(pipeline, report)
     for name in names or list(modules):
         module = modules[name]
         with collecting(name) as stats:
             report.providers.append(stats)
-            try:
-                source = module.SOURCE(full_refresh=full_refresh,
-                                       **first_load_argument(pipeline, module))
-            except ConfigFieldMissingException as exc:
-                missing = _missing_keys(exc, module.PROVIDER)
-                # with no --source, a provider without its credential is simply not in use
-                if not names and module.PROVIDER.secret_field in exc.traces:
-                    stats.outcome = "skipped"
-                    stats.errors.append(f"{name} not configured (missing {missing})")
-                else:
-                    stats.outcome = "config error"
-                    stats.errors.append(f"{name}: missing configuration {missing}")
-                continue
-            except InvalidJobRef as exc:
-                stats.outcome = "config error"
-                stats.errors.append(f"{name}: {exc}")
-                continue
-            except ConfigValueCannotBeCoercedException as exc:
-                stats.outcome = "config error"
-                stats.errors.append(
-                    f"{module.PROVIDER.env_key(exc.field_name)} has the wrong type: expected "
-                    f"{getattr(exc.hint, '__name__', exc.hint)}, e.g. a TOML/JSON list "
-                    "'[\"a\", \"b\"]' for lists")
-                continue
-            try:
-                with fewer_collections():
-                    pipeline.run(source, loader_file_format=loader_file_format(pipeline))
-            except PipelineStepFailed as exc:
-                stats.outcome = "failed"
-                stats.errors.append(describe_failure(module.PROVIDER, exc, stats.secrets))
-                if exc.step == "extract":
-                    _drop_partial_extract(pipeline)
-                continue
-            stats.outcome = ("config error" if stats.config_errors else
-                             "partly failed" if stats.failed_parts else "loaded")
-            stats.errors.extend(f"{name}: {part}" for part in
-                                stats.config_errors + stats.failed_parts)
-            stats.rows_loaded = _rows_loaded(pipeline)
+            source = _make_source(pipeline, module, stats, bool(names), full_refresh)
+            if source is not None:
+                _load_provider(pipeline, module.PROVIDER, source, stats)
     if any(p.outcome == "loaded" for p in report.providers):
         refresh_views(pipeline, report)
     return report
+
+
+def _make_source(pipeline: dlt.Pipeline, module: Any, stats: ProviderStats, named: bool,
+                 full_refresh: bool) -> Any:
+    """The provider's dlt source, or None with the reason in `stats` (not configured: skipped
+    unless named with --source; a configuration mistake)."""
+    name = module.PROVIDER.name
+    try:
+        return module.SOURCE(full_refresh=full_refresh, **first_load_argument(pipeline, module))
+    except ConfigFieldMissingException as exc:
+        missing = _missing_keys(exc, module.PROVIDER)
+        # with no --source, a provider without its credential is simply not in use
+        if not named and module.PROVIDER.secret_field in exc.traces:
+            stats.outcome = "skipped"
+            stats.errors.append(f"{name} not configured (missing {missing})")
+        else:
+            stats.outcome = "config error"
+            stats.errors.append(f"{name}: missing configuration {missing}")
+    except InvalidJobRef as exc:
+        stats.outcome = "config error"
+        stats.errors.append(f"{name}: {exc}")
+    except ConfigValueCannotBeCoercedException as exc:
+        stats.outcome = "config error"
+        stats.errors.append(
+            f"{module.PROVIDER.env_key(exc.field_name)} has the wrong type: expected "
+            f"{getattr(exc.hint, '__name__', exc.hint)}, e.g. a TOML/JSON list "
+            "'[\"a\", \"b\"]' for lists")
+    return None
+
+
+def _load_provider(pipeline: dlt.Pipeline, provider: Provider, source: Any,
+                   stats: ProviderStats) -> None:
+    """Extract, normalize and load one provider; the outcome and errors go to `stats`."""
+    try:
+        with fewer_collections():
+            pipeline.run(source, loader_file_format=loader_file_format(pipeline))
+    except PipelineStepFailed as exc:
+        stats.outcome = "failed"
+        stats.errors.append(describe_failure(provider, exc, stats.secrets))
+        if exc.step == "extract":
+            _drop_partial_extract(pipeline)
+        return
+    stats.outcome = ("config error" if stats.config_errors else
+                     "partly failed" if stats.failed_parts else "loaded")
+    stats.errors.extend(f"{provider.name}: {part}" for part in
+                        stats.config_errors + stats.failed_parts)
+    stats.rows_loaded = _rows_loaded(pipeline)
 
 
 def first_load_argument(pipeline: dlt.Pipeline, module: Any) -> dict[str, bool]:
@@ -210,12 +259,8 @@ def first_load_argument(pipeline: dlt.Pipeline, module: Any) -> dict[str, bool]:
     if "first_load" not in inspect.signature(module.SOURCE).parameters:
         return {}
     try:
-        if pipeline.destination.destination_name == "duckdb":
-            path = pipeline.destination.config_params.get("credentials")
-            path = getattr(path, "database", path)
-            if (isinstance(path, str) and "://" not in path and not path.startswith(":")
-                    and not Path(path).exists()):
-                return {"first_load": True}  # no file yet (asking would create one)
+        if (path := _duckdb_file(pipeline)) is not None and not Path(path).exists():
+            return {"first_load": True}  # no file yet (asking would create one)
         with pipeline.destination_client() as client:
             new = (isinstance(client, WithStateSync)
                    and client.get_stored_schema(module.PROVIDER.name) is None)
@@ -333,10 +378,11 @@ def load_report(destination: str | None, dataset: str | None, since_days: int,
                 stuck_hours: float, top: int) -> Report:
     """The report over what the pipeline has loaded; UsageError when nothing is there yet."""
     pipeline = make_pipeline(destination, dataset)
-    if pipeline.destination.destination_name == "duckdb" and not Path(
-            duckdb_path(pipeline.dataset_name)).exists():
-        raise UsageError(f"no DuckDB file {duckdb_path(pipeline.dataset_name)} yet: "
-                         "run `upload-status run` first (or set DESTINATION__DUCKDB__CREDENTIALS)")
+    if (path := _duckdb_file(pipeline)) is not None:
+        if not Path(path).exists():
+            raise UsageError(f"no DuckDB file {path} yet: run `upload-status run` first (or "
+                             "set DESTINATION__DUCKDB__CREDENTIALS)")
+        ensure_duckdb_free(path)
     try:
         return build_report(pipeline, since_days, stuck_hours, top)
     except DatabaseUndefinedRelation:

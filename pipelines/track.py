@@ -4,13 +4,13 @@ in the destination)."""
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import dlt
 
-from pipelines.runner import UsageError, loader_file_format, make_pipeline
+from pipelines.runner import UsageError, loader_file_format, make_pipeline, writing
 from sources import provider_modules
 from sources.common.polling import PolledProvider, registration_source, split_refs
 from sources.common.stats import collecting
@@ -58,7 +58,8 @@ def polled_provider(name: str) -> PolledProvider:
 
 
 def track_jobs(name: str, ids: Sequence[str], destination: str | None = None,
-               dataset: str | None = None, pipeline: dlt.Pipeline | None = None) -> TrackResult:
+               dataset: str | None = None, pipeline: dlt.Pipeline | None = None,
+               wait: float = 0, on_wait: Callable[[str], None] | None = None) -> TrackResult:
     provider = polled_provider(name)
     if not ids:
         raise UsageError("no ids given: pass them as arguments or with --from-file")
@@ -67,7 +68,7 @@ def track_jobs(name: str, ids: Sequence[str], destination: str | None = None,
         raise UsageError(invalid)
     unique = list({r.ref: r for r in refs}.values())
     pipeline = pipeline or make_pipeline(destination, dataset)
-    with collecting(name) as stats:
+    with writing(pipeline, wait, on_wait), collecting(name) as stats:
         pipeline.run(registration_source(provider, unique),
                      loader_file_format=loader_file_format(pipeline))
     return TrackResult(name, len(unique), stats.counts["registered"], invalid)

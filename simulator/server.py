@@ -78,8 +78,9 @@ class LoggedRequest:
 class Fault:
     """Answer `times` matching requests with `status` instead of the fixture's reply; with
     `status` None the fixture answers, after `delay` seconds. `arrived` is set when a matching
-    request comes in (a test can act while the client waits: kill it, say). `body` bytes are
-    sent as they are (an HTML page, a truncated document)."""
+    request comes in (a test can act while the client waits: kill it, say); setting `release`
+    ends the delay early. `body` bytes are sent as they are (an HTML page, a truncated
+    document)."""
 
     status: int | None
     path_pattern: str = ".*"
@@ -90,6 +91,7 @@ class Fault:
     delay: float = 0.0
     content_type: str | None = None
     arrived: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
 
 
     def reply(self) -> Reply | None:
@@ -192,7 +194,7 @@ class Simulator:
         reply = None
         if fault is not None:
             fault.arrived.set()
-            time.sleep(fault.delay)
+            fault.release.wait(fault.delay)
             reply = fault.reply()
         if reply is None:
             if route_match is None:

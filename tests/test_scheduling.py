@@ -64,9 +64,10 @@ def test_dlt_script_loads_what_is_configured_and_creates_views(polled_sim, tmp_p
                           cwd=tmp_path, capture_output=True, text=True, timeout=300,
                           env={**os.environ, **env, "PYTHONPATH": str(ROOT)})
 
-    assert done.returncode == 1, done.stderr
-    assert "highlevel: not configured, skipped" in done.stdout
-    assert "upload_post: failed" in done.stdout and "wrong-key" not in done.stdout
+    assert done.returncode == 1, done.stderr  # the command's own exit code
+    assert "skipped highlevel not configured" in done.stderr
+    assert "upload_post: the API rejected the credential" in done.stderr
+    assert "wrong-key" not in done.stdout + done.stderr
     con = duckdb.connect(str(tmp_path / "upload_status_data.duckdb"), read_only=True)
     try:
         assert con.execute("select provider, status from upload_status.upload_jobs"

@@ -1,0 +1,41 @@
+"""Where dlt's local pipeline folder lives: one per destination + dataset.
+
+dlt keys its local folder by pipeline name only, so every destination and dataset would share
+one state: jobs tracked into one DuckDB file polled (and their state written) into another.
+The folder is only a cache of the state dlt stores in the destination with every load: a new
+or deleted folder is restored from there on the next run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+from dlt.common.destination import Destination
+from dlt.common.pipeline import get_dlt_pipelines_dir
+
+
+def destination_identity(destination: Destination) -> str:
+    """What tells one destination from another of its kind, without any secret: the DuckDB
+    file, a server's host, port and database, else dlt's fingerprint of the configuration."""
+    config = destination.configuration(destination.spec(), accept_partial=True)
+    credentials = config.credentials
+    kind = destination.destination_type.rsplit(".", 1)[-1]
+    if kind == "duckdb" and isinstance(getattr(credentials, "database", None), str):
+        return f"duckdb|{credentials.database}"
+    host = getattr(credentials, "host", None)
+    if host:
+        return f"{kind}|{host}:{getattr(credentials, 'port', '')}/" \
+               f"{getattr(credentials, 'database', '')}"
+    return f"{kind}|{config.fingerprint()}"
+
+
+def pipelines_dir_for(destination: Destination, dataset: str) -> str:
+    """dlt's pipelines folder for `dataset` at `destination`: readable, and unique by a digest
+    of the destination's identity (two DuckDB files of one name in two folders differ)."""
+    identity = destination_identity(destination)
+    digest = hashlib.sha256(f"{identity}|{dataset}".encode()).hexdigest()[:10]
+    kind = identity.split("|", 1)[0]
+    slug = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{kind}-{dataset}")[:60]
+    return str(Path(get_dlt_pipelines_dir()) / "upload_status_by_destination" / f"{slug}-{digest}")

@@ -1,0 +1,180 @@
+"""One writer per destination + dataset, and one state per destination + dataset.
+
+Real processes of the command over real HTTP into real DuckDB files and a real Postgres server:
+a run held mid-extract by the simulator keeps the lock while a second one starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from conftest import REPO, cli, postgres_dsn
+
+from simulator import Fault, LobstrFixture, Simulator
+
+TASKS = [f"{i:032x}" for i in range(1, 7)]
+
+
+@pytest.fixture
+def lobstr_sim() -> Iterator[Simulator]:
+    lobstr = LobstrFixture()
+    for i, task in enumerate(TASKS):
+        lobstr.add(task, [["PENDING", "PROGRESS", "SUCCESS"], ["PROGRESS", "FAILURE"]][i % 2])
+    with Simulator(lobstr) as sim:
+        yield sim
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def destination(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Environment selecting a fresh dataset in a DuckDB file or on the Postgres server."""
+    if request.param == "duckdb":
+        yield {"DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / "warehouse.duckdb")}
+        return
+    import psycopg2
+
+    dsn = postgres_dsn()
+    dataset = f"us_{uuid.uuid4().hex[:12]}"
+    yield {"DESTINATION__POSTGRES__CREDENTIALS": dsn, "_DATASET": dataset}
+    with psycopg2.connect(dsn) as con, con.cursor() as cur:
+        for schema in (dataset, f"{dataset}_staging"):
+            cur.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def run_args(dest: dict[str, str], *extra: str) -> list[str]:
+    if "_DATASET" in dest:
+        return ["run", "--destination", "postgres", "--dataset", dest["_DATASET"], *extra]
+    return ["run", *extra]
+
+
+def env_for(sim: Simulator, dest: dict[str, str], data_dir: Path) -> dict[str, str]:
+    return {**{k: v for k, v in dest.items() if not k.startswith("_")},
+            "DLT_DATA_DIR": str(data_dir),  # each process a folder of its own: two machines
+            "SOURCES__LOBSTR__BASE_URL": sim.base_url,
+            "SOURCES__LOBSTR__API_KEY": sim.fixtures["lobstr"].token,
+            "SOURCES__LOBSTR__UPLOAD_TASK_IDS": json.dumps(TASKS)}
+
+
+def start(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "pipelines.cli", *args], cwd=cwd, text=True,
+                            env={**os.environ, **env, "PYTHONPATH": str(REPO)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def history(dest: dict[str, str], tmp_path: Path) -> list[tuple[Any, ...]]:
+    sql = ("SELECT job_id, previous_native_status, native_status FROM {ds}.lobstr_status_history "
+           "ORDER BY 1, 2, 3")
+    if "_DATASET" not in dest:
+        con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
+        try:
+            return con.execute(sql.format(ds="upload_status")).fetchall()
+        finally:
+            con.close()
+    import psycopg2
+
+    with psycopg2.connect(postgres_dsn()) as con, con.cursor() as cur:
+        cur.execute(sql.format(ds=dest["_DATASET"]))
+        return [tuple(r) for r in cur.fetchall()]
+
+
+def test_a_second_run_exits_2_naming_the_holder_and_loads_nothing(lobstr_sim, destination,
+                                                                   tmp_path):
+    hold = Fault(None, rf"/v1/tasks/upload/{TASKS[2]}", delay=120)
+    lobstr_sim.inject(hold)
+    first = start(run_args(destination), env_for(lobstr_sim, destination, tmp_path / "a"),
+                  tmp_path)
+    try:
+        assert hold.arrived.wait(120), "the first run never polled"
+        second = cli(*run_args(destination), cwd=tmp_path,
+                     env=env_for(lobstr_sim, destination, tmp_path / "b"))
+        hold.release.set()
+        _out, err = first.communicate(timeout=300)
+    finally:
+        first.kill()
+    assert first.returncode == 0, err[-2000:]
+    assert second.returncode == 2, second.stderr[-2000:]
+    message = " ".join(second.stderr.split())
+    assert f"PID {first.pid}" in message and socket.gethostname() in message, message
+    assert "--wait" in message and "Traceback" not in second.stderr
+    polls = [r for r in lobstr_sim.requests("lobstr")]
+    assert len(polls) == len(TASKS)  # the second run polled nothing
+    rows = history(destination, tmp_path)
+    assert len(rows) == len(TASKS) and len(set(rows)) == len(rows)
+
+
+def test_with_wait_both_runs_load_one_after_the_other_without_duplicates(
+        lobstr_sim, destination, tmp_path):
+    hold = Fault(None, rf"/v1/tasks/upload/{TASKS[2]}", delay=120)
+    lobstr_sim.inject(hold)
+    args = run_args(destination, "--wait", "120")
+    first = start(args, env_for(lobstr_sim, destination, tmp_path / "a"), tmp_path)
+    try:
+        assert hold.arrived.wait(120), "the first run never polled"
+        second = start(args, env_for(lobstr_sim, destination, tmp_path / "b"), tmp_path)
+        waiting = second.stderr.readline()  # said once it found the lock taken
+        hold.release.set()
+        _, err_second = second.communicate(timeout=300)
+        err_second = waiting + err_second
+        _, err_first = first.communicate(timeout=300)
+    finally:
+        first.kill()
+    assert first.returncode == 0, err_first[-2000:]
+    assert second.returncode == 0, err_second[-2000:]
+    assert "waiting" in err_second and f"PID {first.pid}" in " ".join(err_second.split())
+    rows = history(destination, tmp_path)
+    assert len(rows) == len(TASKS) and len(set(rows)) == len(rows)
+    # the second started from the first's state: no change seen, every task polled twice
+    polled = [r.path.rsplit("/", 1)[1] for r in lobstr_sim.requests("lobstr")]
+    assert sorted(set(polled)) == sorted(TASKS) and len(polled) == 2 * len(TASKS)
+
+
+@pytest.mark.parametrize("switch", ["file", "dataset"])
+def test_state_belongs_to_one_destination_and_dataset(tmp_path, switch):
+    """Track into B, run into A a few times, run into B: B polls exactly its own unfinished
+    jobs, and A still knows its own."""
+    lobstr = LobstrFixture()
+    for task in TASKS:
+        lobstr.add(task, ["PENDING", "PROGRESS", "SUCCESS"])
+    own_b, own_a = TASKS[:2], TASKS[2:5]
+
+    def where(name: str) -> tuple[list[str], dict[str, str]]:
+        if switch == "file":
+            return [], {"DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / f"{name}.duckdb")}
+        return ["--dataset", f"ds_{name}"], {
+            "DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / "shared.duckdb")}
+
+    with Simulator(lobstr) as sim:
+        base = {"DLT_DATA_DIR": str(tmp_path / "dlt"), "SOURCES__LOBSTR__BASE_URL": sim.base_url,
+                "SOURCES__LOBSTR__API_KEY": lobstr.token}
+
+        def command(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+            extra, env = where(name)
+            done = cli(*args, *extra, cwd=tmp_path, env={**base, **env})
+            assert done.returncode == 0, done.stderr[-2000:]
+            return done
+
+        command("b", "track", "lobstr", *own_b)
+        command("a", "track", "lobstr", *own_a)
+        for _ in range(2):
+            sim.clear_log()
+            command("a", "run")
+            assert sorted(r.path.rsplit("/", 1)[1] for r in sim.requests("lobstr")) == own_a
+            sim.advance()
+        sim.clear_log()
+        command("b", "run")
+        assert sorted(r.path.rsplit("/", 1)[1] for r in sim.requests("lobstr")) == own_b
+        sim.clear_log()
+        command("a", "run")  # A's third sighting: SUCCESS, still its own three
+        assert sorted(r.path.rsplit("/", 1)[1] for r in sim.requests("lobstr")) == own_a
+        sim.clear_log()
+        command("a", "run")  # all finished: nothing to poll
+        assert sim.requests("lobstr") == []
