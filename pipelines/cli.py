@@ -52,8 +52,9 @@ def print_report(report: RunReport, title: str = "Run summary") -> None:
             else:
                 err_console.print(f"[bold red]error[/] {error}")
     if report.resumed:
-        console.print(f"  finished loading {report.resumed} package(s) of an interrupted run; "
-                      f"{report.reloaded_rows_removed} row(s) it had loaded twice removed")
+        console.print(f"  finished loading {report.resumed} package(s) of an interrupted run "
+                      f"({report.jobs_settled} of its load job(s) had already committed and "
+                      "were not loaded again)")
     if report.resume_error:
         err_console.print(f"[bold red]error[/] {report.resume_error}")
     if report.views:

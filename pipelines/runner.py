@@ -26,6 +26,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from pipelines.errors import describe_failure
 from pipelines.local_state import pipelines_dir_for
 from pipelines.report import Report, build_report
+from pipelines.resume import settle_committed_jobs
 from pipelines.run_lock import LockHeld, holding, lock_for
 from pipelines.views import create_views
 from sources import provider_modules
@@ -55,7 +56,7 @@ class RunReport:
     views_error: str | None = None
     resumed: int = 0  # packages of an interrupted earlier run loaded first
     resume_error: str | None = None
-    reloaded_rows_removed: int = 0
+    jobs_settled: int = 0  # jobs of those packages whose rows were already loaded
     state_folder: str = ""  # dlt's local folder of this destination + dataset
 
     @property
@@ -291,53 +292,17 @@ def finish_interrupted(pipeline: dlt.Pipeline, report: RunReport) -> None:
 
     Its state was committed with its data, so this run's extract starts from it; dlt's `run`
     would load such packages and then skip the new extract, so they are finished here first.
-    Merge keys (history rows included) make loading a package again harmless.
+    Jobs whose rows the destination already holds are not loaded again (`resume`).
     """
     if not pipeline.has_pending_data:
         return
     try:
         pipeline.normalize()  # the file format was chosen when the package was extracted
+        report.jobs_settled = settle_committed_jobs(pipeline)
         info = pipeline.load()
         report.resumed = len(info.loads_ids)
     except PipelineStepFailed as exc:
         report.resume_error = f"loading the packages of an interrupted run failed: {exc}"
-        return
-    report.reloaded_rows_removed = remove_reloaded_rows(pipeline)
-
-
-# a row loaded twice keeps its dlt row id (_dlt_id): keep the physically first copy
-_DEDUP_SQL = {
-    "duckdb": "DELETE FROM {t} WHERE rowid IN (SELECT rowid FROM (SELECT rowid, ROW_NUMBER() "
-              "OVER (PARTITION BY _dlt_id ORDER BY rowid) AS n FROM {t}) AS d WHERE d.n > 1)",
-}
-
-
-def remove_reloaded_rows(pipeline: dlt.Pipeline) -> int:
-    """Remove rows a resumed package loaded twice; returns how many.
-
-    A load killed after a job copied its file into a table but before dlt recorded the job as
-    done runs that job again on resume, so the table (staging or, when appended, final) holds
-    those rows twice with the same row id. dlt's merge deduplicates by primary key only for
-    tables without nested tables; for a table with nested ones (posts and their media), and for
-    appended tables (status history), both copies reach the final table. Rows sharing a
-    `_dlt_id` are the same row by construction, so the later copy goes.
-    Only DuckDB needs this: Postgres declares `_dlt_id` unique, so it refuses a second copy
-    (the resumed load then fails loudly instead); other destinations are left as they are.
-    """
-    template = _DEDUP_SQL.get(pipeline.destination.destination_name)
-    if template is None:
-        return 0
-    removed = 0
-    with pipeline.sql_client() as client:
-        for schema in pipeline.schemas.values():
-            for table in schema.data_table_names(seen_data_only=True):
-                if "_dlt_id" not in schema.get_table_columns(table):
-                    continue
-                name = client.make_qualified_table_name(table)
-                before = client.execute_sql(f"SELECT COUNT(*) FROM {name}")[0][0]
-                client.execute_sql(template.format(t=name))
-                removed += before - client.execute_sql(f"SELECT COUNT(*) FROM {name}")[0][0]
-    return removed
 
 
 def refresh_views(pipeline: dlt.Pipeline, report: RunReport) -> None:

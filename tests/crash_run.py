@@ -1,8 +1,9 @@
 """Test helper: `upload-status ARGS...` that kills itself with SIGKILL at a chosen point.
 
-CRASH_AT=load-job:N kills just before the loader records the N-th finished job of a package
-(the job's rows are in the destination, dlt's bookkeeping does not know it yet: the worst moment
-for duplicates); CRASH_AT=package kills before a fully loaded package is marked as loaded.
+CRASH_AT=load-job:N kills when the N-th load job of the run has committed its rows in the
+destination, before dlt writes down that it did (its pending transition): the worst moment for
+duplicates, since dlt runs that job again on resume. CRASH_AT=package kills before a fully
+loaded package is marked as loaded.
 Killing mid-extract needs no helper: the test kills the process while the simulator holds a
 request.
 """
@@ -25,16 +26,17 @@ def _die() -> None:
 def _arm(point: str) -> None:
     if point.startswith("load-job:"):
         target, calls = int(point.split(":")[1]), 0
-        complete_job = PackageStorage.complete_job
+        save = PackageStorage.save_pending_transition
 
-        def counted(self: PackageStorage, load_id: str, file_name: str) -> str:
+        def counted(self: PackageStorage, load_id: str, file_name: str, state: str,
+                    failed_message: str | None = None) -> None:
             nonlocal calls
             calls += 1
             if calls == target:
                 _die()
-            return complete_job(self, load_id, file_name)
+            save(self, load_id, file_name, state, failed_message)
 
-        PackageStorage.complete_job = counted  # type: ignore[method-assign]
+        PackageStorage.save_pending_transition = counted  # type: ignore[method-assign]
     elif point == "package":
         def killed(self: PackageStorage, load_id: str, load_state: str) -> str:
             _die()

@@ -460,3 +460,30 @@ def test_duckdb_memory_is_bounded_unless_the_user_says_otherwise(tmp_path, monke
                        '{"memory_limit": "1GB"}')
     limit, threads = settings()
     assert (limit, threads) == ("953.6 MiB", 1)
+
+
+def test_first_row_key_of_an_insert_values_file():
+    from pipelines.resume import insert_values_first_key
+
+    text = ('INSERT INTO {}("summary","n","_dlt_load_id","_dlt_id")\nVALUES\n'
+            "(E'it''s, (a) \\'x\\' \\\\',12,E'171.5',E'abc_XY-1'),\n(NULL,1,E'171.5',E'other');")
+    assert insert_values_first_key(text) == "abc_XY-1"
+    assert insert_values_first_key(text.replace('"_dlt_id"', '"other"')) is None
+    assert insert_values_first_key('INSERT INTO {}("_dlt_id")\nVALUES\n(E\'cut') is None
+
+
+def test_first_row_key_of_parquet_and_jsonl_files(tmp_path):
+    import gzip
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipelines.resume import first_row_key
+
+    pq.write_table(pa.table({"a": [1, 2], "_dlt_id": ["k1", "k2"]}), tmp_path / "t.parquet")
+    assert first_row_key(str(tmp_path / "t.parquet"), "parquet") == "k1"
+    pq.write_table(pa.table({"a": [1]}), tmp_path / "n.parquet")
+    assert first_row_key(str(tmp_path / "n.parquet"), "parquet") is None
+    (tmp_path / "t.jsonl").write_bytes(gzip.compress(b'{"_dlt_id": "j1"}\n{"_dlt_id": "j2"}\n'))
+    assert first_row_key(str(tmp_path / "t.jsonl"), "jsonl") == "j1"
+    assert first_row_key(str(tmp_path / "t.jsonl"), "sql") is None

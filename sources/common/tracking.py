@@ -52,12 +52,13 @@ HISTORY_FIELDS = tuple(HISTORY_COLUMNS)
 HistoryRow = tuple[str, str, str, str, str | None, str | None, str, str | None, str | None,
                    datetime]
 
-# appended, not merged: every change_key is new (see StatusTracker), so a merge (staging copy,
-# deduplication, delete) only cost time: 0.8 s of loading 100,000 new imports. A package
-# loaded again after a crash repeats rows with their `_dlt_id` (the change_key), which the
-# runner removes (`remove_reloaded_rows`).
+# merged on change_key, so a status change is one row whatever loads it again (a resumed or
+# replayed package): dlt's delete-insert deduplicates the staging rows by the key and replaces
+# what the table holds. A first load into an empty dataset appends instead (HighLevel's
+# `first_load`: 0.8 s less per 100,000 new imports), with nothing there to be doubled.
 HISTORY_HINTS: dict[str, Any] = {
-    "columns": HISTORY_COLUMNS, "primary_key": "change_key", "write_disposition": "append"}
+    "columns": HISTORY_COLUMNS, "primary_key": "change_key",
+    "write_disposition": {"disposition": "merge", "strategy": "delete-insert"}}
 
 
 _ABSENT = object()  # a job the state's `jobs` does not hold

@@ -333,7 +333,7 @@ def highlevel_source(
         """One row per import whose status is new or changed since the last run."""
         rows = tracker.take_changes(i["_id"] for i in _imports(batch))
         if rows:
-            yield history_arrow(rows)
+            yield appended(history_arrow(rows))
 
     def read_posts(location: str, csv_id: str) -> list[dict[str, Any]] | None:
         """All posts of one import, each tagged with its import and position; None when a page

@@ -1,0 +1,164 @@
+"""Resuming a killed load without loading any job twice, on every SQL destination.
+
+dlt writes down that a load job is done (its "pending transition") only after the destination
+committed the job's rows; a process killed between the two leaves a job that dlt runs again on
+resume, copying its rows a second time (Postgres then refuses every later run on the unique
+`_dlt_id`; DuckDB keeps both copies). dlt has no check for this, so before resuming we ask the
+destination: a job's rows are committed in one transaction, so if the first row of its file
+(by `_dlt_id` and the package's load id) is in its target table, all of them are, and the job is
+marked completed instead of run again. One indexed lookup per interrupted job.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import dlt
+from dlt.common.destination.client import JobClientBase, WithStagingDataset
+from dlt.common.storages.load_package import ParsedLoadJobFileName
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
+from dlt.destinations.job_client_impl import SqlJobClientBase
+
+_HEAD_BYTES = 16 * 1024 * 1024  # enough for any first row; beyond it the job simply runs again
+
+
+def settle_committed_jobs(pipeline: dlt.Pipeline) -> int:
+    """Mark completed every interrupted job of the pending packages whose rows the destination
+    already holds; returns how many."""
+    packages = pipeline._get_load_storage().normalized_packages
+    settled = 0
+    for load_id in pipeline.list_normalized_load_packages():
+        unsure = [path for path in packages.list_started_jobs(load_id)
+                  if packages.load_pending_transition(load_id, os.path.basename(path)) is None]
+        if not unsure:
+            continue
+        schema = packages.load_schema(load_id)
+        # the package's own schema: the pipeline's may have moved on since it was normalized
+        client = pipeline._get_destination_clients(schema)[0]
+        if not isinstance(client, SqlJobClientBase):
+            continue  # files, vector stores: dlt's own resume
+        with client:
+            for path in unsure:
+                name = os.path.basename(path)
+                job = ParsedLoadJobFileName.parse(name)
+                row_key = first_row_key(packages.storage.make_full_path(path), job.file_format)
+                if row_key is not None and _holds(client, job.table_name, load_id, row_key):
+                    packages.save_pending_transition(load_id, name, "completed")
+                    settled += 1
+    return settled
+
+
+def _holds(client: SqlJobClientBase, table: str, load_id: str, row_key: str) -> bool:
+    """Whether the job's target table (its staging copy for merged tables) holds the row.
+
+    Nested tables carry no load id, but their row keys are derived from the parent's: they are
+    checked where only this package's rows can be, in staging (merged) or in a table a first
+    load appends to."""
+    with _target_dataset(client, table):
+        sql = client.sql_client
+        literal = sql.capabilities.escape_literal
+        name = sql.make_qualified_table_name(table)
+        where = f"_dlt_id = {literal(row_key)}"
+        if "_dlt_load_id" in client.schema.get_table_columns(table):
+            where += f" AND _dlt_load_id = {literal(load_id)}"
+        try:
+            rows = sql.execute_sql(f"SELECT 1 FROM {name} WHERE {where}")
+        except DatabaseUndefinedRelation:
+            return False
+    return bool(rows)
+
+
+@contextmanager
+def _target_dataset(client: JobClientBase, table: str) -> Iterator[None]:
+    if isinstance(client, WithStagingDataset) and client.should_load_data_to_staging_dataset(
+            table):
+        with client.with_staging_dataset():
+            yield
+    else:
+        yield
+
+
+def first_row_key(path: str, file_format: str) -> str | None:
+    """The `_dlt_id` of the first row of a load job file, None if it has none or cannot tell."""
+    try:
+        if file_format == "parquet":
+            import pyarrow.parquet as pq
+
+            parquet = pq.ParquetFile(path)
+            if "_dlt_id" not in parquet.schema_arrow.names or parquet.metadata.num_rows == 0:
+                return None
+            ids = parquet.read_row_group(0, columns=["_dlt_id"]).column(0)
+            return str(ids[0].as_py()) if len(ids) else None
+        head = _read_head(path)
+        if file_format == "insert_values":
+            return insert_values_first_key(head)
+        if file_format == "jsonl":
+            first = head.split("\n", 1)[0]
+            return str(json.loads(first)["_dlt_id"]) if first.strip() else None
+        if file_format == "csv":
+            row = next(csv.DictReader(io.StringIO(head)), None)
+            return row.get("_dlt_id") if row else None
+    except (OSError, ValueError, KeyError, StopIteration):
+        return None
+    return None  # .sql and .reference jobs: running them again changes nothing
+
+
+def _read_head(path: str) -> str:
+    with open(path, "rb") as raw:
+        magic = raw.read(2)
+        raw.seek(0)
+        stream: Any = gzip.GzipFile(fileobj=raw) if magic == b"\x1f\x8b" else raw
+        return stream.read(_HEAD_BYTES).decode("utf-8", errors="replace")
+
+
+def insert_values_first_key(text: str) -> str | None:
+    """`_dlt_id` of the first row of dlt's insert_values file: `INSERT INTO {}("a",...)`,
+    `VALUES`, then `(v1,v2,...)` with values as SQL literals (E'...' escapes backslashes)."""
+    header, sep, body = text.partition(")\nVALUES\n(")
+    if not sep or "(" not in header:
+        return None
+    columns = [c.strip().strip('"') for c in header[header.index("(") + 1:].split(",")]
+    if "_dlt_id" not in columns:
+        return None
+    values = _split_row(body)
+    index = columns.index("_dlt_id")
+    if values is None or index >= len(values):
+        return None
+    value = values[index]
+    if value.startswith(("E'", "e'")):
+        value = value[1:]
+    if len(value) < 2 or value[0] != "'" or value[-1] != "'":
+        return None
+    return value[1:-1].replace("''", "'").replace("\\'", "'").replace("\\\\", "\\")
+
+
+def _split_row(body: str) -> list[str] | None:
+    """The literals of one row up to its closing parenthesis, None if it does not close."""
+    values, start, i, quoted, extended = [], 0, 0, False, False
+    while i < len(body):
+        char = body[i]
+        if quoted:
+            if extended and char == "\\":
+                i += 2
+                continue
+            if char == "'":
+                if body[i + 1:i + 2] == "'":
+                    i += 2
+                    continue
+                quoted = False
+        elif char == "'":
+            quoted, extended = True, body[i - 1:i] in ("E", "e")
+        elif char in ",)":
+            values.append(body[start:i].strip())
+            start = i + 1
+            if char == ")":
+                return values
+        i += 1
+    return None
