@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pipelines.interrupt import Interrupted, stopping_on_signals
 from pipelines.report import Report
 from pipelines.run_lock import LockUnavailable
 from pipelines.runner import RunReport, UsageError, load_report, run_providers
@@ -86,8 +89,12 @@ def run(
 ) -> None:
     """Extract job statuses and load them."""
     try:
-        report = run_providers(source, destination, dataset, full_refresh, wait=wait,
-                               on_wait=_waiting)
+        with stopping_on_signals():
+            report = run_providers(source, destination, dataset, full_refresh, wait=wait,
+                                   on_wait=_waiting)
+    except Interrupted as exc:  # before the run lock was taken: nothing was done
+        err_console.print(f"[bold red]interrupted[/] by {exc.name}: nothing was loaded")
+        _exit_now(exc.exit_code)
     except UsageError as exc:
         err_console.print(f"[bold red]error[/] {exc}")
         raise typer.Exit(2) from None
@@ -95,7 +102,22 @@ def run(
         err_console.print(f"[bold red]error[/] {exc}")
         raise typer.Exit(1) from None
     print_report(report)
+    if report.interrupted is not None:
+        name = Interrupted(report.interrupted).name
+        err_console.print(
+            f"[bold red]interrupted[/] by {name}: no further provider was started; what the "
+            "interrupted provider had extracted is loaded by the next run, or read again")
+        _exit_now(report.exit_code)
     raise typer.Exit(report.exit_code)
+
+
+def _exit_now(code: int) -> None:
+    """End the process without waiting for requests still in flight on worker threads (a
+    slow server would hold an interrupted run for its whole timeout); locks are released by
+    the operating system and the server with the process."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @app.command()

@@ -24,6 +24,7 @@ from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines.errors import describe_failure
+from pipelines.interrupt import Interrupted, signal_in
 from pipelines.local_state import pipelines_dir_for
 from pipelines.report import Report, build_report
 from pipelines.resume import settle_committed_jobs
@@ -58,9 +59,15 @@ class RunReport:
     resume_error: str | None = None
     jobs_settled: int = 0  # jobs of those packages whose rows were already loaded
     state_folder: str = ""  # dlt's local folder of this destination + dataset
+    interrupted: int | None = None  # the signal that stopped the run
 
     @property
     def exit_code(self) -> int:
+        if self.interrupted is not None:
+            return 128 + self.interrupted
+        return self._outcome_code()
+
+    def _outcome_code(self) -> int:
         outcomes = {p.outcome for p in self.providers}
         if "config error" in outcomes or outcomes <= {"skipped"}:
             return EXIT_USAGE  # a configuration problem, or nothing configured at all
@@ -190,16 +197,22 @@ def _run_locked(pipeline: dlt.Pipeline, modules: dict[str, Any], names: Sequence
                 full_refresh: bool) -> RunReport:
     report = RunReport(destination=pipeline.destination.destination_name,
                        dataset=pipeline.dataset_name, state_folder=pipeline.working_dir)
-    finish_interrupted(pipeline, report)
-    for name in names or list(modules):
-        module = modules[name]
-        with collecting(name) as stats:
-            report.providers.append(stats)
-            source = _make_source(pipeline, module, stats, bool(names), full_refresh)
-            if source is not None:
-                _load_provider(pipeline, module.PROVIDER, source, stats)
-    if any(p.outcome == "loaded" for p in report.providers):
-        refresh_views(pipeline, report)
+    order = list(names or modules)
+    try:
+        finish_interrupted(pipeline, report)
+        for name in order:
+            module = modules[name]
+            with collecting(name) as stats:
+                report.providers.append(stats)
+                source = _make_source(pipeline, module, stats, bool(names), full_refresh)
+                if source is not None:
+                    _load_provider(pipeline, module.PROVIDER, source, stats)
+        if any(p.outcome == "loaded" for p in report.providers):
+            refresh_views(pipeline, report)
+    except Interrupted as exc:  # no further provider starts; what was extracted waits
+        report.interrupted = exc.signum
+        for name in order[len(report.providers):]:
+            report.providers.append(ProviderStats(name, outcome="not started"))
     return report
 
 
@@ -237,11 +250,17 @@ def _load_provider(pipeline: dlt.Pipeline, provider: Provider, source: Any,
     try:
         with fewer_collections():
             pipeline.run(source, loader_file_format=loader_file_format(pipeline))
+    except Interrupted:  # between dlt's steps: an extracted package waits for the next run
+        stats.outcome = "interrupted"
+        raise
     except PipelineStepFailed as exc:
-        stats.outcome = "failed"
-        stats.errors.append(describe_failure(provider, exc, stats.secrets))
         if exc.step == "extract":
             _drop_partial_extract(pipeline)
+        if (signum := signal_in(exc)) is not None:
+            stats.outcome = "interrupted"
+            raise Interrupted(signum) from None
+        stats.outcome = "failed"
+        stats.errors.append(describe_failure(provider, exc, stats.secrets))
         return
     stats.outcome = ("config error" if stats.config_errors else
                      "partly failed" if stats.failed_parts else "loaded")

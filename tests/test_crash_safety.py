@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,24 +26,41 @@ import duckdb
 import pytest
 from conftest import REPO, cli, postgres_dsn
 
-from simulator import Fault, HighLevelFixture, LobstrFixture, Simulator
+from simulator import (
+    ClearTaxFixture,
+    Fault,
+    HighLevelFixture,
+    LobstrFixture,
+    Simulator,
+    UploadPostFixture,
+)
 
 NOW = datetime(2026, 11, 1, 12, tzinfo=timezone.utc)
 TASKS = [f"{i:032x}" for i in range(1, 7)]
+ACTIVITIES = [f"act-{i}" for i in range(4)]
 # when a run happened, and keys made from it (dlt's row ids too): different in every run
 VOLATILE = {"_dlt_load_id", "_dlt_id", "observed_at", "last_seen_at", "polled_at",
             "registered_at", "change_key", "rejected_at", "reject_key", "inserted_at"}
 
 
-def scenario() -> Simulator:
-    """Two locations of HighLevel imports and six Lobstr tasks, the same every time."""
+def scenario(four: bool = False) -> Simulator:
+    """Two locations of HighLevel imports and six Lobstr tasks, the same every time; with
+    `four`, Upload-Post requests (found in its history) and ClearTax activities too."""
     lobstr = LobstrFixture()
     for i, task in enumerate(TASKS):
         steps = [["PENDING", "PROGRESS", "SUCCESS"], ["PROGRESS", "FAILURE"], ["SUCCESS"]][i % 3]
         lobstr.add(task, steps, valid=10 + i, invalid=i % 2)
     highlevel = HighLevelFixture(locations={"loc_a": 24, "loc_b": 9}, seed=11, now=NOW,
                                  unfinished_share=0.5)
-    return Simulator(highlevel, lobstr).start()
+    if not four:
+        return Simulator(highlevel, lobstr).start()
+    upload_post, cleartax = UploadPostFixture(now=NOW), ClearTaxFixture()
+    for i in range(4):
+        upload_post.add("request", f"req-{i}", ["pending", "in_progress", "completed"],
+                        failures={"x": "Rate limited"} if i == 1 else None)
+        cleartax.add("te-1", ACTIVITIES[i], [["INIT", "PROCESSING", "PROCESSED"],
+                                             ["UPLOADED", "ABORTED"]][i % 2])
+    return Simulator(highlevel, lobstr, upload_post, cleartax).start()
 
 
 @dataclass
@@ -68,6 +86,14 @@ class Place:
         }
         if self.database:
             env["DESTINATION__POSTGRES__CREDENTIALS"] = _dsn(self.database)
+        if "upload_post" in sim.fixtures:
+            env.update({
+                "SOURCES__UPLOAD_POST__BASE_URL": sim.base_url,
+                "SOURCES__UPLOAD_POST__API_KEY": sim.fixtures["upload_post"].token,
+                "SOURCES__CLEARTAX__BASE_URL": sim.base_url,
+                "SOURCES__CLEARTAX__AUTH_TOKEN": sim.fixtures["cleartax"].token,
+                "SOURCES__CLEARTAX__ACTIVITIES": json.dumps([f"te-1/{a}" for a in ACTIVITIES]),
+            })
         return env
 
     @property
@@ -215,3 +241,51 @@ def test_killed_mid_extract_then_rerun_equals_a_clean_run(first_and_reference, t
         rerun = run(sim, place)
         assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert_same_as_reference(place, reference)
+
+
+@pytest.mark.parametrize(("signum", "held", "provider"), [
+    (signal.SIGINT, r"/social-media-posting/loc_a/csv/[0-9a-f]+", "highlevel"),  # 2nd of 4
+    (signal.SIGTERM, rf"/v1/tasks/upload/{TASKS[3]}", "lobstr"),  # polling on 16 threads
+])
+def test_a_signal_stops_the_run_and_the_rerun_equals_a_clean_run(tmp_path, signum, held,
+                                                                 provider):
+    """Providers run in name order (cleartax, highlevel, lobstr, upload_post): the one held by
+    the simulator is stopped, none after it starts, and the next run makes up for it."""
+    with scenario(four=True) as sim:
+        reference = Place(tmp_path / "reference")
+        reference.workdir.mkdir()
+        assert run(sim, reference).returncode == 0
+        sim.clear_log()
+        place = Place(tmp_path / "stopped")
+        place.workdir.mkdir()
+        hold = Fault(None, held, delay=120)
+        sim.inject(hold)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pipelines.cli", "run"], cwd=place.workdir, text=True,
+            env={**os.environ, **place.env(sim), "PYTHONPATH": str(REPO)},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            assert hold.arrived.wait(120), "the run never reached the held request"
+            signalled_at = time.monotonic()
+            process.send_signal(signum)
+            # a guard against hanging, not a timing test: the held request lasts 120 s
+            out, err = process.communicate(timeout=60)
+            stopped_in = time.monotonic() - signalled_at
+        finally:
+            process.kill()
+            hold.release.set()
+        print(f"stopped {stopped_in:.2f} s after {signum.name}")
+        assert process.returncode == 128 + signum, err[-2000:]
+        assert "interrupted" in err and "Traceback" not in err, err[-2000:]
+        order = ["cleartax", "highlevel", "lobstr", "upload_post"]
+        later = order[order.index(provider) + 1:]
+        assert not [r for r in sim.requests() if r.provider in later]  # none of them started
+        summary = " ".join(out.split())
+        assert f"{provider} │ interrupted" in summary and all(
+            f"{name} │ not started" in summary for name in later), summary
+        rerun = run(sim, place)
+        assert rerun.returncode == 0, rerun.stderr[-2000:]
+    got, want = tables(place), tables(reference)
+    assert sorted(got) == sorted(want)
+    for name, rows in want.items():
+        assert got[name] == rows, name

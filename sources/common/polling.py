@@ -238,14 +238,17 @@ class Poller:
         (inside the provider's rate limit), answers are read here, in order."""
         if concurrency <= 1 or len(refs) <= 1:
             return self._read_all(refs, map(self.fetch, refs))
-        with ThreadPoolExecutor(max_workers=min(concurrency, len(refs)),
-                                thread_name_prefix=f"poll-{self.provider.name}") as pool:
-            futures = [pool.submit(self.fetch, ref) for ref in refs]
-            try:
-                return self._read_all(refs, (f.result() for f in futures))
-            finally:  # after a provider-ending answer the requests not started are dropped
-                for future in futures:
-                    future.cancel()
+        pool = ThreadPoolExecutor(max_workers=min(concurrency, len(refs)),
+                                  thread_name_prefix=f"poll-{self.provider.name}")
+        futures = [pool.submit(self.fetch, ref) for ref in refs]
+        interrupted = False
+        try:
+            return self._read_all(refs, (f.result() for f in futures))
+        except KeyboardInterrupt:  # a stopping run does not wait for requests in flight
+            interrupted = True
+            raise
+        finally:  # after a provider-ending answer the requests not started are dropped
+            pool.shutdown(wait=not interrupted, cancel_futures=True)
 
     def _read_all(self, refs: Sequence[JobRef], responses: Iterable[requests.Response]
                   ) -> list[dict[str, Any]]:
