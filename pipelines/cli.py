@@ -58,8 +58,13 @@ def print_report(report: RunReport, title: str = "Run summary") -> None:
         console.print(f"  finished loading {report.resumed} package(s) of an interrupted run "
                       f"({report.jobs_settled} of its load job(s) had already committed and "
                       "were not loaded again)")
+    for aside in report.set_aside:
+        err_console.print(
+            f"[bold red]error[/] a pending load package ({aside.load_id}) of an earlier run was "
+            f"refused by the destination for good ({aside.reason}): set aside in {aside.path}; "
+            "the state was rolled back, so this and later runs read its jobs again")
     if report.resume_error:
-        err_console.print(f"[bold red]error[/] {report.resume_error}")
+        err_console.print(f"[bold red]error[/] {report.resume_error} (retried by the next run)")
     if report.views:
         console.print(f"  views: {', '.join(report.views)}")
     if report.views_error:

@@ -29,6 +29,7 @@ from pipelines.local_state import pipelines_dir_for
 from pipelines.report import Report, build_report
 from pipelines.resume import settle_committed_jobs
 from pipelines.run_lock import LockHeld, holding, lock_for
+from pipelines.set_aside import SetAside, root_message, set_aside
 from pipelines.views import create_views
 from sources import provider_modules
 from sources.common.polling import InvalidJobRef
@@ -58,6 +59,7 @@ class RunReport:
     resumed: int = 0  # packages of an interrupted earlier run loaded first
     resume_error: str | None = None
     jobs_settled: int = 0  # jobs of those packages whose rows were already loaded
+    set_aside: list[SetAside] = field(default_factory=list)  # pending packages refused for good
     state_folder: str = ""  # dlt's local folder of this destination + dataset
     interrupted: int | None = None  # the signal that stopped the run
 
@@ -72,7 +74,7 @@ class RunReport:
         if "config error" in outcomes or outcomes <= {"skipped"}:
             return EXIT_USAGE  # a configuration problem, or nothing configured at all
         failed = (bool(outcomes & {"failed", "partly failed"}) or self.views_error is not None
-                  or self.resume_error is not None)
+                  or self.resume_error is not None or bool(self.set_aside))
         return EXIT_PROVIDER_FAILED if failed else EXIT_OK
 
 
@@ -261,6 +263,11 @@ def _load_provider(pipeline: dlt.Pipeline, provider: Provider, source: Any,
             raise Interrupted(signum) from None
         stats.outcome = "failed"
         stats.errors.append(describe_failure(provider, exc, stats.secrets))
+        if (aside := set_aside(pipeline, exc, stats.secrets)) is not None:
+            stats.errors.append(
+                f"{provider.name}: the destination refused this run's load package for good; "
+                f"it is set aside in {aside.path} and the next run reads these jobs again "
+                "(README: When things go wrong)")
         return
     stats.outcome = ("config error" if stats.config_errors else
                      "partly failed" if stats.failed_parts else "loaded")
@@ -311,17 +318,25 @@ def finish_interrupted(pipeline: dlt.Pipeline, report: RunReport) -> None:
 
     Its state was committed with its data, so this run's extract starts from it; dlt's `run`
     would load such packages and then skip the new extract, so they are finished here first.
-    Jobs whose rows the destination already holds are not loaded again (`resume`).
+    Jobs whose rows the destination already holds are not loaded again (`resume`); a package
+    the destination refuses for good is set aside (`set_aside`) and the others still load.
     """
-    if not pipeline.has_pending_data:
-        return
-    try:
-        pipeline.normalize()  # the file format was chosen when the package was extracted
-        report.jobs_settled = settle_committed_jobs(pipeline)
-        info = pipeline.load()
-        report.resumed = len(info.loads_ids)
-    except PipelineStepFailed as exc:
-        report.resume_error = f"loading the packages of an interrupted run failed: {exc}"
+    while pipeline.has_pending_data:
+        try:
+            pipeline.normalize()  # the file format was chosen when the package was extracted
+            report.jobs_settled += settle_committed_jobs(pipeline)
+            info = pipeline.load()
+            report.resumed += len(info.loads_ids)
+            return
+        except PipelineStepFailed as exc:
+            if (signum := signal_in(exc)) is not None:
+                raise Interrupted(signum) from None
+            aside = set_aside(pipeline, exc)
+            if aside is None:  # transient: retried by the next run
+                report.resume_error = ("loading the packages of an interrupted run failed: "
+                                       f"{root_message(exc)}")
+                return
+            report.set_aside.append(aside)
 
 
 def refresh_views(pipeline: dlt.Pipeline, report: RunReport) -> None:

@@ -178,3 +178,46 @@ def test_state_belongs_to_one_destination_and_dataset(tmp_path, switch):
         sim.clear_log()
         command("a", "run")  # all finished: nothing to poll
         assert sim.requests("lobstr") == []
+
+
+def _nul_answer(task: str) -> Fault:
+    """A Lobstr answer Postgres cannot store, once: a NUL character in the status, which the
+    history table (written as Arrow, copied into Postgres as CSV) keeps verbatim."""
+    return Fault(200, rf"/v1/tasks/upload/{task}", body={
+        "id": task, "object": "task_upload", "state": "PROG\u0000RESS", "meta": None})
+
+
+@pytest.mark.parametrize("killed", [False, True])
+def test_a_package_the_destination_refuses_is_set_aside_and_nothing_wedges(
+        lobstr_sim, tmp_path, killed):
+    """On Postgres a NUL character fails the load for good. The package is set aside (kept,
+    with the reason), the healthy providers load, and the next run loads everything new,
+    the refused jobs included. `killed`: the package was left pending by a killed run."""
+    dsn = postgres_dsn()
+    dataset = f"us_{uuid.uuid4().hex[:12]}"
+    dest = {"DESTINATION__POSTGRES__CREDENTIALS": dsn, "_DATASET": dataset}
+    env = env_for(lobstr_sim, dest, tmp_path / "dlt")
+    lobstr_sim.inject(_nul_answer(TASKS[0]))
+    if killed:  # the first load job commits, then the process dies
+        first = cli(*run_args(dest), cwd=tmp_path, env={**env, "CRASH_AT": "load-job:1"},
+                    script="crash_run.py")
+        assert first.returncode == -9, first.stderr[-2000:]
+    first = cli(*run_args(dest), cwd=tmp_path, env=env)
+    assert first.returncode == 1, first.stderr[-2000:]
+    message = " ".join(first.stderr.split())
+    assert "set aside in" in message and "0x00" in message, message
+    kept = list((tmp_path / "dlt").rglob("SET_ASIDE.json"))
+    assert len(kept) == 1 and "0x00" in json.loads(kept[0].read_text())["reason"]
+    lobstr_sim.advance()
+    second = cli(*run_args(dest), cwd=tmp_path, env=env)
+    assert second.returncode == 0, second.stderr[-2000:]
+    rows = history(dest, tmp_path)
+    # every task's changes recorded once, the refused one's first sighting included
+    assert sorted({r[0] for r in rows}) == sorted(TASKS) and len(set(rows)) == len(rows)
+    import psycopg2
+
+    with psycopg2.connect(dsn) as con, con.cursor() as cur:
+        cur.execute(f"SELECT COUNT(*), COUNT(DISTINCT job_ref) FROM {dataset}.lobstr_upload_tasks")
+        assert cur.fetchone() == (len(TASKS), len(TASKS))
+        for schema in (dataset, f"{dataset}_staging"):
+            cur.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
