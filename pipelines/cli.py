@@ -58,6 +58,8 @@ def print_report(report: RunReport, title: str = "Run summary") -> None:
         console.print(f"  finished loading {report.resumed} package(s) of an interrupted run "
                       f"({report.jobs_settled} of its load job(s) had already committed and "
                       "were not loaded again)")
+    for note in report.notes:
+        err_console.print(f"[yellow]repaired[/] {note}")
     for aside in report.set_aside:
         err_console.print(
             f"[bold red]error[/] a pending load package ({aside.load_id}) of an earlier run was "

@@ -26,6 +26,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from pipelines.errors import describe_failure
 from pipelines.interrupt import Interrupted, signal_in
 from pipelines.local_state import pipelines_dir_for
+from pipelines.reconcile import forget_stored_schema, missing_tables, reconcile_state
 from pipelines.report import Report, build_report
 from pipelines.resume import settle_committed_jobs
 from pipelines.run_lock import LockHeld, holding, lock_for
@@ -35,6 +36,7 @@ from sources import provider_modules
 from sources.common.polling import InvalidJobRef
 from sources.common.provider import Provider
 from sources.common.stats import ProviderStats, collecting
+from sources.common.tracking import forget_statuses, history_table
 
 PIPELINE_NAME = "upload_status"
 DEFAULT_DATASET = "upload_status"
@@ -60,6 +62,7 @@ class RunReport:
     resume_error: str | None = None
     jobs_settled: int = 0  # jobs of those packages whose rows were already loaded
     set_aside: list[SetAside] = field(default_factory=list)  # pending packages refused for good
+    notes: list[str] = field(default_factory=list)  # state and destination disagreed: repaired
     state_folder: str = ""  # dlt's local folder of this destination + dataset
     interrupted: int | None = None  # the signal that stopped the run
 
@@ -202,11 +205,14 @@ def _run_locked(pipeline: dlt.Pipeline, modules: dict[str, Any], names: Sequence
     order = list(names or modules)
     try:
         finish_interrupted(pipeline, report)
+        if (found := reconcile_state(pipeline)) is not None:
+            report.notes.append(found)
         for name in order:
             module = modules[name]
             with collecting(name) as stats:
                 report.providers.append(stats)
-                source = _make_source(pipeline, module, stats, bool(names), full_refresh)
+                refresh = _repair_lost_tables(pipeline, module.PROVIDER, report) or full_refresh
+                source = _make_source(pipeline, module, stats, bool(names), refresh)
                 if source is not None:
                     _load_provider(pipeline, module.PROVIDER, source, stats)
         if any(p.outcome == "loaded" for p in report.providers):
@@ -216,6 +222,24 @@ def _run_locked(pipeline: dlt.Pipeline, modules: dict[str, Any], names: Sequence
         for name in order[len(report.providers):]:
             report.providers.append(ProviderStats(name, outcome="not started"))
     return report
+
+
+def _repair_lost_tables(pipeline: dlt.Pipeline, provider: Provider, report: RunReport) -> bool:
+    """True (re-read that provider in full) when tables it loaded are gone from the destination:
+    dlt is made to recreate them, and a lost history table has every job observed anew."""
+    missing = missing_tables(pipeline, provider.name)
+    if not missing:
+        return False
+    forget_stored_schema(pipeline, provider.name)
+    note = f"{provider.name}: {', '.join(missing)} missing in the destination: recreated and " \
+           "read in full"
+    if history_table(provider) in missing:
+        with pipeline.managed_state() as state:
+            forgotten = forget_statuses(state.setdefault("sources", {}).setdefault(
+                provider.name, {}))
+        note += f" ({forgotten} jobs' statuses recorded anew)"
+    report.notes.append(note)
+    return True
 
 
 def _make_source(pipeline: dlt.Pipeline, module: Any, stats: ProviderStats, named: bool,

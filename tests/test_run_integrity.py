@@ -221,3 +221,100 @@ def test_a_package_the_destination_refuses_is_set_aside_and_nothing_wedges(
         assert cur.fetchone() == (len(TASKS), len(TASKS))
         for schema in (dataset, f"{dataset}_staging"):
             cur.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def _query(dest: dict[str, str], tmp_path: Path, sql: str) -> list[tuple[Any, ...]]:
+    if "_DATASET" not in dest:
+        con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+        try:
+            return con.execute(sql.format(ds="upload_status")).fetchall()
+        finally:
+            con.close()
+    import psycopg2
+
+    with psycopg2.connect(postgres_dsn()) as con, con.cursor() as cur:
+        cur.execute(sql.format(ds=dest["_DATASET"]))
+        return [tuple(r) for r in cur.fetchall()] if cur.description else []
+
+
+@pytest.mark.parametrize("dropped", ["lobstr_upload_tasks", "lobstr_status_history"])
+def test_a_table_dropped_by_hand_comes_back_whole(lobstr_sim, destination, tmp_path, dropped):
+    env = env_for(lobstr_sim, destination, tmp_path / "dlt")
+    for _ in range(4):  # every task finished: none is polled by a normal run any more
+        done = cli(*run_args(destination), cwd=tmp_path, env=env)
+        assert done.returncode == 0, done.stderr[-2000:]
+        lobstr_sim.advance()
+    before = _query(destination, tmp_path, "SELECT job_ref, native_status FROM "
+                                           "{ds}.lobstr_upload_tasks ORDER BY 1")
+    assert len(before) == len(TASKS)
+    _query(destination, tmp_path, f"DROP TABLE {{ds}}.{dropped} CASCADE")  # and the views
+    lobstr_sim.fixtures["lobstr"].add("f" * 32, ["PENDING"])  # and one new job
+    new_env = {**env, "SOURCES__LOBSTR__UPLOAD_TASK_IDS": json.dumps([*TASKS, "f" * 32])}
+    done = cli(*run_args(destination), cwd=tmp_path, env=new_env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    message = " ".join(done.stderr.split())
+    assert f"repaired lobstr: {dropped} missing in the destination" in message, message
+    after = _query(destination, tmp_path, "SELECT job_ref, native_status FROM "
+                                          "{ds}.lobstr_upload_tasks ORDER BY 1")
+    assert after == sorted([*before, ("f" * 32, "PENDING")])
+    rows = history(destination, tmp_path)
+    assert {r[0] for r in rows} == {*TASKS, "f" * 32} and len(set(rows)) == len(rows)
+    again = cli(*run_args(destination), cwd=tmp_path, env=new_env)  # and stays repaired
+    assert again.returncode == 0 and "repaired" not in again.stderr, again.stderr[-2000:]
+
+
+def test_a_dataset_restored_from_an_older_backup_is_read_again(lobstr_sim, tmp_path):
+    """The local state is ahead of the destination: the destination wins, and the changes it
+    lost are recorded again, once."""
+    dest = {"DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / "warehouse.duckdb")}
+    env = env_for(lobstr_sim, dest, tmp_path / "dlt")
+    assert cli("run", cwd=tmp_path, env=env).returncode == 0
+    backup = (tmp_path / "warehouse.duckdb").read_bytes()
+    lobstr_sim.advance()
+    assert cli("run", cwd=tmp_path, env=env).returncode == 0
+    lost = history(dest, tmp_path)
+    (tmp_path / "warehouse.duckdb").write_bytes(backup)  # the restore
+    done = cli("run", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "was ahead of the destination's" in " ".join(done.stderr.split()), done.stderr
+    assert history(dest, tmp_path) == lost  # each change once, none missing
+
+
+def test_clock_set_back_then_lost_folder_records_each_change_once_and_in_order(
+        lobstr_sim, tmp_path):
+    """dlt restores the state of the newest load id, a wall-clock time: after the clock went
+    back that is an older state, and changes were recorded twice, dated before the job was
+    first seen. The highest state version is restored, and observation times never go back."""
+    import shutil
+
+    dest = {"DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / "warehouse.duckdb")}
+    env = env_for(lobstr_sim, dest, tmp_path / "dlt")
+    assert cli("run", cwd=tmp_path, env=env).returncode == 0
+    lobstr_sim.advance()
+    # the process's wall clock two days back (its monotonic clock untouched: Python's timed
+    # waits hang on a faked one)
+    back = subprocess.run(["faketime", "-f", "-2d", sys.executable, "-m", "pipelines.cli",
+                           "run"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **env, "PYTHONPATH": str(REPO),
+                               "FAKETIME_DONT_FAKE_MONOTONIC": "1"})
+    assert back.returncode == 0, back.stderr[-2000:]
+    shutil.rmtree(tmp_path / "dlt")  # the local folder is lost
+    lobstr_sim.advance()
+    assert cli("run", cwd=tmp_path, env=env).returncode == 0
+    rows = _query(dest, tmp_path, "SELECT job_id, previous_native_status, native_status, "
+                                  "observed_at FROM {ds}.lobstr_status_history")
+    transitions = [r[:3] for r in rows]
+    assert len(transitions) == len(set(transitions))  # no change recorded twice
+    by_job: dict[str, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        by_job.setdefault(row[0], []).append(row)
+    for job, seen in by_job.items():
+        chain = [seen_row for seen_row in seen if seen_row[1] is None]  # the first sighting
+        assert len(chain) == 1, job
+        order, current = [], chain[0]
+        while current is not None:  # follow previous -> native through the job's rows
+            order.append(current)
+            current = next((r for r in seen if r[1] == current[2] and r not in order), None)
+        assert len(order) == len(seen), job
+        times = [r[3] for r in order]
+        assert times == sorted(times), (job, times)  # never before an earlier observation

@@ -23,7 +23,6 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import dlt
-import pendulum
 import requests
 from dlt.common.schema.typing import TTableSchemaColumns
 from dlt.common.typing import TDataItems
@@ -207,10 +206,13 @@ class Poller:
         self.client = client
         self.tracker = tracker
         self.stats = stats
-        self.polled_at = tracker.observed_at
         self.rejects: list[dict[str, Any]] = []  # answers kept verbatim, loaded by the caller
         self._template = client.session.prepare_request(requests.Request(
             "GET", client.base_url, headers=client.headers, auth=client.auth))
+
+    @property
+    def polled_at(self) -> Any:
+        return self.tracker.observed_at  # read at extraction, when the state is the run's
 
     def _job_error(self, ref: JobRef, response: requests.Response, message: str) -> None:
         # the job stays unfinished and is polled again next run; the others go on
@@ -352,12 +354,13 @@ def _feed(provider: PolledProvider, tracker: StatusTracker, refs: Sequence[JobRe
     return jobs
 
 
-def _tracked_jobs(provider: PolledProvider, feed: DltResource, at: pendulum.DateTime
+def _tracked_jobs(provider: PolledProvider, feed: DltResource, tracker: StatusTracker
                   ) -> DltResource:
     @dlt.transformer(data_from=feed, name=f"{provider.name}_tracked_jobs",
                      primary_key="job_ref", write_disposition="merge", columns=TRACKED_COLUMNS)
     def tracked_jobs(sightings: TDataItems) -> Iterator[list[dict[str, Any]]]:
         """One row per job, written when it is first followed."""
+        at = tracker.observed_at
         rows = [{k: s[k] for k in TRACKED_COLUMNS if k in s} | {"registered_at": at}
                 for s in sightings if s.get("is_new") and s.get("job_ref")]
         if rows:
@@ -423,7 +426,7 @@ def polled_resources(
             yield history_arrow(rows)
 
     load_id_on_arrow_items()
-    return feed, _tracked_jobs(provider, feed, tracker.observed_at), job_statuses, status_history
+    return feed, _tracked_jobs(provider, feed, tracker), job_statuses, status_history
 
 
 def registration_source(provider: PolledProvider, refs: Sequence[JobRef]) -> Any:
@@ -437,6 +440,6 @@ def registration_source(provider: PolledProvider, refs: Sequence[JobRef]) -> Any
     def registrations() -> tuple[DltResource, ...]:
         tracker = StatusTracker(provider, current_stats(provider.name))
         feed = _feed(provider, tracker, refs, "track", None, False, None)
-        return feed, _tracked_jobs(provider, feed, tracker.observed_at)
+        return feed, _tracked_jobs(provider, feed, tracker)
 
     return registrations()

@@ -110,7 +110,7 @@ class StatusTracker:
         self.stats = stats
         # a stdlib datetime: Arrow converts it 3x faster than pendulum's (every history row and
         # listing record carries it: 0.3 s of loading 100,000 new imports)
-        self.observed_at = datetime.fromisoformat(
+        self._observed_at = datetime.fromisoformat(
             (observed_at or observation_time()).astimezone(timezone.utc).isoformat())
         # job ref -> history row not yet loaded: taken by the history resource, so a run
         # holds only the rows of the page in flight, not one per change of the whole run
@@ -145,7 +145,23 @@ class StatusTracker:
                         self._finished.add(job_ref, code)
                         del jobs[job_ref]
             self._state_jobs = jobs
+            self._never_before(state)
         return self._state_jobs
+
+    def _never_before(self, state: dict[str, Any]) -> None:
+        """Observation times never go backwards: a clock set back (or a state from a machine
+        whose clock ran ahead) dates this run's observations at the last one's time."""
+        last = state.get("observed_until")
+        if last and datetime.fromisoformat(last) > self._observed_at:
+            self._observed_at = datetime.fromisoformat(last)
+        state["observed_until"] = self._observed_at.isoformat()
+
+    @property
+    def observed_at(self) -> datetime:
+        """When this run observes: now, or the last run's time if the clock says earlier.
+        Read it during extraction only: it reads the source state, which is the run's then."""
+        self._jobs()
+        return self._observed_at
 
     def _last_code(self, job_ref: str) -> int | None:
         jobs = self._jobs()
@@ -303,7 +319,7 @@ class StatusTracker:
         # in HISTORY_FIELDS order: a tuple is a quarter of a dict's cost, for 100,000 new jobs
         row = (f"{self._key_prefix}{self._recorded:08x}", self.provider.name, job_id,
                job_ref, scope_id, native, status, self._overrides[code],
-               None if previous is None else previous[0], self.observed_at)
+               None if previous is None else previous[0], self._observed_at)
         if job_ref in self.changes:
             self._earlier.setdefault(job_ref, []).append(self.changes[job_ref])
         self.changes[job_ref] = row
@@ -319,6 +335,18 @@ class StatusTracker:
                     rows.extend(self._earlier.pop(ref, ()))
                 rows.append(row)
         return rows
+
+
+def forget_statuses(source_state: dict[str, Any]) -> int:
+    """Forget every job's last status (the jobs stay followed): each is observed as new on the
+    next sighting, and gets a history row again. For a history table lost at the destination.
+    Returns how many jobs were forgotten."""
+    jobs = source_state.get("jobs") or {}
+    finished = FinishedJobs(source_state.get("finished_jobs"))
+    for job_ref in jobs:
+        jobs[job_ref] = None
+    source_state.pop("finished_jobs", None)  # listed again by a full refresh
+    return len(jobs) + len(finished)
 
 
 def _from_lists(jobs: dict[str, Any], pairs: list[list[str | None]]) -> None:
