@@ -17,9 +17,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/upload-status demo
 
-# Postgres tests run against UPLOAD_STATUS_TEST_POSTGRES, or a throwaway local server started here
+# Postgres tests run against UPLOAD_STATUS_TEST_POSTGRES, or a throwaway local server started here;
+# the Airflow DAG test makes its own virtualenv once (scripts/airflow-venv.sh, ~/.cache)
 test: $(STAMP)
 	$(BIN)/ruff check .
+	scripts/ensure-test-tools.sh
 	scripts/with-postgres.sh $(BIN)/pytest -n 2 -q
 
 # every performance goal against a baseline measured in the same run (bench/RESULTS.md)

@@ -183,11 +183,14 @@ def run_providers(
     pipeline: dlt.Pipeline | None = None,
     wait: float = 0,
     on_wait: Callable[[str], None] | None = None,
+    skip_unconfigured: bool = False,
 ) -> RunReport:
     """Load each provider in its own `pipeline.run`, so one failing provider keeps the others,
     holding the run lock throughout (`writing`).
 
     With no names, every provider whose configuration is complete runs; the rest are skipped.
+    A named provider without its credential is a configuration error, unless
+    `skip_unconfigured` (a scheduler's task per provider, where one not in use is skipped).
     """
     modules = provider_modules()
     unknown = [n for n in names or [] if n not in modules]
@@ -195,11 +198,11 @@ def run_providers(
         raise UsageError(f"unknown source {', '.join(unknown)}; known: {', '.join(modules)}")
     pipeline = pipeline or make_pipeline(destination, dataset)
     with writing(pipeline, wait, on_wait):
-        return _run_locked(pipeline, modules, names, full_refresh)
+        return _run_locked(pipeline, modules, names, full_refresh, skip_unconfigured)
 
 
 def _run_locked(pipeline: dlt.Pipeline, modules: dict[str, Any], names: Sequence[str] | None,
-                full_refresh: bool) -> RunReport:
+                full_refresh: bool, skip_unconfigured: bool = False) -> RunReport:
     report = RunReport(destination=pipeline.destination.destination_name,
                        dataset=pipeline.dataset_name, state_folder=pipeline.working_dir)
     order = list(names or modules)
@@ -212,7 +215,8 @@ def _run_locked(pipeline: dlt.Pipeline, modules: dict[str, Any], names: Sequence
             with collecting(name) as stats:
                 report.providers.append(stats)
                 refresh = _repair_lost_tables(pipeline, module.PROVIDER, report) or full_refresh
-                source = _make_source(pipeline, module, stats, bool(names), refresh)
+                source = _make_source(pipeline, module, stats,
+                                      bool(names) and not skip_unconfigured, refresh)
                 if source is not None:
                     _load_provider(pipeline, module.PROVIDER, source, stats)
         if any(p.outcome == "loaded" for p in report.providers):

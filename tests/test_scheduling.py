@@ -40,18 +40,18 @@ def test_github_actions_workflow_is_valid_and_uses_real_keys():
     assert workflow["concurrency"]["cancel-in-progress"] is False
 
 
-def test_airflow_dag_parses_and_imports_our_sources():
+def test_airflow_dag_resolves_nothing_at_parse_time():
+    """Airflow parses DAG files often and everywhere: the module imports only Airflow and the
+    standard library; the project and its configuration are read inside the tasks."""
     tree = ast.parse((ROOT / "examples/airflow/dag_upload_status.py").read_text())
-    imported = {f"{n.module}.{a.name}" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
-                for a in n.names}
-    assert {"sources.highlevel.highlevel_source", "sources.upload_post.upload_post_source",
-            "sources.lobstr.lobstr_source", "sources.cleartax.cleartax_source",
-            "pipelines.views.create_views", "dlt.helpers.airflow_helper.PipelineTasksGroup"
-            } <= imported
-    from sources import cleartax, highlevel, lobstr, upload_post
-
-    assert all(callable(f) for f in (cleartax.cleartax_source, highlevel.highlevel_source,
-                                     lobstr.lobstr_source, upload_post.upload_post_source))
+    top = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
+    for node in ast.walk(ast.Try(body=[n for n in tree.body if isinstance(n, ast.Try)],
+                                 handlers=[], orelse=[], finalbody=[])):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            top.append(node)
+    modules = {(n.module if isinstance(n, ast.ImportFrom) else a.name).split(".")[0]
+               for n in top for a in n.names}
+    assert modules <= {"__future__", "datetime", "typing", "pendulum", "airflow"}, modules
 
 
 def test_dlt_script_loads_what_is_configured_and_creates_views(polled_sim, tmp_path: Path):
