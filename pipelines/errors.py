@@ -21,13 +21,16 @@ def redact(text: str, secrets: Iterable[str | None]) -> str:
     return text
 
 
-def _chain(exc: BaseException) -> Iterator[BaseException]:
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and the errors behind it, outermost first (a dlt load job error's client error
+    included)."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         yield current
-        current = current.__cause__ or current.__context__
+        current = current.__cause__ or current.__context__ or getattr(
+            current, "client_exception", None)
 
 
 def _server_message(response: requests.Response) -> str:
@@ -47,7 +50,7 @@ def describe_failure(provider: Provider, exc: BaseException,
                      secrets: Iterable[str | None] = ()) -> str:
     """One line naming the provider, what failed and, for auth errors, the key to fix."""
     name = provider.name
-    for err in _chain(exc):
+    for err in exception_chain(exc):
         if isinstance(err, requests.HTTPError) and err.response is not None:
             response = err.response
             code = response.status_code
@@ -62,5 +65,5 @@ def describe_failure(provider: Provider, exc: BaseException,
         if isinstance(err, requests.ConnectionError | requests.Timeout):
             return redact(f"{name}: cannot reach the API ({type(err).__name__}). "
                           f"Check {provider.env_key('base_url')} and the network.", secrets)
-    root = list(_chain(exc))[-1]
+    root = list(exception_chain(exc))[-1]
     return redact(f"{name}: {type(root).__name__}: {root}", secrets)

@@ -19,6 +19,8 @@ from types import FrameType
 
 from dlt.common.exceptions import SignalReceivedException
 
+from pipelines.errors import exception_chain
+
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -41,15 +43,11 @@ class Interrupted(KeyboardInterrupt):
 
 def signal_in(exc: BaseException) -> int | None:
     """The signal that ended a dlt step, if one did (ours, or dlt's own handler's)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, Interrupted):
-            return current.signum
-        if isinstance(current, SignalReceivedException):
-            return int(current.signal_code)
-        current = current.__cause__ or current.__context__
+    for error in exception_chain(exc):
+        if isinstance(error, Interrupted):
+            return error.signum
+        if isinstance(error, SignalReceivedException):
+            return int(error.signal_code)
     return None
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -25,7 +25,7 @@ from dlt.destinations.exceptions import DestinationConnectionError
 from dlt.load.exceptions import LoadClientJobRetry
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from pipelines.errors import redact
+from pipelines.errors import exception_chain, redact
 
 REASON_FILE = "SET_ASIDE.json"
 
@@ -42,7 +42,7 @@ def is_permanent(exc: BaseException) -> bool:
     the destination refused), or a job failed all of dlt's retries in this run (dlt calls
     that transient and would retry it in every later run: a NUL character Postgres refuses,
     DuckDB out of memory) for a reason other than reaching the destination."""
-    chain = list(_chain(exc))
+    chain = list(exception_chain(exc))
     if any(isinstance(e, TerminalException) for e in chain):
         return True
     if not any(isinstance(e, LoadClientJobRetry) for e in chain):
@@ -52,16 +52,6 @@ def is_permanent(exc: BaseException) -> bool:
                              ) or any(word in f"{type(root).__name__} {root}".lower()
                                       for word in ("connect", "timeout", "timed out"))
     return not unreachable
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__ or getattr(
-            current, "client_exception", None)
 
 
 def set_aside_folder(pipeline: dlt.Pipeline) -> Path:
@@ -93,6 +83,6 @@ def set_aside(pipeline: dlt.Pipeline, exc: PipelineStepFailed,
 
 def root_message(exc: BaseException) -> str:
     """The innermost error's first line: what the destination said."""
-    root = list(_chain(exc))[-1]
+    root = list(exception_chain(exc))[-1]
     text = str(root).strip().splitlines()
     return f"{type(root).__name__}: {text[0] if text else ''}"[:500]
