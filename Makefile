@@ -32,4 +32,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache .ruff_cache *.egg-info *.duckdb *.duckdb.wal
+	rm -rf $(VENV) .demo .pytest_cache .ruff_cache *.egg-info *.duckdb *.duckdb.wal *.duckdb.lock
