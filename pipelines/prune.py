@@ -11,6 +11,7 @@ import dlt
 from requests import HTTPError, RequestException
 
 from pipelines.errors import describe_failure
+from pipelines.reconcile import reconcile_state
 from pipelines.runner import UsageError, loader_file_format, make_pipeline, writing
 from sources.common.polling import InvalidJobRef, check_id
 from sources.common.stats import collecting
@@ -59,6 +60,7 @@ def prune(location: str, statuses: Sequence[str], older_than_days: float | None,
                                                   now, stats))
         pipeline = make_pipeline(destination, dataset)
         with writing(pipeline, wait, on_wait):  # its history rows go through the state
+            reconcile_state(pipeline)
             result = PruneResult(location, _matches(client, location, statuses,
                                                     older_than_days, now, stats))
             if not result.matches:

@@ -11,6 +11,7 @@ run re-reads what it needs instead of trusting the state.
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Any
 
 import dlt
@@ -95,5 +96,6 @@ def forget_stored_schema(pipeline: dlt.Pipeline, schema_name: str) -> None:
         if isinstance(client, SqlJobClientBase):
             sql = client.sql_client
             table = sql.make_qualified_table_name(client.schema.version_table_name)
-            sql.execute_sql(f"DELETE FROM {table} WHERE schema_name = "
-                            f"{sql.capabilities.escape_literal(schema_name)}")
+            with suppress(DestinationUndefinedEntity):  # the whole dataset is gone: nothing to
+                sql.execute_sql(f"DELETE FROM {table} WHERE schema_name = "  # forget
+                                f"{sql.capabilities.escape_literal(schema_name)}")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dlt
 
+from pipelines.reconcile import reconcile_state
 from pipelines.runner import UsageError, loader_file_format, make_pipeline, writing
 from sources import provider_modules
 from sources.common.polling import PolledProvider, registration_source, split_refs
@@ -69,6 +70,7 @@ def track_jobs(name: str, ids: Sequence[str], destination: str | None = None,
     unique = list({r.ref: r for r in refs}.values())
     pipeline = pipeline or make_pipeline(destination, dataset)
     with writing(pipeline, wait, on_wait), collecting(name) as stats:
+        reconcile_state(pipeline)  # register on top of what the destination holds
         pipeline.run(registration_source(provider, unique),
                      loader_file_format=loader_file_format(pipeline))
     return TrackResult(name, len(unique), stats.counts["registered"], invalid)

@@ -310,3 +310,17 @@ def test_clock_set_back_then_lost_folder_records_each_change_once_and_in_order(
         assert len(order) == len(seen), job
         times = [r[3] for r in order]
         assert times == sorted(times), (job, times)  # never before an earlier observation
+
+
+def test_a_dataset_dropped_by_hand_is_loaded_again_whole(lobstr_sim, tmp_path):
+    dest = {"DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / "warehouse.duckdb")}
+    env = env_for(lobstr_sim, dest, tmp_path / "dlt")
+    for _ in range(2):
+        assert cli("run", cwd=tmp_path, env=env).returncode == 0
+        lobstr_sim.advance()
+    _query(dest, tmp_path, "DROP SCHEMA {ds} CASCADE")
+    done = cli("run", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(_query(dest, tmp_path, "SELECT * FROM {ds}.lobstr_upload_tasks")) == len(TASKS)
+    rows = history(dest, tmp_path)  # every task's current status, once
+    assert sorted(r[0] for r in rows) == sorted(TASKS) and len(set(rows)) == len(rows)
