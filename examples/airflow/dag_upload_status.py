@@ -2,7 +2,7 @@
 
 - Nothing is resolved when Airflow parses this file: it imports only Airflow. Each task imports
   the project, reads its configuration (SOURCES__..., DESTINATION__... environment variables,
-  `.dlt/` files, or dlt's Airflow-variable provider) and loads its provider.
+  `.dlt/` files, or dlt's `dlt_secrets_toml` Airflow variable) and loads its provider.
 - The tasks run in parallel as far as the executor lets them, and each holds the run lock of
   the destination + dataset while it writes (`--wait` up to the task's timeout): they take turns
   instead of overwriting each other's state, and a manual run or an overlapping DAG run waits
