@@ -22,7 +22,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	scripts/ensure-test-tools.sh
-	scripts/with-postgres.sh $(BIN)/pytest -n 2 -q
+	scripts/with-postgres.sh $(BIN)/pytest -n 2 --dist worksteal -q
 
 # every performance goal against a baseline measured in the same run (bench/RESULTS.md)
 bench: $(STAMP)
