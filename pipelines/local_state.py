@@ -11,17 +11,23 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
+from typing import Any
 
 from dlt.common.destination import Destination
 from dlt.common.pipeline import get_dlt_pipelines_dir
 
 
+def resolved(destination: Destination) -> tuple[str, Any, Any]:
+    """The destination's kind (`duckdb`, `postgres`, ...), its configuration and credentials,
+    as dlt resolves them from config and secrets."""
+    config = destination.configuration(destination.spec(), accept_partial=True)
+    return destination.destination_type.rsplit(".", 1)[-1], config, config.credentials
+
+
 def destination_identity(destination: Destination) -> str:
     """What tells one destination from another of its kind, without any secret: the DuckDB
     file, a server's host, port and database, else dlt's fingerprint of the configuration."""
-    config = destination.configuration(destination.spec(), accept_partial=True)
-    credentials = config.credentials
-    kind = destination.destination_type.rsplit(".", 1)[-1]
+    kind, config, credentials = resolved(destination)
     if kind == "duckdb" and isinstance(getattr(credentials, "database", None), str):
         return f"duckdb|{credentials.database}"
     host = getattr(credentials, "host", None)

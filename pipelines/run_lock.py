@@ -28,6 +28,7 @@ from typing import IO, Any
 from dlt.common.destination import Destination
 
 from pipelines.errors import redact
+from pipelines.local_state import resolved
 
 # pg_try_advisory_lock(int4, int4): this class id ("US") and the dataset's CRC-32 (31 bits)
 _PG_CLASS_ID = 0x5553
@@ -144,9 +145,7 @@ class PostgresLock:
 
 def lock_for(destination: Destination, dataset: str, state_dir: Path) -> FileLock | PostgresLock:
     """The lock that excludes other writers of `dataset` at `destination`."""
-    config = destination.configuration(destination.spec(), accept_partial=True)
-    credentials = config.credentials
-    kind = destination.destination_type.rsplit(".", 1)[-1]
+    kind, _, credentials = resolved(destination)
     if kind == "duckdb":
         path = getattr(credentials, "database", None)
         if isinstance(path, str) and path and "://" not in path and not path.startswith(

@@ -360,7 +360,8 @@ def finish_interrupted(pipeline: dlt.Pipeline, report: RunReport) -> None:
             if (signum := signal_in(exc)) is not None:
                 raise Interrupted(signum) from None
             aside = set_aside(pipeline, exc)
-            if aside is None:  # transient: retried by the next run
+            if aside is None or aside.load_id in {a.load_id for a in report.set_aside}:
+                # transient (retried by the next run), or a package dlt would not let go
                 report.resume_error = ("loading the packages of an interrupted run failed: "
                                        f"{root_message(exc)}")
                 return
