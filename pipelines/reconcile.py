@@ -76,7 +76,7 @@ def missing_tables(pipeline: dlt.Pipeline, schema_name: str) -> list[str]:
     schema = pipeline.schemas.get(schema_name) if schema_name in pipeline.schema_names else None
     if schema is None:
         return []
-    names = [t for t in schema.data_table_names(seen_data_only=True)]
+    names = list(schema.data_table_names(seen_data_only=True))
     if not names:
         return []
     with pipeline.destination_client(schema_name) as client:

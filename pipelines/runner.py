@@ -63,7 +63,6 @@ class RunReport:
     jobs_settled: int = 0  # jobs of those packages whose rows were already loaded
     set_aside: list[SetAside] = field(default_factory=list)  # pending packages refused for good
     notes: list[str] = field(default_factory=list)  # state and destination disagreed: repaired
-    state_folder: str = ""  # dlt's local folder of this destination + dataset
     interrupted: int | None = None  # the signal that stopped the run
 
     @property
@@ -204,7 +203,7 @@ def run_providers(
 def _run_locked(pipeline: dlt.Pipeline, modules: dict[str, Any], names: Sequence[str] | None,
                 full_refresh: bool, skip_unconfigured: bool = False) -> RunReport:
     report = RunReport(destination=pipeline.destination.destination_name,
-                       dataset=pipeline.dataset_name, state_folder=pipeline.working_dir)
+                       dataset=pipeline.dataset_name)
     order = list(names or modules)
     try:
         finish_interrupted(pipeline, report)
