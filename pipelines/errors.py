@@ -7,18 +7,26 @@ from collections.abc import Iterable, Iterator
 from urllib.parse import urlsplit
 
 import requests
+from dlt.common.configuration.exceptions import ConfigValueCannotBeCoercedException
 
+from sources.common import redaction
+from sources.common.http_guard import MAX_REDIRECTS, AnswerRefused, ForeignOrigin, RunDeadlinePassed
 from sources.common.provider import Provider
 
-_MIN_SECRET_LEN = 4
+
+def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """`text` without any credential of this process (`redaction`) or in `secrets`, in any of
+    their forms (as is, escaped, percent-encoded)."""
+    return redaction.redact(text, secrets)
 
 
-def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """Replace every occurrence of a secret value with ***."""
-    for secret in secrets:
-        if secret and len(secret) >= _MIN_SECRET_LEN:
-            text = text.replace(secret, "***")
-    return text
+def config_message(provider: Provider, exc: Exception) -> str:
+    """The line for a configuration value that cannot be used: names the key, not the value."""
+    if isinstance(exc, ConfigValueCannotBeCoercedException):
+        return (f"{provider.env_key(exc.field_name)} has the wrong type: expected "
+                f"{getattr(exc.hint, '__name__', exc.hint)}, e.g. a TOML/JSON list "
+                "'[\"a\", \"b\"]' for lists")
+    return redact(f"{provider.name}: {exc}")
 
 
 def exception_chain(exc: BaseException) -> Iterator[BaseException]:
@@ -62,6 +70,17 @@ def describe_failure(provider: Provider, exc: BaseException,
             else:
                 text = f"{name}: HTTP {code} from {path}: {detail}"
             return redact(text, secrets)
+        if isinstance(err, ForeignOrigin):
+            return redact(f"{name}: the API {err}. Check {provider.env_key('base_url')} (the "
+                          "provider's documented origin is " f"{provider.base_url}).", secrets)
+        if isinstance(err, RunDeadlinePassed):
+            return (f"{name}: {err} ({provider.env_key('run_deadline_seconds')}); nothing of "
+                    "this run was loaded, the next run reads it again")
+        if isinstance(err, requests.TooManyRedirects):
+            return (f"{name}: the API redirected more than {MAX_REDIRECTS} times "
+                    f"(a loop?). Check {provider.env_key('base_url')}.")
+        if isinstance(err, AnswerRefused):
+            return redact(f"{name}: {err.reason}", secrets)
         if isinstance(err, requests.ConnectionError | requests.Timeout):
             return redact(f"{name}: cannot reach the API ({type(err).__name__}). "
                           f"Check {provider.env_key('base_url')} and the network.", secrets)

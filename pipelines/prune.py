@@ -8,11 +8,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 import dlt
+from dlt.common.configuration.exceptions import ConfigurationException
 from requests import HTTPError, RequestException
 
-from pipelines.errors import describe_failure
+from pipelines.errors import config_message, describe_failure
 from pipelines.reconcile import reconcile_state
 from pipelines.runner import UsageError, loader_file_format, make_pipeline, writing
+from sources.common.config_checks import ConfigProblem
 from sources.common.polling import InvalidJobRef, check_id
 from sources.common.stats import collecting
 from sources.highlevel.prune import (
@@ -54,7 +56,10 @@ def prune(location: str, statuses: Sequence[str], older_than_days: float | None,
     base_url = dlt.config.get("sources.highlevel.base_url") or PROVIDER.base_url
     now = now or datetime.now(timezone.utc)
     with collecting(PROVIDER.name) as stats:
-        client = prune_client(str(token), str(base_url), stats)
+        try:
+            client = prune_client(str(token), str(base_url), stats)
+        except (ConfigProblem, ConfigurationException) as exc:
+            raise UsageError(config_message(PROVIDER, exc)) from None
         if not yes:  # a dry run only reads the API
             return PruneResult(location, _matches(client, location, statuses, older_than_days,
                                                   now, stats))

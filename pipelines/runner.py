@@ -23,7 +23,7 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from pipelines.errors import describe_failure
+from pipelines.errors import config_message, describe_failure
 from pipelines.interrupt import Interrupted, signal_in
 from pipelines.local_state import pipelines_dir_for
 from pipelines.reconcile import forget_stored_schema, missing_tables, reconcile_state
@@ -33,6 +33,7 @@ from pipelines.run_lock import LockHeld, holding, lock_for
 from pipelines.set_aside import SetAside, root_message, set_aside
 from pipelines.views import create_views
 from sources import provider_modules
+from sources.common.config_checks import ConfigProblem
 from sources.common.polling import InvalidJobRef
 from sources.common.provider import Provider
 from sources.common.stats import ProviderStats, collecting
@@ -264,12 +265,9 @@ def _make_source(pipeline: dlt.Pipeline, module: Any, stats: ProviderStats, name
     except InvalidJobRef as exc:
         stats.outcome = "config error"
         stats.errors.append(f"{name}: {exc}")
-    except ConfigValueCannotBeCoercedException as exc:
+    except (ConfigValueCannotBeCoercedException, ConfigProblem) as exc:
         stats.outcome = "config error"
-        stats.errors.append(
-            f"{module.PROVIDER.env_key(exc.field_name)} has the wrong type: expected "
-            f"{getattr(exc.hint, '__name__', exc.hint)}, e.g. a TOML/JSON list "
-            "'[\"a\", \"b\"]' for lists")
+        stats.errors.append(config_message(module.PROVIDER, exc))
     return None
 
 

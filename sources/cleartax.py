@@ -1,4 +1,6 @@
-"""ClearTax e-way bill upload activities (INIT ... PROCESSED / ABORTED), per taxable entity."""
+"""ClearTax e-way bill upload activities (INIT ... PROCESSED / ABORTED), per taxable entity.
+
+The vendor marks this v0.x upload-activity API deprecated; no rate limit is documented."""
 
 from __future__ import annotations
 

@@ -11,6 +11,10 @@ from sources.common import status as s
 from sources.common.polling import DEFAULT_CONCURRENCY, PolledProvider, polled_resources
 from sources.common.throttle import RateLimit
 
+# documented per-endpoint limit of /v1/tasks (api-notes: Lobstr); its X-RateLimit-* headers are
+# honoured too (`throttle.RateLimiter.observe`)
+RATE_LIMIT = RateLimit(90, 60.0)
+
 PROVIDER = PolledProvider(
     name="lobstr",
     base_url="https://api.lobstr.io",
@@ -37,8 +41,8 @@ def lobstr_source(
     api_key: str = dlt.secrets.value,
     upload_task_ids: Sequence[str] | None = None,
     base_url: str = PROVIDER.base_url,
-    rate_limit_requests: int | None = None,
-    rate_limit_period: float = 1.0,
+    rate_limit_requests: int | None = RATE_LIMIT.requests,
+    rate_limit_period: float = RATE_LIMIT.period,
     concurrency: int = DEFAULT_CONCURRENCY,
     full_refresh: bool = False,
 ) -> tuple[DltResource, ...]:
@@ -49,7 +53,8 @@ def lobstr_source(
         upload_task_ids: ids to follow besides those registered with `upload-status track`.
         base_url: API origin (scheme, host, port).
         rate_limit_requests / rate_limit_period: at most this many requests in any window of
-            this many seconds (no client-side limit when unset; 429s are retried either way).
+            this many seconds (documented limit on `/v1/tasks`: 90 per minute, with temporary
+            IP blocks after repeated 429s); 0 turns it off.
         concurrency: status requests in flight at once.
         full_refresh: poll finished tasks again too.
     """

@@ -17,8 +17,8 @@ from dlt.sources.helpers.rest_client import RESTClient
 
 from sources.common import status as s
 from sources.common.analytics import failure_rows_sql
-from sources.common.bad_input import UNREADABLE
-from sources.common.paginators import PageItemsPaginator
+from sources.common.bad_input import PAGES_NOT_READ
+from sources.common.paginators import ListingStopped, PageItemsPaginator
 from sources.common.polling import (
     DEFAULT_CONCURRENCY,
     InvalidJobRef,
@@ -174,6 +174,16 @@ def _timestamp(value: Any) -> pendulum.DateTime | None:
     return parsed if isinstance(parsed, pendulum.DateTime) else None
 
 
+def _stopping(pages: Iterator[Any], stats: Any) -> Iterator[Any]:
+    """The pages of a listing; one stopped for running away (`max_pages`) ends quietly here,
+    recorded as a failed part and a page not read (the mark does not move)."""
+    try:
+        yield from pages
+    except ListingStopped as exc:
+        stats.counts[PAGES_NOT_READ] += 1
+        stats.failed_parts.append(f"history listing stopped: {exc}")
+
+
 def history_discovery(page_size: int, overlap: timedelta, full_refresh: bool
                       ) -> Callable[..., Iterator[list[Sighting]]]:
     """Reads the history listing (most recent first) down to the newest event of the previous
@@ -186,16 +196,23 @@ def history_discovery(page_size: int, overlap: timedelta, full_refresh: bool
         newest = _timestamp(state.get("history_newest"))
         cutoff = None if full_refresh or newest is None else newest - overlap
         newest_now = newest
-        unreadable_before = tracker.stats.counts[UNREADABLE]
-        for page in client.paginate("api/uploadposts/history",
-                                    paginator=PageItemsPaginator(limit=limit),
-                                    data_selector="history"):
-            tracker.stats.counts["history pages"] += 1
+        stats = tracker.stats
+        unreadable_before = stats.counts[PAGES_NOT_READ]
+        seen: set[str] = set()  # events listed so far in this run: a page of none new repeats
+        pages = client.paginate("api/uploadposts/history",
+                                paginator=PageItemsPaginator(limit=limit), data_selector="history")
+        for page in _stopping(pages, stats):
+            stats.counts["history pages"] += 1
             sightings, oldest = [], None
-            for event in page:
-                if not isinstance(event, dict):
-                    continue
-                event = {**event, "event_key": event_key(event)}
+            events = [{**e, "event_key": event_key(e)} for e in page if isinstance(e, dict)]
+            if events and seen.issuperset(e["event_key"] for e in events):
+                stats.counts[PAGES_NOT_READ] += 1
+                stats.failed_parts.append(
+                    f"history listing stopped at page {stats.counts['history pages']}: it named "
+                    "only events already listed in this run (the listing repeats)")
+                break
+            seen.update(e["event_key"] for e in events)
+            for event in events:
                 at = _timestamp(event.get("upload_timestamp"))
                 if at is not None:
                     oldest = at if oldest is None else min(oldest, at)
@@ -209,7 +226,7 @@ def history_discovery(page_size: int, overlap: timedelta, full_refresh: bool
                 break
         # a page that could not be read ends the listing early: the next run must read past
         # the old mark again, so the mark only moves after a complete read
-        if newest_now is not None and tracker.stats.counts[UNREADABLE] == unreadable_before:
+        if newest_now is not None and stats.counts[PAGES_NOT_READ] == unreadable_before:
             state["history_newest"] = newest_now.isoformat()
 
     return discover
@@ -241,7 +258,9 @@ def upload_post_source(
         history_overlap_hours: how far behind the newest event already loaded each run reads
             again, for events recorded late.
         rate_limit_requests / rate_limit_period: at most this many requests in any window of
-            this many seconds (no client-side limit when unset; 429s are retried either way).
+            this many seconds (no numbers are published: no client-side limit unless set);
+            the API's `X-RateLimit-Remaining`/`X-RateLimit-Reset` headers are honoured
+            either way, and 429s retried.
         concurrency: status requests in flight at once.
         full_refresh: read the whole history and poll finished jobs again too.
     """

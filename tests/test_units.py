@@ -42,9 +42,13 @@ def test_highlevel_status_map(native, canonical, terminal):
 @pytest.mark.parametrize(("total", "pages", "expected_skips"), [
     (23, [10, 10, 3], [10, 20]),      # full pages until the total
     (23, [5, 5, 5, 5, 3], [5, 10, 15, 20]),  # server cap below the limit
-    (20, [10, 10], [10]),             # exact multiple: stop without an empty page
+    (20, [10, 10, 0], [10, 20]),      # exact multiple: a full page may be followed by more
     (0, [0], []),                     # empty
     (50, [10, 0], [10]),              # total overstated: an empty page stops it
+    (15, [10, 10, 4], [10, 20]),      # total understated: full pages go on, a short one ends
+    (0, [10, 10, 4], [10, 20]),       # total zero
+    (-5, [10, 3], [10]),              # total negative
+    (7, [5, 5, 2], [5, 10]),          # server cap 5 and a low total: pages of 5 are full
 ])
 def test_skip_limit_paginator_advances_by_rows_received(total, pages, expected_skips):
     paginator = SkipLimitPaginator(limit=10)
@@ -140,7 +144,8 @@ def test_lobstr_null_meta_is_dropped_for_its_declared_columns():
 
 @pytest.mark.parametrize(("total", "pages", "expected_pages"), [
     (25, [10, 10, 5], [2, 3]),
-    (20, [10, 10], [2]),           # exact multiple: no empty page asked for
+    (20, [10, 10, 0], [2, 3]),     # exact multiple: a full page may be followed by more
+    (5, [10, 10, 3], [2, 3]),      # total understated: full pages go on
     (0, [0], []),
     (None, [10, 4], [2]),           # no total: a short page ends it
     (99, [10, 0], [2]),             # total overstated: an empty page ends it

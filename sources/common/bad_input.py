@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,11 +29,15 @@ from dlt.extract.items import DataItemWithMeta
 from dlt.sources.helpers.rest_client import RESTClient
 from requests import Response
 
-from sources.common.responses import select
+from sources.common.http_guard import AnswerRefused
+from sources.common.paginators import ListingStopped
+from sources.common.redaction import redact
+from sources.common.responses import reason_not_read, select
 from sources.common.stats import ProviderStats
 
 UNREADABLE_BODY = "unreadable body"  # the reason given to answers that are not JSON
 UNREADABLE = f"rejected: {UNREADABLE_BODY}"  # their counter in the run's stats
+PAGES_NOT_READ = "listing pages not read"  # not JSON or over a bound: the listing stopped there
 RAW_LIMIT = 20_000  # characters of a rejected body kept; enough to see what the server sent
 _CHECKED_TYPES = frozenset({"bigint", "double", "bool", "timestamp", "date"})
 _naming = NamingConvention()
@@ -59,7 +63,8 @@ def reject(stats: ProviderStats, reason: str, raw: Any, endpoint: str = "",
            at: pendulum.DateTime | None = None) -> dict[str, Any]:
     """One reject row; counted in the summary (and one line of it kept for the error list)."""
     text = raw if isinstance(raw, str) else json.dumps(raw, default=str, sort_keys=True)
-    text = text[:RAW_LIMIT]
+    text = redact(text[:RAW_LIMIT + 1000])[:RAW_LIMIT]  # a secret cut at the limit is masked too
+    reason = redact(reason)
     stats.counts["bad input"] += 1
     stats.counts[f"rejected: {reason}"] += 1
     at = at or pendulum.now("UTC")
@@ -162,20 +167,41 @@ def _py_type(value: Any) -> str:
 
 
 class TolerantClient(RESTClient):
-    """A RESTClient whose pages with an unreadable body (after dlt's retries) count as empty
-    pages: the body is handed to `on_unreadable` (a reject row) and paging of that listing stops
-    there; the other listings go on."""
+    """A RESTClient whose pages with an unreadable body (after dlt's retries) or one over a
+    bound (`http_guard`) count as empty pages: the body and the reason are handed to
+    `on_unreadable` (a reject row) and paging of that listing stops there; the other listings
+    go on. A listing with more than `max_pages` pages ends with `ListingStopped`."""
 
-    def __init__(self, *args: Any, on_unreadable: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, on_unreadable: Any, max_pages: int = 2000,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._on_unreadable = on_unreadable
+        self.max_pages = max_pages
+
+    def _send_request(self, request: Any, **kwargs: Any) -> Response:
+        try:
+            return super()._send_request(request, **kwargs)
+        except AnswerRefused as exc:  # never retried; an error status still counts as one
+            response = exc.response
+            response.refusal = exc.reason  # type: ignore[union-attr]
+            response.raise_for_status()  # type: ignore[union-attr]
+            return response  # type: ignore[return-value]
+
+    def paginate(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        for number, page in enumerate(super().paginate(*args, **kwargs), 1):
+            yield page
+            if number >= self.max_pages and page.paginator.has_next_page:
+                raise ListingStopped(f"more than {self.max_pages} pages in one run (max_pages)")
 
     def extract_response(self, response: Response, data_selector: Any) -> list[Any]:
         # as dlt's, but the body is parsed once and the selector compiled once (responses.py)
+        if (refusal := getattr(response, "refusal", None)) is not None:
+            self._on_unreadable(response, refusal)
+            return []
         try:
             data = select(data_selector, response)
-        except ValueError:
-            self._on_unreadable(response)
+        except ValueError as exc:
+            self._on_unreadable(response, reason_not_read(exc, UNREADABLE_BODY))
             return []
         data = data[0] if isinstance(data, list) and len(data) == 1 else data
         if data is None:

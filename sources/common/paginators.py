@@ -7,41 +7,48 @@ from typing import Any
 from dlt.sources.helpers.rest_client.paginators import OffsetPaginator, PageNumberPaginator
 from requests import Request, Response
 
-from sources.common.responses import body, select
+from sources.common.responses import select
+
+
+class ListingStopped(Exception):
+    """A listing that would not end (a page repeating, more pages than allowed): stopped."""
 
 
 class SkipLimitPaginator(OffsetPaginator):
     """skip/limit paging that advances by the rows actually received.
 
     dlt's OffsetPaginator advances by `limit`, so a server that caps pages below the requested
-    limit would make it skip rows. This one moves `skip` by the page length and stops when the
-    announced total is reached or a page comes back empty.
+    limit would make it skip rows. This one moves `skip` by the page length and stops on an
+    empty page, or once the announced total is reached by a page that is not full: a full page
+    may be followed by more whatever the total says (a total that lies low loses nothing). Full
+    is `limit` rows, or as many as the largest earlier page (the server's own cap).
     """
 
     def __init__(self, limit: int, total_path: str = "results.count") -> None:
         super().__init__(limit=limit, offset_param="skip", limit_param="limit",
                          total_path=total_path)
+        self._largest = 0
 
     def update_state(self, response: Response, data: list[Any] | None = None) -> None:
         if not data:
             self._has_next_page = False
             return
         self.current_value += len(data)
-        if self.total_path is not None:
-            values = select(self.total_path, response)
-            if not values:
-                self._handle_missing_total(body(response))
-            try:
-                total = int(values[0])
-            except (TypeError, ValueError):
-                self._handle_invalid_total(values[0])
-            if self.current_value >= total:
-                self._has_next_page = False
+        full = len(data) >= self.limit or (self._largest and len(data) >= self._largest)
+        self._largest = max(self._largest, len(data))
+        values = select(self.total_path, response) if self.total_path else []
+        try:
+            total = int(values[0]) if values else None
+        except (TypeError, ValueError):
+            total = None
+        if not full and (total is None or self.current_value >= total):
+            self._has_next_page = False
 
 
 class PageItemsPaginator(PageNumberPaginator):
     """page=1, 2, ... paging whose `total` counts items, not pages (dlt's PageNumberPaginator
-    reads `total_path` as a number of pages). Stops at the total, on a short page or an empty one.
+    reads `total_path` as a number of pages). Stops on a short page or an empty one; past the
+    total while pages come back full (a total that lies low loses nothing).
     """
 
     def __init__(self, limit: int, total_path: str = "total", page_param: str = "page",
@@ -63,12 +70,7 @@ class PageItemsPaginator(PageNumberPaginator):
             self._has_next_page = False
             return
         self._items_seen += len(data)
-        values = select(self.items_total_path, response)
-        try:
-            total = int(values[0]) if values else None
-        except (TypeError, ValueError):
-            total = None
-        if len(data) < self.limit or (total is not None and self._items_seen >= total):
+        if len(data) < self.limit:
             self._has_next_page = False
         else:
             self.current_value += 1

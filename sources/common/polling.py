@@ -36,14 +36,24 @@ from sources.common import responses
 from sources.common.analytics import job_rows_sql
 from sources.common.arrow_items import history_arrow, load_id_on_arrow_items
 from sources.common.bad_input import (
-    UNREADABLE_BODY,
+    PAGES_NOT_READ,
     TolerantClient,
     as_rejects,
     count_misfits,
     is_reject,
     reject_response,
 )
+from sources.common.columns import ColumnBudget
+from sources.common.config_checks import (
+    MAX_STATUS_LENGTH,
+    Bounds,
+    bounds_for,
+    checked_origin,
+    checked_secret,
+)
+from sources.common.http_guard import AnswerRefused
 from sources.common.provider import Provider
+from sources.common.redaction import redact
 from sources.common.stats import ProviderStats, counting_session, current_stats
 from sources.common.status import NOT_FOUND, TERMINAL
 from sources.common.throttle import RateLimit
@@ -201,11 +211,13 @@ class Poller:
     """Asks for one job's status and turns the answer into a row, counting what happened."""
 
     def __init__(self, provider: PolledProvider, client: RESTClient, tracker: StatusTracker,
-                 stats: ProviderStats) -> None:
+                 stats: ProviderStats, bounds: Bounds) -> None:
         self.provider = provider
         self.client = client
         self.tracker = tracker
         self.stats = stats
+        self.columns = ColumnBudget(provider.jobs_table, bounds.max_columns,
+                                    provider.env_key("max_columns"))
         self.rejects: list[dict[str, Any]] = []  # answers kept verbatim, loaded by the caller
         self._template = client.session.prepare_request(requests.Request(
             "GET", client.base_url, headers=client.headers, auth=client.auth))
@@ -217,6 +229,7 @@ class Poller:
     def _job_error(self, ref: JobRef, response: requests.Response, message: str) -> None:
         # the job stays unfinished and is polled again next run; the others go on
         self.stats.counts["poll errors"] += 1
+        message = redact(message)
         if self.stats.counts["poll errors"] <= _MAX_ERROR_LINES:
             self.stats.errors.append(f"{self.provider.name} {ref.ref}: {message}")
         self.rejects.append(reject_response(self.stats, response, message, ref.ref,
@@ -233,7 +246,11 @@ class Poller:
         request = self._template.copy()
         url = join_url(self.client.base_url, path)
         request.url = f"{url}?{urlencode(params)}" if params else url
-        return self.client.session.send(request)
+        try:
+            return self.client.session.send(request)
+        except AnswerRefused as exc:  # over a bound: this job's answer is rejected, not retried
+            exc.response.refusal = exc.reason  # type: ignore[union-attr]
+            return exc.response  # type: ignore[return-value]
 
     def poll_all(self, refs: Sequence[JobRef], concurrency: int) -> list[dict[str, Any]]:
         """Rows of every job in `refs` that answered; requests run `concurrency` at a time
@@ -264,6 +281,9 @@ class Poller:
         """The row one status answer gives, None if it gives none (the job stays unfinished)."""
         code = response.status_code
         self.stats.counts["polled"] += 1
+        if (refusal := getattr(response, "refusal", None)) is not None:
+            self._job_error(ref, response, f"HTTP {code}: {refusal}")
+            return None
         if code in (401, 403, 429) or code >= 500:
             # a rejected credential, or a limit/outage dlt's retries did not get past: this
             # provider's run ends here and nothing of it is committed, so nothing is lost
@@ -273,10 +293,19 @@ class Poller:
             return None
         try:
             answer = responses.body(response)
-        except ValueError:
-            self._job_error(ref, response, f"HTTP {code} with a body that is not JSON")
+        except ValueError as exc:
+            reason = responses.reason_not_read(exc, "a body that is not JSON")
+            self._job_error(ref, response, f"HTTP {code} with {reason}")
             return None
         observation = self.provider.read(ref, code, answer)
+        native = observation.native_status
+        if native is not None and len(native) > MAX_STATUS_LENGTH:
+            self._job_error(ref, response, f"HTTP {code} with a status of {len(native)} "
+                            f"characters (over {MAX_STATUS_LENGTH})")
+            return None
+        if (over := self.columns.admit(observation.record)) is not None:
+            self._job_error(ref, response, f"HTTP {code}: {over}")
+            return None
         count_misfits(self.stats, observation.record, self.provider.columns)
         self.tracker.observe(ref.job_id, observation.native_status, ref.scope_id,
                              observation.status, ref.ref)
@@ -384,7 +413,10 @@ def polled_resources(
     Configured ids that cannot be job ids are skipped and reported as configuration errors.
     """
     stats = current_stats(provider.name)
+    secret = checked_secret(secret, provider.secret_env_key)
     stats.secrets.add(secret)
+    base_url = checked_origin(provider, base_url)
+    bounds = bounds_for(provider)
     refs, bad = split_refs(provider, config_ids)
     if bad:  # the valid ones still load; the run ends with the configuration error (exit 2)
         stats.config_errors.append(f"{bad} (skipped; fix them in the configuration)")
@@ -392,10 +424,11 @@ def polled_resources(
     unreadable: list[dict[str, Any]] = []
     client = TolerantClient(
         base_url=base_url, auth=provider.auth(secret),
-        session=counting_session(stats, base_url, limit=limit),
-        on_unreadable=lambda r: unreadable.append(
-            reject_response(stats, r, UNREADABLE_BODY, at=tracker.observed_at)))
-    poller = Poller(provider, client, tracker, stats)
+        session=counting_session(stats, base_url, bounds, limit=limit),
+        on_unreadable=lambda r, reason: unreadable.append(
+            not_read(stats, r, reason, tracker.observed_at)),
+        max_pages=bounds.max_pages)
+    poller = Poller(provider, client, tracker, stats, bounds)
     feed = _feed(provider, tracker, refs, "config", client, full_refresh, discover, unreadable)
 
     @dlt.transformer(data_from=feed, name=provider.jobs_table, primary_key="job_ref",
@@ -427,6 +460,13 @@ def polled_resources(
 
     load_id_on_arrow_items()
     return feed, _tracked_jobs(provider, feed, tracker), job_statuses, status_history
+
+
+def not_read(stats: ProviderStats, response: requests.Response, reason: str, at: Any
+             ) -> dict[str, Any]:
+    """The reject row of a listing page that could not be read (the listing stops there)."""
+    stats.counts[PAGES_NOT_READ] += 1
+    return reject_response(stats, response, reason, at=at)
 
 
 def registration_source(provider: PolledProvider, refs: Sequence[JobRef]) -> Any:

@@ -14,14 +14,23 @@ _BODY = "_upload_status_body"
 
 
 def body(response: Response) -> Any:
-    """The answer's JSON (dlt's orjson), parsed on first use and kept on the response;
-    ValueError if it is not JSON."""
+    """The answer's JSON (dlt's orjson), parsed on first use, checked by the session's guard
+    (depth, long strings, credentials: `http_guard.Guard.checked`) and kept on the response;
+    ValueError if it is not JSON, `AnswerRejected` (a ValueError) if it is over a bound."""
     try:
         return getattr(response, _BODY)
     except AttributeError:
         parsed = json.loadb(response.content)
+        guard = getattr(getattr(response, "connection", None), "guard", None)
+        if guard is not None:
+            parsed = guard.checked(parsed, response.content)
         setattr(response, _BODY, parsed)
         return parsed
+
+
+def reason_not_read(exc: ValueError, default: str) -> str:
+    """Why an answer's body could not be used: the bound it is over, else `default`."""
+    return getattr(exc, "reason", None) or default
 
 
 @functools.lru_cache(maxsize=256)

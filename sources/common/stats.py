@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,6 +15,8 @@ import requests
 from dlt.sources.helpers.requests import Client
 from requests.adapters import HTTPAdapter
 
+from sources.common.config_checks import Bounds, origin_of
+from sources.common.http_guard import MAX_REDIRECTS, AnswerRefused, Guard
 from sources.common.throttle import RateLimit, RateLimiter
 
 
@@ -62,26 +65,32 @@ def collecting(provider: str) -> Iterator[ProviderStats]:
 
 
 class _CountingAdapter(HTTPAdapter):
-    """Sees every HTTP attempt, retries included (dlt retries above the adapter), so the rate
-    limit also spaces out retries."""
+    """Sees every HTTP attempt, retries and redirects included (dlt retries above the
+    adapter), so the rate limit also spaces out retries and the guard sees every target."""
 
     def __init__(self, on_response: Callable[[requests.Response], Any],
-                 limiter: RateLimiter, key_of: Callable[[str], str]) -> None:
+                 limiter: RateLimiter, key_of: Callable[[str], str], guard: Guard) -> None:
         super().__init__(pool_maxsize=64)
         self._on_response = on_response
         self._limiter = limiter
         self._key_of = key_of
+        self.guard = guard  # `responses.body` finds it as `response.connection.guard`
 
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
-             ) -> requests.Response:
+    def send(self, request: requests.PreparedRequest, stream: bool = False,
+             **kwargs: Any) -> requests.Response:
+        self.guard.check_request(request.url or "")
         key = self._key_of(request.url or "")
         slot = self._limiter.acquire(key)
+        started = time.monotonic()
         try:
-            response = super().send(request, *args, **kwargs)
+            response = super().send(request, stream=True, **kwargs)
+            refused = self.guard.read_body(response, started)
         finally:
             self._limiter.release(slot)
         self._limiter.observe(key, response.headers)
         self._on_response(response)
+        if refused:
+            raise AnswerRefused(refused, response)
         return response
 
 
@@ -94,13 +103,14 @@ def is_unreadable(response: requests.Response | None,
     return response.content.rstrip()[-1:] not in (b"}", b"]")
 
 
-def counting_session(stats: ProviderStats, base_url: str,
+def counting_session(stats: ProviderStats, base_url: str, bounds: Bounds,
                      on_response: Callable[[requests.Response], Any] | None = None,
                      limit: RateLimit | None = None,
                      key_of: Callable[[str], str] | None = None) -> requests.Session:
     """dlt's retrying session (backoff, Retry-After, RUNTIME__REQUEST_* settings) for requests to
-    `base_url` that keeps to `limit` per rate-limit key (`key_of(url)`, the provider by default),
-    counts every response in `stats` and hands it to `on_response`."""
+    `base_url` (a checked origin, `config_checks.checked_origin`) only, within `bounds`
+    (`http_guard`), that keeps to `limit` per rate-limit key (`key_of(url)`, the provider by
+    default), counts every response in `stats` and hands it to `on_response`."""
     client = Client(raise_for_status=False, retry_condition=is_unreadable)
     client.configure()
     stats.limiter = RateLimiter(limit)
@@ -118,7 +128,10 @@ def counting_session(stats: ProviderStats, base_url: str,
             with stats.lock:
                 on_response(response)
 
-    adapter = _CountingAdapter(count, stats.limiter, key_of or (lambda url: stats.provider))
+    guard = Guard(origin_of(base_url), bounds, stats.counts)
+    adapter = _CountingAdapter(count, stats.limiter, key_of or (lambda url: stats.provider),
+                               guard)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
+    session.max_redirects = MAX_REDIRECTS
     return session

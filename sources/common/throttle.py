@@ -18,7 +18,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 REMAINING_HEADER = "X-RateLimit-Remaining"
-INTERVAL_HEADER = "X-RateLimit-Interval-Milliseconds"
+INTERVAL_HEADER = "X-RateLimit-Interval-Milliseconds"  # HighLevel: length of its interval
+RESET_HEADER = "X-RateLimit-Reset"  # Upload-Post, Lobstr: when the window resets
+MAX_PAUSE = 300.0  # seconds; a longer reset is left to the server's 429 and Retry-After
+_EPOCH_FROM = 1_000_000_000  # a reset above this is a unix time, below it seconds from now
 
 
 @dataclass(frozen=True)
@@ -95,13 +98,23 @@ class RateLimiter:
             until = self._clock() + seconds
             self._paused_until[key] = max(self._paused_until.get(key, 0.0), until)
 
-    def observe(self, key: str, headers: Mapping[str, str]) -> None:
-        """Pause `key` when the server says nothing is left in its current interval."""
-        remaining, interval = headers.get(REMAINING_HEADER), headers.get(INTERVAL_HEADER)
-        if remaining is None or interval is None:
+    def observe(self, key: str, headers: Mapping[str, str], now: float | None = None) -> None:
+        """Pause `key` when the server says nothing is left in its current interval: for
+        HighLevel's interval length, or until Upload-Post's/Lobstr's reset time."""
+        remaining = headers.get(REMAINING_HEADER)
+        interval, reset = headers.get(INTERVAL_HEADER), headers.get(RESET_HEADER)
+        if remaining is None or (interval is None and reset is None):
             return
         try:
-            if int(remaining) <= 0:
-                self.pause(key, int(interval) / 1000)
+            if float(remaining) > 0:
+                return
+            if interval is not None:
+                seconds = float(interval) / 1000
+            else:
+                value = float(reset)  # type: ignore[arg-type]
+                now = time.time() if now is None else now
+                seconds = value - now if value > _EPOCH_FROM else value
         except ValueError:
             return  # a malformed header is no reason to fail a request that succeeded
+        if 0 < seconds <= MAX_PAUSE:
+            self.pause(key, seconds)

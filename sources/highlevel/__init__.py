@@ -15,8 +15,7 @@ from requests import HTTPError, Response
 
 from sources.common.arrow_items import history_arrow, load_id_on_arrow_items, to_arrow
 from sources.common.bad_input import (
-    UNREADABLE,
-    UNREADABLE_BODY,
+    PAGES_NOT_READ,
     TolerantClient,
     as_rejects,
     count_misfits,
@@ -24,8 +23,16 @@ from sources.common.bad_input import (
     reject,
     reject_response,
 )
-from sources.common.paginators import SkipLimitPaginator
+from sources.common.columns import ColumnBudget
+from sources.common.config_checks import (
+    MAX_STATUS_LENGTH,
+    bounds_for,
+    checked_origin,
+    checked_secret,
+)
+from sources.common.paginators import ListingStopped, SkipLimitPaginator
 from sources.common.polling import InvalidJobRef, check_id
+from sources.common.redaction import redact
 from sources.common.stats import counting_session, current_stats
 from sources.common.status import TERMINAL
 from sources.common.throttle import RateLimit
@@ -139,7 +146,12 @@ def highlevel_source(
             appends imports and accounts instead of merging them (see `appending`).
     """
     stats = current_stats(PROVIDER.name)
+    access_token = checked_secret(access_token, PROVIDER.secret_env_key)
     stats.secrets.add(access_token)
+    base_url = checked_origin(PROVIDER, base_url)
+    bounds = bounds_for(PROVIDER)
+    import_columns = ColumnBudget("highlevel_csv_uploads", bounds.max_columns,
+                                  PROVIDER.env_key("max_columns"))
     # the listing names every import again: finished ones need no reference in the state
     tracker = StatusTracker(PROVIDER, stats, compact_finished=True)
     # imports whose status is new or changed this run, for their posts (a run that reads no
@@ -150,7 +162,7 @@ def highlevel_source(
     appending = False
     locations = parse_locations(location_ids)
     session = counting_session(
-        stats, base_url, on_response=lambda r: stats.counts.update(
+        stats, base_url, bounds, on_response=lambda r: stats.counts.update(
             ["listing pages" if urlsplit(r.url).path.endswith("/csv") else "post pages"]),
         limit=RateLimit.of(rate_limit_requests, rate_limit_period), key_of=location_of)
     auth = BearerTokenAuth(access_token)
@@ -162,13 +174,13 @@ def highlevel_source(
     if user_id:
         params["userId"] = user_id
 
-    def on_unreadable(response: Response) -> None:
-        pending_rejects.append(reject_response(stats, response, UNREADABLE_BODY,
-                                               at=tracker.observed_at))
+    def on_unreadable(response: Response, reason: str) -> None:
+        stats.counts[PAGES_NOT_READ] += 1
+        pending_rejects.append(reject_response(stats, response, reason, at=tracker.observed_at))
 
     pending_rejects: list[dict[str, Any]] = []
     client = TolerantClient(base_url=base_url, headers=headers, auth=auth, session=session,
-                            on_unreadable=on_unreadable)
+                            on_unreadable=on_unreadable, max_pages=bounds.max_pages)
 
     def taken_rejects() -> list[dict[str, Any]]:
         rejects = list(pending_rejects)
@@ -185,18 +197,22 @@ def highlevel_source(
         full refresh): the imports of each page, rejects left in `pending_rejects`."""
         window = ListingWindow.from_mark(None if full_refresh else marks.get(location),
                                          timedelta(minutes=listing_overlap_minutes))
-        unreadable_before = stats.counts[UNREADABLE]
+        unreadable_before = stats.counts[PAGES_NOT_READ]
+        seen: set[str] = set()  # ids listed so far in this run: a page of none new repeats
         for page in listing_pages(client, location, page_size, params):
             records = []
             for record in page:
                 if isinstance(record, dict) and not record:
                     continue  # an empty object stands for "no import" in the object-shaped answer
-                if not isinstance(record, dict) or not _usable_id(record.get("_id")):
-                    pending_rejects.append(reject(
-                        stats, "import without a usable _id", record, "/" + listing_path(location),
-                        200, at=tracker.observed_at))
+                if (why := unusable(record)) is not None:
+                    pending_rejects.append(reject(stats, why, record, "/" + listing_path(location),
+                                                  200, at=tracker.observed_at))
                     continue
                 records.append(prepare(record, location))
+            if page and records and seen.issuperset(r["_id"] for r in records):
+                raise ListingStopped(f"a listing page at skip={len(seen)} named only imports "
+                                     "already listed in this run (the listing repeats)")
+            seen.update(r["_id"] for r in records)
             known = observe(records)
             for record in records:
                 # just observed: finished is what its status says (cheaper than the state)
@@ -214,8 +230,19 @@ def highlevel_source(
             if window.can_stop:
                 stats.counts["listings read incrementally"] += 1
                 break
-        if stats.counts[UNREADABLE] == unreadable_before:  # a page cut short leaves the mark
+        if stats.counts[PAGES_NOT_READ] == unreadable_before:  # a page cut short: no new mark
             marks[location] = window.mark(marks.get(location))
+
+    def unusable(record: Any) -> str | None:
+        """Why a listed import cannot be loaded (its raw form goes to the rejects), or None."""
+        if not isinstance(record, dict) or not _usable_id(record.get("_id")):
+            return "import without a usable _id"
+        if len(str(record["_id"])) > MAX_STATUS_LENGTH:
+            return f"import _id over {MAX_STATUS_LENGTH} characters"
+        status = record.get("status")
+        if isinstance(status, str) and len(status) > MAX_STATUS_LENGTH:
+            return f"import status of {len(status)} characters (over {MAX_STATUS_LENGTH})"
+        return import_columns.admit_flat(record)
 
     @dlt.resource(name="highlevel_imports", selected=False)
     def imports() -> Iterator[list[dict[str, Any]]]:
@@ -246,8 +273,11 @@ def highlevel_source(
                 if code in (401, 403, 429) or code >= 500:
                     raise  # the provider's run ends: a credential, limit or outage problem
                 # one location the API refuses (unknown, no access) does not cost the others
-                stats.failed_parts.append(
-                    f"location {location}: HTTP {code}: {exc.response.text[:200].strip()}")
+                stats.failed_parts.append(redact(
+                    f"location {location}: HTTP {code}: {exc.response.text[:200].strip()}"))
+            except ListingStopped as exc:  # what was read loads; the mark stays where it was
+                stats.failed_parts.append(f"location {location}: listing stopped: {exc}; "
+                                          "the imports listed before it are loaded")
             if pending_rejects:
                 yield taken_rejects()
         tracker.save()  # the run's last observation is made
@@ -341,11 +371,18 @@ def highlevel_source(
         path = f"{listing_path(location)}/{quote(csv_id, safe='')}"
         rows: list[dict[str, Any]] = []
         unreadable_before = len(pending_rejects)
-        for page in client.paginate(path, paginator=SkipLimitPaginator(limit=posts_page_size),
-                                    data_selector="results.posts"):
-            rows.extend({"csv_id": csv_id, "location_id": location, "post_index": len(rows) + i,
-                         **(post if isinstance(post, dict) else {"value": post})}
-                        for i, post in enumerate(page))
+        try:
+            for page in client.paginate(path, paginator=SkipLimitPaginator(limit=posts_page_size),
+                                        data_selector="results.posts"):
+                rows.extend({"csv_id": csv_id, "location_id": location,
+                             "post_index": len(rows) + i,
+                             **(post if isinstance(post, dict) else {"value": post})}
+                            for i, post in enumerate(page))
+        except ListingStopped as exc:
+            stats.counts["posts listings stopped"] += 1
+            stats.failed_parts.append(f"import {csv_id}: posts listing stopped: {exc}; "
+                                      "read again next run")
+            return None
         if len(pending_rejects) > unreadable_before:
             return None
         stats.counts["posts"] += len(rows)

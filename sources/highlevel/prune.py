@@ -18,6 +18,7 @@ from dlt.extract.resource import DltResource
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 
+from sources.common.config_checks import bounds_for, checked_origin, checked_secret
 from sources.common.stats import ProviderStats, counting_session, current_stats
 from sources.common.throttle import RateLimit
 from sources.common.tracking import HISTORY_HINTS, StatusTracker
@@ -29,10 +30,14 @@ GONE_CODES = (404, 422)  # the API's answers for an import that no longer exists
 
 def prune_client(access_token: str, base_url: str, stats: ProviderStats,
                  limit: RateLimit | None = RATE_LIMIT) -> RESTClient:
+    """The client prune uses; `ConfigProblem` for a credential or base URL it must not use."""
+    access_token = checked_secret(access_token, PROVIDER.secret_env_key)
     stats.secrets.add(access_token)
+    base_url = checked_origin(PROVIDER, base_url)
     return RESTClient(base_url=base_url, headers={"Version": API_VERSION},
                       auth=BearerTokenAuth(access_token),
-                      session=counting_session(stats, base_url, limit=limit))
+                      session=counting_session(stats, base_url, bounds_for(PROVIDER),
+                                               limit=limit))
 
 
 def matching_imports(client: RESTClient, location: str, statuses: Sequence[str],

@@ -1,0 +1,149 @@
+"""What a provider's session lets through: requests only to its own origin (redirects included),
+before its run deadline; answers read within a size and a time bound; parsed answers within a
+depth, with long strings cut and any credential masked.
+
+requests has no body-size or total-time limit and strips only `Authorization` on redirects to
+another host, so these are enforced here, in the transport adapter every attempt passes through.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from requests.exceptions import ChunkedEncodingError, ContentDecodingError
+from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError, SSLError
+
+from sources.common.config_checks import Bounds, origin_of, origin_text
+from sources.common.redaction import contains_secret, mask
+
+MAX_REDIRECTS = 3  # same-origin hops followed (a trailing-slash or version redirect)
+_CHUNK = 64 * 1024
+KEPT_OF_REFUSED = 64 * 1024  # bytes of a refused answer kept for its reject row
+TRUNCATED = " [cut: {n} characters in all]"
+
+
+class ForeignOrigin(requests.RequestException):
+    """A request (a redirect's target) to another origin than the provider's: never sent."""
+
+    def __init__(self, target: str, origin: str) -> None:
+        super().__init__(f"redirected to {target}, another origin than {origin}; "
+                         "nothing was sent there")
+        self.target = target
+
+
+class RunDeadlinePassed(requests.RequestException):
+    """The provider's run went past its deadline: no further request is made."""
+
+
+class AnswerRefused(requests.RequestException):
+    """An answer over a bound (size, time): `response` holds its first bytes; never retried."""
+
+    def __init__(self, reason: str, response: requests.Response) -> None:
+        super().__init__(reason, response=response)
+        self.reason = reason
+
+
+class AnswerRejected(ValueError):
+    """A parsed answer over a bound (depth, shape): the job or page it was for is rejected."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class Guard:
+    """The bounds of one provider's session; `counts` is the run summary's counter."""
+
+    origin: tuple[str, str, int]
+    bounds: Bounds
+    counts: Counter[str] = field(default_factory=Counter)
+    deadline: float = 0.0  # time.monotonic() after which no request starts
+
+    def __post_init__(self) -> None:
+        self.deadline = time.monotonic() + self.bounds.run_deadline_seconds
+
+    def check_request(self, url: str) -> None:
+        """Refuse a request to another origin (scheme, host and port) or past the deadline."""
+        try:
+            target = origin_of(url)
+        except ValueError:
+            target = ("?", url[:100], 0)
+        if target != self.origin:
+            raise ForeignOrigin(origin_text(target) if target[0] != "?" else "?",
+                                origin_text(self.origin))
+        if time.monotonic() > self.deadline:
+            raise RunDeadlinePassed(
+                f"the run passed its deadline of {self.bounds.run_deadline_seconds:g} s")
+
+    def read_body(self, response: requests.Response, started: float) -> str | None:
+        """Read the streamed body into `response.content`, decompressed, within
+        `max_body_bytes` and `request_deadline_seconds` from `started`; the reason when it is
+        over one (the connection is then closed and the first bytes kept)."""
+        limit, seconds = self.bounds.max_body_bytes, self.bounds.request_deadline_seconds
+        raw, chunks, size, reason = response.raw, [], 0, None
+        try:
+            while chunk := raw.read1(_CHUNK, decode_content=True):
+                size += len(chunk)
+                chunks.append(chunk)  # at most one chunk past the limit is held
+                if size > limit:
+                    reason = f"answer larger than {limit} bytes (max_body_bytes)"
+                elif time.monotonic() - started > seconds:
+                    reason = (f"answer not complete after {seconds:g} s "
+                              "(request_deadline_seconds)")
+                if reason:
+                    break
+        except ProtocolError as exc:
+            raise ChunkedEncodingError(exc) from None
+        except DecodeError as exc:
+            raise ContentDecodingError(exc) from None
+        except ReadTimeoutError as exc:
+            raise requests.ConnectionError(exc) from None
+        except SSLError as exc:
+            raise requests.exceptions.SSLError(exc) from None
+        body = b"".join(chunks)
+        if reason is None:
+            raw.release_conn()
+        else:
+            response.close()  # the rest is never read; the connection is not reused
+            body = body[:KEPT_OF_REFUSED]
+        response._content = body
+        response._content_consumed = True
+        return reason
+
+    def checked(self, parsed: Any, content: bytes) -> Any:
+        """A parsed answer within the depth bound, long strings cut, secrets masked."""
+        if contains_secret(content):
+            parsed = mask(parsed)
+            self.counts["credentials masked in answers"] += 1
+        if isinstance(parsed, dict | list):
+            _walk(parsed, 1, self.bounds, self.counts, len(content) > self.bounds.max_text_length)
+        return parsed
+
+
+def _walk(value: dict[str, Any] | list[Any], depth: int, bounds: Bounds, counts: Counter[str],
+          long_strings: bool) -> None:
+    """Check depth and object width, cut strings over `max_text_length` (in place)."""
+    if depth > bounds.max_json_depth:
+        raise AnswerRejected(f"answer nested deeper than {bounds.max_json_depth} levels "
+                             "(max_json_depth)")
+    if isinstance(value, dict):
+        if len(value) > bounds.max_columns:
+            raise AnswerRejected(f"an object in the answer has {len(value)} fields, over "
+                                 f"{bounds.max_columns} (max_columns)")
+        items: Any = value.items()
+    else:
+        items = enumerate(value)
+    limit = bounds.max_text_length
+    for key, item in items:
+        kind = type(item)
+        if kind is str:
+            if long_strings and len(item) > limit:
+                value[key] = item[:limit] + TRUNCATED.format(n=len(item))
+                counts["long strings cut"] += 1
+        elif kind is dict or kind is list:
+            _walk(item, depth + 1, bounds, counts, long_strings)
