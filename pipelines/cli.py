@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pipelines import redacted_output
 from pipelines.interrupt import Interrupted, stopping_on_signals
 from pipelines.report import Report
 from pipelines.run_lock import LockUnavailable
@@ -26,6 +27,12 @@ _WIDTH = shutil.get_terminal_size((120, 24)).columns
 console = Console(width=_WIDTH)
 # messages are never broken into lines: a path or key split there cannot be copied (or grepped)
 err_console = Console(stderr=True, width=_WIDTH, soft_wrap=True)
+
+
+@app.callback()
+def _everything_redacted() -> None:
+    """Load upload/import job statuses from SaaS APIs into DuckDB or any dlt destination."""
+    redacted_output.install()
 
 
 def print_report(report: RunReport, title: str = "Run summary") -> None:

@@ -56,8 +56,10 @@ class HighLevelFixture:
         failure_share: float = 0.2,
         rate_max: int = RATE_MAX,
         rate_window: float = RATE_WINDOW_S,
+        reported_count: int | None = None,
     ) -> None:
         self.token = token
+        self.reported_count = reported_count  # a `count` that lies (hostile mode)
         self.rate_max = rate_max
         self.rate_window = rate_window
         self.page_cap = page_cap
@@ -233,7 +235,9 @@ class HighLevelFixture:
                 csvs = [dict(r) for r in rows[skip: skip + limit]]
         return Reply(200, {"success": True, "statusCode": 200,
                            "message": "Fetched CSV Upload Status",
-                           "results": {"csvs": csvs, "count": total}},
+                           "results": {"csvs": csvs, "count": total
+                                       if self.reported_count is None
+                                       else self.reported_count}},
                      headers)
 
     def _get_posts(self, req: SimRequest, location_id: str, csv_id: str) -> Reply:

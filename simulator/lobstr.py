@@ -6,6 +6,7 @@ import random
 from collections.abc import Iterable
 
 from simulator.jobs import ScriptedJobs
+from simulator.ratelimit import WindowLimit
 from simulator.server import Reply, Route, SimRequest
 
 FINISHED = frozenset({"SUCCESS", "FAILURE"})
@@ -18,8 +19,10 @@ class LobstrFixture:
 
     name = "lobstr"
 
-    def __init__(self, token: str = "sim-lobstr-key") -> None:
+    def __init__(self, token: str = "sim-lobstr-key", rate_limit: WindowLimit | None = None
+                 ) -> None:
         self.token = token
+        self.rate_limit = rate_limit  # documented: 90/min on /v1/tasks; a test sets it
         self.tasks: ScriptedJobs[str] = ScriptedJobs()
 
     def add(self, task_id: str, steps: list[str], valid: int = 8, invalid: int = 0,
@@ -48,6 +51,14 @@ class LobstrFixture:
         return [Route("GET", r"/v1/tasks/upload/(?P<task_id>[^/]+)", self._status)]
 
     def _status(self, req: SimRequest, task_id: str) -> Reply:
+        if self.rate_limit is None:
+            return self._status_answer(req, task_id)
+        headers, refused = self.rate_limit.take()
+        reply = refused or self._status_answer(req, task_id)
+        reply.headers.update(headers)
+        return reply
+
+    def _status_answer(self, req: SimRequest, task_id: str) -> Reply:
         if req.header("Authorization") != f"Token {self.token}":
             return Reply(401, {"error": "Invalid token."})
         task = self.tasks.get(task_id)

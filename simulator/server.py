@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -30,11 +31,15 @@ class SimRequest:
 
 @dataclass
 class Reply:
-    """A response: `body` is JSON-encoded unless it is bytes."""
+    """A response: `body` is JSON-encoded unless it is bytes. With `stream`, its chunks are
+    sent one by one (`chunk_delay` seconds apart), chunked unless a Content-Length is given:
+    the hostile mode's endless, huge and trickling bodies (`simulator.hostile`)."""
 
     status: int
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    stream: Iterable[bytes] | None = None
+    chunk_delay: float = 0.0
 
 
 Handler = Callable[..., Reply]
@@ -72,6 +77,7 @@ class LoggedRequest:
     query: dict[str, str]
     status: int
     at: float  # arrival time (time.time())
+    headers: dict[str, str] = field(default_factory=dict)  # lower-cased names
 
 
 @dataclass
@@ -92,9 +98,12 @@ class Fault:
     content_type: str | None = None
     arrived: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
+    # builds the whole reply from the request (hostile answers: echoes, redirects, streams)
+    answer: Callable[[SimRequest], Reply] | None = None
 
-
-    def reply(self) -> Reply | None:
+    def reply(self, req: SimRequest | None = None) -> Reply | None:
+        if self.answer is not None and req is not None:
+            return self.answer(req)
         if self.status is None:
             return None
         headers = {"Retry-After": self.retry_after} if self.retry_after else {}
@@ -112,7 +121,8 @@ class Simulator:
     body separately and Nagle's algorithm plus delayed ACKs stall each keep-alive response ~40 ms.
     """
 
-    def __init__(self, *fixtures: Fixture, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, *fixtures: Fixture, host: str = "127.0.0.1", port: int = 0,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.fixtures = {f.name: f for f in fixtures}
         self._routes = [(f.name, r) for f in fixtures for r in f.routes()]
         self.request_log: list[LoggedRequest] = []
@@ -123,12 +133,16 @@ class Simulator:
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer((host, port), _make_handler(self))
         self._server.daemon_threads = True
+        self.scheme = "http"
+        if tls is not None:  # https on loopback, for redirects from https to http
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+            self.scheme = "https"
         self._thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self.scheme}://{host}:{port}"
 
     def start(self) -> Simulator:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -195,7 +209,7 @@ class Simulator:
         if fault is not None:
             fault.arrived.set()
             fault.release.wait(fault.delay)
-            reply = fault.reply()
+            reply = fault.reply(req)
         if reply is None:
             if route_match is None:
                 reply = Reply(404, {"error": "no such endpoint", "path": req.path})
@@ -204,7 +218,8 @@ class Simulator:
                 reply = route.handler(req, **params)
         with self._lock:
             self.request_log.append(LoggedRequest(
-                provider, req.method, req.path, dict(req.query), reply.status, arrived))
+                provider, req.method, req.path, dict(req.query), reply.status, arrived,
+                dict(req.headers)))
         return provider, reply
 
     def _take_fault(self, req: SimRequest) -> Fault | None:
@@ -242,6 +257,9 @@ def _make_handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                 body=self.rfile.read(length) if length else b"",
             )
             _, reply = sim.handle(req)
+            if reply.stream is not None:
+                self._stream(reply)
+                return
             body, content_type = _encode(reply)
             phrase = HTTPStatus(reply.status).phrase
             headers = {"Content-Type": content_type, **reply.headers,
@@ -249,6 +267,26 @@ def _make_handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
             head = f"HTTP/1.1 {reply.status} {phrase}\r\n" + "".join(
                 f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
             self.wfile.write(head.encode("latin-1") + body)
+
+        def _stream(self, reply: Reply) -> None:
+            headers = {"Content-Type": "application/json", **reply.headers}
+            chunked = "Content-Length" not in headers
+            if chunked:
+                headers["Transfer-Encoding"] = "chunked"
+            head = f"HTTP/1.1 {reply.status} {HTTPStatus(reply.status).phrase}\r\n" + "".join(
+                f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+            try:
+                self.wfile.write(head.encode("latin-1"))
+                for chunk in reply.stream or ():
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+                    self.wfile.flush()
+                    if reply.chunk_delay:
+                        time.sleep(reply.chunk_delay)
+                if chunked:
+                    self.wfile.write(b"0\r\n\r\n")
+            except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
+                pass  # the client stopped reading: what a bounded client does
+            self.close_connection = True
 
         do_GET = do_POST = do_DELETE = do_PATCH = do_PUT = _serve
 

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from simulator.jobs import ScriptedJob, ScriptedJobs
+from simulator.ratelimit import WindowLimit
 from simulator.server import Reply, Route, SimRequest
 
 WAITING = ("pending", "queued")
@@ -34,8 +35,10 @@ class UploadPostFixture:
     name = "upload_post"
 
     def __init__(self, token: str = "sim-upload-post-key", now: datetime | None = None,
-                 tick: timedelta = timedelta(minutes=7)) -> None:
+                 tick: timedelta = timedelta(minutes=7),
+                 rate_limit: WindowLimit | None = None) -> None:
         self.token = token
+        self.rate_limit = rate_limit  # none published; a test sets one
         self.now = now or datetime.now(timezone.utc).replace(microsecond=0)
         self.tick = tick
         self.jobs: ScriptedJobs[tuple[str, str]] = ScriptedJobs()
@@ -160,6 +163,14 @@ class UploadPostFixture:
         return None
 
     def _status(self, req: SimRequest) -> Reply:
+        if self.rate_limit is None:
+            return self._status_answer(req)
+        headers, refused = self.rate_limit.take()
+        reply = refused or self._status_answer(req)
+        reply.headers.update(headers)
+        return reply
+
+    def _status_answer(self, req: SimRequest) -> Reply:
         if (bad := self._unauthorized(req)) is not None:
             return bad
         kind = next((k for k in ("request", "job") if req.query.get(f"{k}_id")), None)

@@ -492,3 +492,82 @@ def test_first_row_key_of_parquet_and_jsonl_files(tmp_path):
     (tmp_path / "t.jsonl").write_bytes(gzip.compress(b'{"_dlt_id": "j1"}\n{"_dlt_id": "j2"}\n'))
     assert first_row_key(str(tmp_path / "t.jsonl"), "jsonl") == "j1"
     assert first_row_key(str(tmp_path / "t.jsonl"), "sql") is None
+
+
+# --- credentials and bounds (test_hostile_network has the same over real HTTP) ---------------
+
+@pytest.mark.parametrize(("url", "ok"), [
+    ("https://api.lobstr.io", "https://api.lobstr.io"),
+    ("https://API.lobstr.io:8443/", "https://api.lobstr.io:8443"),
+    ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+    ("http://127.9.9.9", "http://127.9.9.9"),
+    ("http://localhost:1", "http://localhost:1"),
+    ("http://[::1]:9", "http://[::1]:9"),
+    ("http://api.lobstr.io", None), ("http://10.0.0.1", None),
+    ("https://u:p@api.lobstr.io", None), ("https://u@api.lobstr.io", None),
+    ("https://api.lobstr.io/v1", None), ("https://api.lobstr.io?x=1", None),
+    ("https://api.lobstr.io#f", None), ("ftp://api.lobstr.io", None), ("api.lobstr.io", None),
+])
+def test_base_url_is_an_https_origin_or_loopback(url, ok):
+    from sources.common.config_checks import ConfigProblem, checked_origin
+    from sources.lobstr import PROVIDER as LOBSTR
+
+    if ok is None:
+        with pytest.raises(ConfigProblem) as raised:
+            checked_origin(LOBSTR, url)
+        assert "SOURCES__LOBSTR__BASE_URL" in str(raised.value)
+        assert ":p@" not in str(raised.value)
+    else:
+        assert checked_origin(LOBSTR, url) == ok
+
+
+@pytest.mark.parametrize("value", ["tok-123456\n", " tok-123456", "tok\x00-123456", "", "  "])
+def test_unusable_credentials_name_the_key_never_the_value(value):
+    from sources.common.config_checks import ConfigProblem, checked_secret
+
+    with pytest.raises(ConfigProblem) as raised:
+        checked_secret(value, "SOURCES__X__API_KEY")
+    assert "SOURCES__X__API_KEY" in str(raised.value)
+    assert "123456" not in str(raised.value)
+
+
+def test_every_form_of_a_secret_is_redacted():
+    from sources.common.redaction import mask, redact, register
+
+    secret = "s3cr/et+tok\"en"
+    register(secret)
+    text = f"a {secret} b {secret!r} c s3cr%2Fet%2Btok%22en d s3cr%2Fet%2Btok%22en e " \
+           + json.dumps(secret)
+    assert "s3cr" not in redact(text)
+    assert mask({"k": [f"x{secret}y"], secret: 1}) == {"k": ["x***y"], "***": 1}
+
+
+def test_parsed_answers_are_bounded_in_depth_width_and_string_length():
+    from collections import Counter
+
+    from sources.common.config_checks import Bounds
+    from sources.common.http_guard import AnswerRejected, Guard
+
+    bounds = Bounds()
+    bounds.max_json_depth, bounds.max_columns, bounds.max_text_length = 3, 4, 5
+    guard = Guard(("https", "h", 443), bounds, Counter())
+    assert guard.checked({"a": {"b": ["abcdefgh"]}}, b"x" * 10) == {
+        "a": {"b": ["abcde [cut: 8 characters in all]"]}}
+    with pytest.raises(AnswerRejected, match="deeper than 3"):
+        guard.checked({"a": {"b": {"c": {}}}}, b"")
+    with pytest.raises(AnswerRejected, match="5 fields"):
+        guard.checked({str(i): i for i in range(5)}, b"")
+
+
+def test_rate_limit_reset_header_pauses_until_the_reset():
+    clock = [1000.0]
+    limiter = RateLimiter(None, clock=lambda: clock[0], sleep=lambda s: clock.__setitem__(
+        0, clock[0] + s))
+    limiter.observe("up", {"X-RateLimit-Remaining": "0",
+                           "X-RateLimit-Reset": "1700000012.5"}, now=1700000010.0)
+    limiter.acquire("up")
+    assert clock[0] == pytest.approx(1002.5)
+    limiter.observe("up", {"X-RateLimit-Remaining": "3", "X-RateLimit-Reset": "9999999999"})
+    limiter.observe("up", {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "soon"})
+    limiter.acquire("up")
+    assert clock[0] == pytest.approx(1002.5)
