@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
