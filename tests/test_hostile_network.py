@@ -31,7 +31,8 @@ from simulator import (
 )
 from simulator.ratelimit import WindowLimit
 from sources.common.redaction import variants
-from tests.conftest import REPO
+
+REPO = Path(__file__).parents[1]
 
 TOKENS = {"highlevel": "hl-TOKEN-5d1c9e77a2", "upload_post": "up-TOKEN-0b8f3e21c4",
           "lobstr": "lb-TOKEN-9a7d6c5b4e", "cleartax": "ct-TOKEN-3e2f1a0b9d"}
