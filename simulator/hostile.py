@@ -94,6 +94,15 @@ def trickle(path: str, body: dict[str, Any], bytes_per_second: float = 1.0,
         chunk_delay=1.0 / bytes_per_second))
 
 
+def slow_headers(path: str, body: dict[str, Any], bytes_per_second: float = 1.0,
+                 times: int = 1) -> Fault:
+    """A valid answer whose status line and headers arrive one byte at a time."""
+    data = json.dumps(body).encode()
+    return Fault(None, path, times=times, answer=lambda req: Reply(
+        200, headers={"Content-Length": str(len(data))}, stream=[data],
+        head_delay=1.0 / bytes_per_second))
+
+
 def nested(depth: int, leaf: Any = 1) -> Any:
     value = leaf
     for _ in range(depth):

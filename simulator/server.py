@@ -40,6 +40,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     stream: Iterable[bytes] | None = None
     chunk_delay: float = 0.0
+    head_delay: float = 0.0  # seconds between the bytes of the status line and headers
 
 
 Handler = Callable[..., Reply]
@@ -276,7 +277,13 @@ def _make_handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
             head = f"HTTP/1.1 {reply.status} {HTTPStatus(reply.status).phrase}\r\n" + "".join(
                 f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
             try:
-                self.wfile.write(head.encode("latin-1"))
+                if reply.head_delay:
+                    for byte in head.encode("latin-1"):
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(reply.head_delay)
+                else:
+                    self.wfile.write(head.encode("latin-1"))
                 for chunk in reply.stream or ():
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
                     self.wfile.flush()

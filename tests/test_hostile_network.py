@@ -40,7 +40,7 @@ SECRET_KEYS = {"highlevel": "ACCESS_TOKEN", "upload_post": "API_KEY", "lobstr": 
                "cleartax": "AUTH_TOKEN"}
 PATHS = {"highlevel": r"/social-media-posting/.*", "upload_post": r"/api/uploadposts/.*",
          "lobstr": r"/v1/tasks/upload/.*", "cleartax": r"/api/v0\.2/.*"}
-TASKS = [f"{i:032x}" for i in range(1, 9)]
+TASKS = [f"{i:032x}" for i in range(1, 10)]
 DB = "upload_status_data.duckdb"
 
 
@@ -270,6 +270,7 @@ def test_answers_over_a_bound_are_rejected_and_everything_else_loads(api, tmp_pa
     api.sim.inject(hostile.deep_json(task + TASKS[4], ok, depth=300))
     api.sim.inject(hostile.wide_json(task + TASKS[5], ok, keys=5000))
     api.sim.inject(hostile.long_status(task + TASKS[6], "state", ok))
+    api.sim.inject(hostile.slow_headers(task + TASKS[7], {**ok, "id": TASKS[7]}))
     api.sim.inject(hostile.deep_json(PATHS["highlevel"], {"results": {"csvs": [], "count": 0}}))
     env = {**api.env(), "SOURCES__REQUEST_DEADLINE_SECONDS": "4"}
 
@@ -277,24 +278,25 @@ def test_answers_over_a_bound_are_rejected_and_everything_else_loads(api, tmp_pa
 
     assert first.peak_mb < 500, first.peak_mb
     reasons = dict(db_rows(tmp_path, "select job_ref, reason from {ds}.lobstr_rejects"))
-    assert set(reasons) == set(TASKS[:7]), first.stderr
+    assert set(reasons) == set(TASKS[:8]), first.stderr
     assert "larger than 33554432 bytes" in reasons[TASKS[0]]
     assert "larger than" in reasons[TASKS[1]] and "larger than" in reasons[TASKS[2]]
     assert "not complete after 4 s" in reasons[TASKS[3]]
     assert "deeper than 32 levels" in reasons[TASKS[4]]
     assert "5002 fields" in reasons[TASKS[5]]
     assert "status of" in reasons[TASKS[6]]
-    assert db_rows(tmp_path, "select job_ref from {ds}.lobstr_upload_tasks") == [(TASKS[7],)]
+    assert "no complete answer headers within" in reasons[TASKS[7]]
+    assert db_rows(tmp_path, "select job_ref from {ds}.lobstr_upload_tasks") == [(TASKS[8],)]
     assert db_rows(tmp_path, "select reason from {ds}.highlevel_rejects") == [
         ("answer nested deeper than 32 levels (max_json_depth)",)]
     loaded = db_rows(tmp_path, "select provider, count(*) from {ds}.upload_jobs group by 1")
     assert dict(loaded) == {"lobstr": 1, "cleartax": 2, "upload_post": 1}, first.stderr
-    assert "lobstr" in first.stdout and "poll errors 7" in first.stdout
+    assert "lobstr" in first.stdout and "poll errors 8" in first.stdout
 
     second = run_cli(tmp_path, env)  # the API behaves again: the rejected ones load now
 
     assert second.returncode == 0, second.stderr
-    assert db_rows(tmp_path, "select count(*) from {ds}.lobstr_upload_tasks") == [(8,)]
+    assert db_rows(tmp_path, "select count(*) from {ds}.lobstr_upload_tasks") == [(9,)]
     assert db_rows(tmp_path, "select count(*) from {ds}.highlevel_csv_uploads") == [(6,)]
     assert leaks(tmp_path, second) == []
 
@@ -369,3 +371,38 @@ def test_upload_post_rate_limit_headers_are_honoured(polled_sim, run_polled, mon
     assert report.exit_code == 0, report.providers[0].errors
     assert up.rate_limit.refused == 0
     assert len(polled_sim.requests("upload_post", path_pattern=r".*/status")) == 15
+
+
+def test_a_provider_run_past_its_deadline_fails_alone(polled_sim, run_polled, query,
+                                                      monkeypatch):
+    lobstr, cleartax = polled_sim.fixtures["lobstr"], polled_sim.fixtures["cleartax"]
+    tasks = [lobstr.add(f"{i:032x}", ["SUCCESS"]) for i in range(1, 21)]
+    monkeypatch.setenv("SOURCES__LOBSTR__UPLOAD_TASK_IDS", json.dumps(tasks))
+    monkeypatch.setenv("SOURCES__CLEARTAX__ACTIVITIES", json.dumps([cleartax.add(
+        "TE1", "act-1", ["PROCESSED"])]))
+    monkeypatch.setenv("SOURCES__LOBSTR__RUN_DEADLINE_SECONDS", "1")
+    monkeypatch.setenv("SOURCES__LOBSTR__CONCURRENCY", "1")
+    polled_sim.latency = 0.2  # 20 tasks one at a time: 4 s, past the deadline
+
+    report = run_polled("lobstr", "cleartax")
+
+    outcomes = {p.provider: p for p in report.providers}
+    assert outcomes["lobstr"].outcome == "failed" and outcomes["cleartax"].outcome == "loaded"
+    assert ("lobstr: the run passed its deadline of 1 s (SOURCES__LOBSTR__RUN_DEADLINE_SECONDS)"
+            in outcomes["lobstr"].errors[0])
+    assert len(polled_sim.requests("lobstr")) < 20
+    assert query("select count(*) from {ds}.cleartax_upload_activities") == [(1,)]
+
+
+def test_long_strings_are_cut_to_the_documented_length(polled_sim, run_polled, query,
+                                                       monkeypatch):
+    cleartax = polled_sim.fixtures["cleartax"]
+    ref = cleartax.add("TE1", "act-1", ["ABORTED"], error="E" * 10_000)
+    monkeypatch.setenv("SOURCES__CLEARTAX__ACTIVITIES", json.dumps([ref]))
+
+    report = run_polled("cleartax")
+
+    assert report.exit_code == 0
+    assert report.providers[0].counts["long strings cut"] == 1
+    (message,) = query("select error_message from {ds}.cleartax_upload_activities")[0]
+    assert message == "E" * 4000 + " [cut: 10000 characters in all]"

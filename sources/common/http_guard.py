@@ -8,6 +8,9 @@ another host, so these are enforced here, in the transport adapter every attempt
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -53,6 +56,65 @@ class AnswerRejected(ValueError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class RequestDeadlinePassed(Exception):
+    """No status line and headers within the request's deadline (a server trickling them):
+    the connection was cut; like an answer over a bound, never retried. Not an OSError, so
+    neither urllib3 nor dlt take it for a connection error to retry."""
+
+
+# the deadline of the request this thread is sending (set by the adapter, read while waiting
+# for the headers, where no read of ours could check it)
+_sending = threading.local()
+
+
+class _WatchedConnection:
+    """A urllib3 connection that cuts itself when the headers have not all arrived by the
+    deadline of the request being sent: each byte arriving in time keeps a plain socket
+    timeout from firing, so only a timer can bound the wait as a whole."""
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        deadline = getattr(_sending, "deadline", None)
+        if deadline is None:
+            return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+        fired = threading.Event()
+
+        def cut() -> None:
+            fired.set()
+            with contextlib.suppress(OSError, AttributeError):
+                self.sock.shutdown(socket.SHUT_RDWR)  # type: ignore[attr-defined]
+
+        timer = threading.Timer(max(deadline - time.monotonic(), 0.0), cut)
+        timer.daemon = True
+        timer.start()
+        try:
+            return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+        except Exception:
+            if fired.is_set():
+                raise RequestDeadlinePassed("no complete answer headers within the request "
+                                            "deadline (request_deadline_seconds)") from None
+            raise
+        finally:
+            timer.cancel()
+
+
+def watch(pool: Any) -> Any:
+    """`pool` (a urllib3 connection pool) making watched connections from now on."""
+    base = pool.ConnectionCls
+    if not issubclass(base, _WatchedConnection):
+        pool.ConnectionCls = type(f"Watched{base.__name__}", (_WatchedConnection, base), {})
+    return pool
+
+
+@contextlib.contextmanager
+def sending(deadline: float) -> Any:
+    """The request this thread sends within the block must have its headers by `deadline`."""
+    _sending.deadline = deadline
+    try:
+        yield
+    finally:
+        _sending.deadline = None
 
 
 @dataclass

@@ -282,7 +282,7 @@ class Poller:
         code = response.status_code
         self.stats.counts["polled"] += 1
         if (refusal := getattr(response, "refusal", None)) is not None:
-            self._job_error(ref, response, f"HTTP {code}: {refusal}")
+            self._job_error(ref, response, f"HTTP {code}: {refusal}" if code else refusal)
             return None
         if code in (401, 403, 429) or code >= 500:
             # a rejected credential, or a limit/outage dlt's retries did not get past: this

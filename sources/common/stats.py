@@ -16,7 +16,14 @@ from dlt.sources.helpers.requests import Client
 from requests.adapters import HTTPAdapter
 
 from sources.common.config_checks import Bounds, origin_of
-from sources.common.http_guard import MAX_REDIRECTS, AnswerRefused, Guard
+from sources.common.http_guard import (
+    MAX_REDIRECTS,
+    AnswerRefused,
+    Guard,
+    RequestDeadlinePassed,
+    sending,
+    watch,
+)
 from sources.common.throttle import RateLimit, RateLimiter
 
 
@@ -83,8 +90,11 @@ class _CountingAdapter(HTTPAdapter):
         slot = self._limiter.acquire(key)
         started = time.monotonic()
         try:
-            response = super().send(request, stream=True, **kwargs)
+            with sending(started + self.guard.bounds.request_deadline_seconds):
+                response = super().send(request, stream=True, **kwargs)
             refused = self.guard.read_body(response, started)
+        except RequestDeadlinePassed as exc:  # not retried, and rejected like a slow body
+            raise AnswerRefused(str(exc), no_answer(request)) from None
         finally:
             self._limiter.release(slot)
         self._limiter.observe(key, response.headers)
@@ -92,6 +102,17 @@ class _CountingAdapter(HTTPAdapter):
         if refused:
             raise AnswerRefused(refused, response)
         return response
+
+    def get_connection_with_tls_context(self, *args: Any, **kwargs: Any) -> Any:
+        return watch(super().get_connection_with_tls_context(*args, **kwargs))
+
+
+def no_answer(request: requests.PreparedRequest) -> requests.Response:
+    """The stand-in for an answer that never came (status 0, no body), for its reject row."""
+    response = requests.Response()
+    response.status_code, response.url, response.request = 0, request.url or "", request
+    response._content = b""
+    return response
 
 
 def is_unreadable(response: requests.Response | None,
