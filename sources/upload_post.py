@@ -17,10 +17,13 @@ from dlt.sources.helpers.rest_client import RESTClient
 
 from sources.common import status as s
 from sources.common.analytics import failure_rows_sql
-from sources.common.bad_input import PAGES_NOT_READ
+from sources.common.bad_input import PAGES_NOT_READ, as_rejects, reject
+from sources.common.columns import ColumnBudget
+from sources.common.config_checks import bounds_for
 from sources.common.paginators import ListingStopped, PageItemsPaginator
 from sources.common.polling import (
     DEFAULT_CONCURRENCY,
+    POLL_COLUMNS,
     InvalidJobRef,
     JobRef,
     PolledProvider,
@@ -28,6 +31,7 @@ from sources.common.polling import (
     check_id,
     polled_resources,
 )
+from sources.common.stats import current_stats
 from sources.common.throttle import RateLimit
 from sources.common.tracking import StatusTracker
 
@@ -271,11 +275,24 @@ def upload_post_source(
                                         RateLimit.of(rate_limit_requests, rate_limit_period),
                                         concurrency)
 
+    stats = current_stats(PROVIDER.name)
+    budget = ColumnBudget("upload_post_history", bounds_for(PROVIDER).max_columns,
+                          PROVIDER.env_key("max_columns"))
+
     @dlt.transformer(data_from=feed, name="upload_post_history", primary_key="event_key",
                      write_disposition="merge", columns=EVENT_COLUMNS)
-    def upload_post_history(sightings: TDataItems) -> Iterator[list[dict[str, Any]]]:
-        """One row per platform upload event of the history listing, every field kept."""
-        rows = [x["event"] for x in sightings if x.get("event")]
+    def upload_post_history(sightings: TDataItems) -> Iterator[Any]:
+        """One row per platform upload event of the history listing, every field kept; an
+        event that would widen the table past `max_columns` goes to the rejects."""
+        rows, rejected = [], []
+        for event in (x["event"] for x in sightings if x.get("event")):
+            if (why := budget.admit_flat(event)) is None:
+                rows.append(event)
+            else:
+                rejected.append(reject(stats, why, event, "/api/uploadposts/history", 200))
+        if rejected:
+            # the rejects table is also fed by the jobs resource: its required columns relax too
+            yield as_rejects(PROVIDER.name, rejected, {**POLL_COLUMNS, **EVENT_COLUMNS})
         if rows:
             yield rows
 

@@ -406,3 +406,24 @@ def test_long_strings_are_cut_to_the_documented_length(polled_sim, run_polled, q
     assert report.providers[0].counts["long strings cut"] == 1
     (message,) = query("select error_message from {ds}.cleartax_upload_activities")[0]
     assert message == "E" * 4000 + " [cut: 10000 characters in all]"
+
+
+def test_history_events_widening_the_table_past_its_bound_are_rejected(
+        polled_sim, run_polled, query, monkeypatch):
+    up = polled_sim.fixtures["upload_post"]
+    up.add("request", "r1", ["completed"])
+    monkeypatch.setenv("SOURCES__UPLOAD_POST__MAX_COLUMNS", "40")
+    events = up.history()
+    # each event has fewer fields than the bound; the second one's would take the table past it
+    wide = [{**events[0], "request_id": f"r-{x}", **{f"{x}_{i}": i for i in range(20)}}
+            for x in ("a", "b")]
+    polled_sim.inject(hostile.Fault(None, r"/api/uploadposts/history", answer=lambda req: (
+        hostile.Reply(200, {"history": [*events, *wide], "total": 3, "page": 1, "limit": 100}))))
+
+    report = run_polled("upload_post")
+
+    assert report.exit_code == 0, report.providers[0].errors
+    assert sorted(query("select distinct request_id from {ds}.upload_post_history")) == [
+        ("r-a",), ("r1",)]
+    (reason,) = query("select reason from {ds}.upload_post_rejects")[0]
+    assert "upload_post_history" in reason and "SOURCES__UPLOAD_POST__MAX_COLUMNS" in reason

@@ -46,7 +46,7 @@ REJECT_COLUMNS: TTableSchemaColumns = {
     "reject_key": {"data_type": "text", "nullable": False},
     "provider": {"data_type": "text"},
     "endpoint": {"data_type": "text"},  # request path, no query (never a credential)
-    "job_ref": {"data_type": "text"},
+    "job_ref": {"data_type": "text", "nullable": True},  # a listing's rejects have none
     "reason": {"data_type": "text"},
     "http_status": {"data_type": "bigint"},
     "raw": {"data_type": "text"},
