@@ -9,10 +9,13 @@ another host, so these are enforced here, in the transport adapter every attempt
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,10 +72,59 @@ class RequestDeadlinePassed(Exception):
 _sending = threading.local()
 
 
+class _Watchdog:
+    """One thread running the actions whose deadline passed (cutting a connection): a timer
+    thread per request cost a thread start on every poll."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._live: set[int] = set()
+        self._ids = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, deadline: float, action: Callable[[], None]) -> int:
+        with self._cond:
+            token = next(self._ids)
+            heapq.heappush(self._heap, (deadline, token, action))
+            self._live.add(token)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="request-deadlines",
+                                                daemon=True)
+                self._thread.start()
+            if self._heap[0][1] == token:
+                self._cond.notify()
+        return token
+
+    def disarm(self, token: int) -> None:
+        with self._cond:
+            self._live.discard(token)
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                while self._heap and self._heap[0][1] not in self._live:
+                    heapq.heappop(self._heap)  # disarmed: the request ended in time
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                deadline, token, action = self._heap[0]
+                if (wait := deadline - time.monotonic()) > 0:
+                    self._cond.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+                self._live.discard(token)
+                with contextlib.suppress(Exception):
+                    action()
+
+
+_watchdog = _Watchdog()
+
+
 class _WatchedConnection:
-    """A urllib3 connection that cuts itself when the headers have not all arrived by the
-    deadline of the request being sent: each byte arriving in time keeps a plain socket
-    timeout from firing, so only a timer can bound the wait as a whole."""
+    """A urllib3 connection that is cut when the headers have not all arrived by the deadline
+    of the request being sent: each byte arriving in time keeps a plain socket timeout from
+    firing, so only a watchdog can bound the wait as a whole."""
 
     def getresponse(self, *args: Any, **kwargs: Any) -> Any:
         deadline = getattr(_sending, "deadline", None)
@@ -85,9 +137,7 @@ class _WatchedConnection:
             with contextlib.suppress(OSError, AttributeError):
                 self.sock.shutdown(socket.SHUT_RDWR)  # type: ignore[attr-defined]
 
-        timer = threading.Timer(max(deadline - time.monotonic(), 0.0), cut)
-        timer.daemon = True
-        timer.start()
+        token = _watchdog.arm(deadline, cut)
         try:
             return super().getresponse(*args, **kwargs)  # type: ignore[misc]
         except Exception:
@@ -96,7 +146,7 @@ class _WatchedConnection:
                                             "deadline (request_deadline_seconds)") from None
             raise
         finally:
-            timer.cancel()
+            _watchdog.disarm(token)
 
 
 def watch(pool: Any) -> Any:
