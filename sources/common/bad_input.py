@@ -172,7 +172,7 @@ class TolerantClient(RESTClient):
     `on_unreadable` (a reject row) and paging of that listing stops there; the other listings
     go on. A listing with more than `max_pages` pages ends with `ListingStopped`."""
 
-    def __init__(self, *args: Any, on_unreadable: Any, max_pages: int = 2000,
+    def __init__(self, *args: Any, on_unreadable: Any, max_pages: int = 20_000,
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._on_unreadable = on_unreadable
