@@ -8,6 +8,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,12 +161,12 @@ def postgres_dsn() -> str:
     return dsn
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
-def warehouse(request: pytest.FixtureRequest, tmp_path: Path, db_path: Path
-              ) -> Iterator[Warehouse]:
-    """The same pipeline into a DuckDB file and into a real Postgres server (own schema)."""
-    pipelines_dir = str(tmp_path / "pipelines")
-    if request.param == "duckdb":
+@contextmanager
+def warehouse_at(kind: str, folder: Path, db_path: Path) -> Iterator[Warehouse]:
+    """The pipeline into a DuckDB file at `db_path` or into a real Postgres server (a schema
+    of its own, dropped afterwards), its local folder under `folder`."""
+    pipelines_dir = str(folder / "pipelines")
+    if kind == "duckdb":
         pipeline = dlt.pipeline("upload_status", destination=dlt.destinations.duckdb(
             str(db_path)), dataset_name=DATASET, pipelines_dir=pipelines_dir)
         yield Warehouse("duckdb", pipeline, lambda sql: read_duckdb(db_path, sql))
@@ -182,7 +183,17 @@ def warehouse(request: pytest.FixtureRequest, tmp_path: Path, db_path: Path
             cur.execute(sql.replace("{ds}", dataset))
             return [tuple(row) for row in cur.fetchall()]
 
-    yield Warehouse("postgres", pipeline, query_postgres)
-    with psycopg2.connect(dsn) as con, con.cursor() as cur:
-        for schema in (dataset, f"{dataset}_staging"):
-            cur.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    try:
+        yield Warehouse("postgres", pipeline, query_postgres)
+    finally:
+        with psycopg2.connect(dsn) as con, con.cursor() as cur:
+            for schema in (dataset, f"{dataset}_staging"):
+                cur.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def warehouse(request: pytest.FixtureRequest, tmp_path: Path, db_path: Path
+              ) -> Iterator[Warehouse]:
+    """The same pipeline into a DuckDB file and into a real Postgres server (own schema)."""
+    with warehouse_at(request.param, tmp_path, db_path) as made:
+        yield made

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import warehouse_at
 
 from pipelines.runner import run_providers
 from simulator import (
@@ -168,21 +169,27 @@ class Scenario:
             self.observed[key].append(row["native_status"])
 
 
-@pytest.fixture
-def loaded(warehouse, monkeypatch):
-    """The scenario run twice, with the simulator advancing in between."""
-    scenario = Scenario()
-    with Simulator(scenario.highlevel, scenario.up, scenario.lobstr, scenario.cleartax) as sim:
-        for key, value in scenario.env(sim.base_url).items():
-            monkeypatch.setenv(key, value)
-        for run in range(2):
-            if run:
-                sim.advance()
-            report = run_providers(pipeline=warehouse.pipeline)
-            assert report.exit_code == 0, [(p.provider, p.errors) for p in report.providers]
-            assert report.views_error is None
-            scenario.note_run()
-    return scenario, warehouse
+@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+def loaded(request, tmp_path_factory):
+    """The scenario run twice, with the simulator advancing in between; loaded once per
+    destination for the tests of this module, which only read it."""
+    folder = tmp_path_factory.mktemp("views")
+    with warehouse_at(request.param, folder, folder / "warehouse.duckdb") as warehouse:
+        scenario = Scenario()
+        with pytest.MonkeyPatch.context() as env, Simulator(
+                scenario.highlevel, scenario.up, scenario.lobstr, scenario.cleartax) as sim:
+            env.chdir(folder)
+            env.setenv("DLT_DATA_DIR", str(folder / "dlt_data"))
+            for key, value in scenario.env(sim.base_url).items():
+                env.setenv(key, value)
+            for run in range(2):
+                if run:
+                    sim.advance()
+                report = run_providers(pipeline=warehouse.pipeline)
+                assert report.exit_code == 0, [(p.provider, p.errors) for p in report.providers]
+                assert report.views_error is None
+                scenario.note_run()
+        yield scenario, warehouse
 
 
 def test_upload_jobs_has_every_job_exactly_as_the_scenario_says(loaded):
