@@ -276,6 +276,7 @@ def test_answers_over_a_bound_are_rejected_and_everything_else_loads(api, tmp_pa
 
     first = run_cli(tmp_path, env)
 
+    print(f"peak RSS of the hostile run: {first.peak_mb:.0f} MB")
     assert first.peak_mb < 500, first.peak_mb
     reasons = dict(db_rows(tmp_path, "select job_ref, reason from {ds}.lobstr_rejects"))
     assert set(reasons) == set(TASKS[:8]), first.stderr
@@ -430,3 +431,22 @@ def test_history_events_widening_the_table_past_its_bound_are_rejected(
         ("r-a",), ("r1",)]
     (reason,) = query("select reason from {ds}.upload_post_rejects")[0]
     assert "upload_post_history" in reason and "SOURCES__UPLOAD_POST__MAX_COLUMNS" in reason
+
+
+def test_upload_post_history_repeating_forever_stops_and_its_jobs_still_load(
+        polled_sim, run_polled, query):
+    up = polled_sim.fixtures["upload_post"]
+    for i in range(3):
+        up.add("request", f"r{i}", ["completed"])
+    page = up.history()
+    polled_sim.inject(hostile.Fault(None, r"/api/uploadposts/history", times=100_000,
+                                    answer=lambda req: hostile.Reply(200, {
+                                        "history": page * 34, "total": 10**9, "page": 1,
+                                        "limit": 100})))  # a full page, the same every time
+
+    report = run_polled("upload_post")
+
+    assert report.exit_code == 1
+    assert "history listing stopped at page 2" in " ".join(report.providers[0].errors)
+    assert len(polled_sim.requests("upload_post", path_pattern=r".*/history")) == 2
+    assert query("select count(*) from {ds}.upload_post_uploads") == [(3,)]
