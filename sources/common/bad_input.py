@@ -182,10 +182,9 @@ class TolerantClient(RESTClient):
         try:
             return super()._send_request(request, **kwargs)
         except AnswerRefused as exc:  # never retried; an error status still counts as one
-            response = exc.response
-            response.refusal = exc.reason  # type: ignore[union-attr]
-            response.raise_for_status()  # type: ignore[union-attr]
-            return response  # type: ignore[return-value]
+            response = exc.marked_response()
+            response.raise_for_status()
+            return response
 
     def paginate(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         for number, page in enumerate(super().paginate(*args, **kwargs), 1):

@@ -53,24 +53,25 @@ def checked_origin(provider: Provider, url: str) -> str:
     up in traces and logs), no path, query or fragment (a path is not appended to: the API's
     paths are). The value itself is never in the message: it may hold a password."""
     key = provider.env_key("base_url")
+    url = str(url).strip()
     try:
-        parts = urlsplit(str(url).strip())
-        scheme, host, _ = origin_of(str(url).strip())
+        parts = urlsplit(url)
+        origin = origin_of(url)
     except ValueError:
         raise ConfigProblem(f"{key} must be an origin such as {provider.base_url}") from None
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
         raise ConfigProblem(f"{key} must not hold a user name or password; the credential "
                             f"goes in {provider.secret_env_key}")
+    scheme, host, _ = origin
     if scheme not in _DEFAULT_PORTS:
         raise ConfigProblem(f"{key} must start with https:// (e.g. {provider.base_url})")
-    if parts.path not in ("", "/") or parts.query or parts.fragment or "?" in str(url) \
-            or "#" in str(url):
+    if parts.path not in ("", "/") or "?" in url or "#" in url:
         raise ConfigProblem(f"{key} must be the origin only (scheme, host, port), without a "
                             f"path, query or fragment: e.g. {provider.base_url}")
     if scheme == "http" and not is_loopback(host):
         raise ConfigProblem(f"{key} must use https:// for {host}: plain http would send the "
                             "credential in cleartext (http is accepted for loopback hosts only)")
-    return origin_text(origin_of(str(url).strip()))
+    return origin_text(origin)
 
 
 def checked_secret(value: object, key: str) -> str:

@@ -52,6 +52,11 @@ class AnswerRefused(requests.RequestException):
         super().__init__(reason, response=response)
         self.reason = reason
 
+    def marked_response(self) -> requests.Response:
+        """The answer, carrying the reason as `refusal`, for the caller to reject it."""
+        self.response.refusal = self.reason  # type: ignore[union-attr]
+        return self.response  # type: ignore[return-value]
+
 
 class AnswerRejected(ValueError):
     """A parsed answer over a bound (depth, shape): the job or page it was for is rejected."""

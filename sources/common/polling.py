@@ -249,8 +249,7 @@ class Poller:
         try:
             return self.client.session.send(request)
         except AnswerRefused as exc:  # over a bound: this job's answer is rejected, not retried
-            exc.response.refusal = exc.reason  # type: ignore[union-attr]
-            return exc.response  # type: ignore[return-value]
+            return exc.marked_response()
 
     def poll_all(self, refs: Sequence[JobRef], concurrency: int) -> list[dict[str, Any]]:
         """Rows of every job in `refs` that answered; requests run `concurrency` at a time
