@@ -73,7 +73,7 @@ def prune(location: str, statuses: Sequence[str], older_than_days: float | None,
             try:
                 result.outcomes = delete_imports(client, location, result.matches, now)
             except (HTTPError, RequestException) as exc:
-                raise UsageError(describe_failure(PROVIDER, exc, stats.secrets)) from None
+                raise UsageError(describe_failure(PROVIDER, exc)) from None
             pipeline.run(deletions_source(result.outcomes),
                          loader_file_format=loader_file_format(pipeline))
     return result
@@ -84,4 +84,4 @@ def _matches(client: Any, location: str, statuses: Sequence[str], older_than_day
     try:
         return matching_imports(client, location, statuses, older_than_days, now)
     except (HTTPError, RequestException) as exc:
-        raise UsageError(describe_failure(PROVIDER, exc, stats.secrets)) from None
+        raise UsageError(describe_failure(PROVIDER, exc)) from None

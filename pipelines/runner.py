@@ -287,8 +287,8 @@ def _load_provider(pipeline: dlt.Pipeline, provider: Provider, source: Any,
             stats.outcome = "interrupted"
             raise Interrupted(signum) from None
         stats.outcome = "failed"
-        stats.errors.append(describe_failure(provider, exc, stats.secrets))
-        if (aside := set_aside(pipeline, exc, stats.secrets)) is not None:
+        stats.errors.append(describe_failure(provider, exc))
+        if (aside := set_aside(pipeline, exc)) is not None:
             stats.errors.append(
                 f"{provider.name}: the destination refused this run's load package for good; "
                 f"it is set aside in {aside.path} and the next run reads these jobs again "

@@ -12,7 +12,6 @@ counted in the run summary, and never a reason to lose the other records of the 
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
@@ -23,12 +22,12 @@ from urllib.parse import urlsplit
 import dlt
 import pendulum
 from dlt.common.data_types import coerce_value
-from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.common.schema.typing import TTableSchemaColumns
 from dlt.extract.items import DataItemWithMeta
 from dlt.sources.helpers.rest_client import RESTClient
 from requests import Response
 
+from sources.common.columns import normalized
 from sources.common.http_guard import AnswerRefused
 from sources.common.paginators import ListingStopped
 from sources.common.redaction import redact
@@ -40,7 +39,6 @@ UNREADABLE = f"rejected: {UNREADABLE_BODY}"  # their counter in the run's stats
 PAGES_NOT_READ = "listing pages not read"  # not JSON or over a bound: the listing stopped there
 RAW_LIMIT = 20_000  # characters of a rejected body kept; enough to see what the server sent
 _CHECKED_TYPES = frozenset({"bigint", "double", "bool", "timestamp", "date"})
-_naming = NamingConvention()
 
 REJECT_COLUMNS: TTableSchemaColumns = {
     "reject_key": {"data_type": "text", "nullable": False},
@@ -108,7 +106,7 @@ def misfit_fields(record: Mapping[str, Any], columns: TTableSchemaColumns,
     flattens them (`meta.valid` is column `meta__valid`)."""
     misfits = []
     for key, value in record.items():
-        name = prefix + _normalized(key)
+        name = prefix + normalized(key)
         if isinstance(value, dict):
             misfits.extend(misfit_fields(value, columns, name + "__"))
             continue
@@ -121,12 +119,6 @@ def misfit_fields(record: Mapping[str, Any], columns: TTableSchemaColumns,
         except (ValueError, TypeError, OverflowError):
             misfits.append(key)
     return misfits
-
-
-@functools.lru_cache(maxsize=4096)
-def _normalized(key: str) -> str:
-    # every record repeats the same few keys; dlt's normalizer costs ~2 us a call
-    return _naming.normalize_identifier(key)
 
 
 def count_misfits(stats: ProviderStats, record: Mapping[str, Any],

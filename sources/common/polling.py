@@ -413,7 +413,6 @@ def polled_resources(
     """
     stats = current_stats(provider.name)
     secret = checked_secret(secret, provider.secret_env_key)
-    stats.secrets.add(secret)
     base_url = checked_origin(provider, base_url)
     bounds = bounds_for(provider)
     refs, bad = split_refs(provider, config_ids)

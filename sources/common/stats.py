@@ -40,8 +40,6 @@ class ProviderStats:
     failed_parts: list[str] = field(default_factory=list)
     # configuration mistakes that did not stop the run (invalid configured ids, skipped)
     config_errors: list[str] = field(default_factory=list)
-    # credential values of this run, so failure messages can be scrubbed of them
-    secrets: set[str] = field(default_factory=set, repr=False)
     limiter: RateLimiter | None = field(default=None, repr=False)
     # responses arrive on the concurrent poller's threads
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

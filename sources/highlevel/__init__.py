@@ -147,7 +147,6 @@ def highlevel_source(
     """
     stats = current_stats(PROVIDER.name)
     access_token = checked_secret(access_token, PROVIDER.secret_env_key)
-    stats.secrets.add(access_token)
     base_url = checked_origin(PROVIDER, base_url)
     bounds = bounds_for(PROVIDER)
     import_columns = ColumnBudget("highlevel_csv_uploads", bounds.max_columns,

@@ -32,7 +32,6 @@ def prune_client(access_token: str, base_url: str, stats: ProviderStats,
                  limit: RateLimit | None = RATE_LIMIT) -> RESTClient:
     """The client prune uses; `ConfigProblem` for a credential or base URL it must not use."""
     access_token = checked_secret(access_token, PROVIDER.secret_env_key)
-    stats.secrets.add(access_token)
     base_url = checked_origin(PROVIDER, base_url)
     return RESTClient(base_url=base_url, headers={"Version": API_VERSION},
                       auth=BearerTokenAuth(access_token),
