@@ -16,7 +16,7 @@ import resource
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,9 +26,12 @@ import duckdb
 import pyarrow as pa
 import requests
 
+from pipelines.destination import duckdb_destination
 from pipelines.environment import temporary_env as env
-from pipelines.runner import duckdb_destination, run_providers
-from simulator.process import SimProcess, task_id
+from pipelines.runner import run_providers
+from simulator.process import SimProcess
+from sources.highlevel.fixture import HighLevelFixture
+from sources.lobstr.fixture import LobstrFixture
 
 LATENCY = 0.020  # seconds per status request, as the issue measured against
 CONCURRENCY = 16
@@ -36,6 +39,29 @@ POLL_JOBS = 5_000
 LOAD_IMPORTS = 100_000
 LOAD_ATTEMPTS = 3
 PAGE = 100
+
+
+def task_id(i: int) -> str:
+    return f"{i:032x}"
+
+
+def lobstr_tasks(n: int, steps: tuple[str, ...] = ("PENDING", "SUCCESS")
+                 ) -> Callable[[str], list[Any]]:
+    """Builds (in the simulator's process) a Lobstr fixture with `n` tasks walking `steps`."""
+    def build(token: str) -> list[Any]:
+        fixture = LobstrFixture(token=token)
+        for i in range(n):
+            fixture.add(task_id(i), list(steps))
+        return [fixture]
+
+    return build
+
+
+def highlevel_imports(locations: dict[str, int], **kwargs: Any) -> Callable[[str], list[Any]]:
+    def build(token: str) -> list[Any]:
+        return [HighLevelFixture(locations=locations, token=token, rate_max=10**9, **kwargs)]
+
+    return build
 
 
 @dataclass
@@ -184,7 +210,7 @@ def loads_in_fresh_process(kind: str, sim: SimProcess, folder: Path,
 
 def bench_polling(work: Path, lines: list[str]) -> None:
     floor = POLL_JOBS * LATENCY / CONCURRENCY
-    with SimProcess(lobstr_tasks=POLL_JOBS, latency=LATENCY) as sim:
+    with SimProcess(lobstr_tasks(POLL_JOBS), latency=LATENCY) as sim:
         with env(lobstr_env(sim, POLL_JOBS)):
             # the best of two first runs (each polls every job), as for loading
             run = min((ours("lobstr", work / f"poll_ours{i}") for i in range(2)),
@@ -200,7 +226,7 @@ def bench_polling(work: Path, lines: list[str]) -> None:
 
 def bench_rate_limit(work: Path, lines: list[str]) -> None:
     jobs, limit = 1_000, 100
-    with SimProcess(lobstr_tasks=jobs, latency=LATENCY) as sim:
+    with SimProcess(lobstr_tasks(jobs), latency=LATENCY) as sim:
         with env(lobstr_env(sim, jobs, SOURCES__LOBSTR__RATE_LIMIT_REQUESTS=str(limit),
                             SOURCES__LOBSTR__RATE_LIMIT_PERIOD="1")):
             ours("lobstr", work / "rate")
@@ -223,7 +249,7 @@ def no_change_run(sim: SimProcess, folder: Path) -> tuple[Run, int]:
 
 
 def bench_loading(work: Path, lines: list[str]) -> dict[str, Any]:
-    with SimProcess(highlevel={"loc1": LOAD_IMPORTS}) as sim:
+    with SimProcess(highlevel_imports({"loc1": LOAD_IMPORTS}, unfinished_share=0.0)) as sim:
         # both sides alike, alternating, the best of LOAD_ATTEMPTS processes each (this machine's
         # speed drifts by 20-40 % over minutes): cold is a process's first load, warm its second
         ours_runs, scripts, peaks = [], [], []
@@ -260,7 +286,7 @@ def bench_scaling(work: Path, loaded_100k: dict[str, Any]) -> list[str]:
                 f"| {again.requests} | {rss:.0f} MB |")
 
     def fresh_imports_row(n: int) -> str:
-        with SimProcess(highlevel={"loc1": n}) as sim:
+        with SimProcess(highlevel_imports({"loc1": n}, unfinished_share=0.0)) as sim:
             runs, rss = loads_in_fresh_process("ours", sim, work / f"scale_imports_{n}",
                                                ("cold",))
             again, _ = no_change_run(sim, work / f"scale_imports_{n}" / "cold")
@@ -271,7 +297,7 @@ def bench_scaling(work: Path, loaded_100k: dict[str, Any]) -> list[str]:
                         loaded_100k["rss"]),  # measured by bench_loading
             fresh_imports_row(3 * LOAD_IMPORTS)]
     for n in (100, 1_000, 10_000):
-        with (SimProcess(lobstr_tasks=n, latency=LATENCY, steps=["PENDING"]) as sim,
+        with (SimProcess(lobstr_tasks(n, ("PENDING",)), latency=LATENCY) as sim,
               env(lobstr_env(sim, n))):
             run = ours("lobstr", work / f"scale_jobs_{n}")
             again = ours("lobstr", work / f"scale_jobs_{n}")

@@ -3,30 +3,26 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from pipelines import redacted_output
 from pipelines.interrupt import Interrupted, stopping_on_signals
-from pipelines.report import Report
+from pipelines.render import console, err_console, print_report, print_report_tables
+from pipelines.report import load_report
 from pipelines.run_lock import LockUnavailable
-from pipelines.runner import RunReport, UsageError, load_report, run_providers
+from pipelines.runner import run_providers
+from pipelines.usage import UsageError
+from sources import providers
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Load upload/import job statuses from SaaS APIs into DuckDB or any dlt "
                        "destination.")
-# piped output (CI logs, cron mail) gets 120 columns instead of rich's 80
-_WIDTH = shutil.get_terminal_size((120, 24)).columns
-console = Console(width=_WIDTH)
-# messages are never broken into lines: a path or key split there cannot be copied (or grepped)
-err_console = Console(stderr=True, width=_WIDTH, soft_wrap=True)
 
 
 @app.callback()
@@ -35,50 +31,8 @@ def _everything_redacted() -> None:
     redacted_output.install()
 
 
-def print_report(report: RunReport, title: str = "Run summary") -> None:
-    table = Table(title=f"{title} ({report.destination}, dataset {report.dataset})")
-    columns = ("requests", "jobs seen", "polled", "new", "changed", "unfinished", "bad input",
-               "errors")
-    # the provider and its outcome stay whole on narrow terminals; headers may shorten
-    table.add_column("provider", no_wrap=True, min_width=len("upload_post"))
-    table.add_column("outcome", no_wrap=True)
-    for column in columns:
-        table.add_column(column, justify="right")
-    for p in report.providers:
-        values = {"requests": p.requests, "errors": len(p.errors) if p.outcome != "skipped" else 0,
-                  **{k: p.counts.get(k, 0) for k in columns[1:-1]}}
-        table.add_row(p.provider, p.outcome, *(str(values[c]) for c in columns))
-    console.print(table)
-    for p in report.providers:
-        details = {k: v for k, v in sorted(p.counts.items()) if k not in columns}
-        if details:
-            console.print(f"  {p.provider}: " + ", ".join(f"{k} {v}" for k, v in details.items()))
-        if p.rows_loaded:
-            console.print(f"  {p.provider} rows loaded: " + ", ".join(
-                f"{t} {n}" for t, n in sorted(p.rows_loaded.items())))
-        for error in p.errors:
-            if p.outcome == "skipped":
-                err_console.print(f"[yellow]skipped[/] {error}")
-            else:
-                err_console.print(f"[bold red]error[/] {error}")
-    if report.resumed:
-        console.print(f"  finished loading {report.resumed} package(s) of an interrupted run "
-                      f"({report.jobs_settled} of its load job(s) had already committed and "
-                      "were not loaded again)")
-    for note in report.notes:
-        err_console.print(f"[yellow]repaired[/] {note}")
-    for aside in report.set_aside:
-        err_console.print(
-            f"[bold red]error[/] a pending load package ({aside.load_id}) of an earlier run was "
-            f"refused by the destination for good ({aside.reason}): set aside in {aside.path}; "
-            "the state was rolled back, so this and later runs read its jobs again")
-    if report.resume_error:
-        err_console.print(f"[bold red]error[/] {report.resume_error} (retried by the next run)")
-    if report.views:
-        console.print(f"  views: {', '.join(report.views)}")
-    if report.views_error:
-        err_console.print(f"[bold red]error[/] {report.views_error}")
-
+# providers whose jobs are registered, with how their ids are written (for the help)
+_TRACKED = {name: package.ids_help for name, package in providers().items() if package.ids_help}
 
 WaitOption = Annotated[float, typer.Option(
     "--wait", metavar="SECONDS", min=0,
@@ -136,10 +90,9 @@ def _exit_now(code: int) -> None:
 
 @app.command()
 def track(
-    provider: Annotated[str, typer.Argument(help="upload_post, lobstr or cleartax.")],
+    provider: Annotated[str, typer.Argument(help=f"One of: {', '.join(_TRACKED)}.")],
     ids: Annotated[list[str] | None, typer.Argument(
-        help="Job ids: request:ID / job:ID (Upload-Post), TAXABLE_ENTITY_ID/ACTIVITY_ID "
-             "(ClearTax), the upload task id (Lobstr).")] = None,
+        help=f"Job ids: {'; '.join(f'{n}: {h}' for n, h in _TRACKED.items())}.")] = None,
     from_file: Annotated[Path | None, typer.Option(
         "--from-file", help="File with one id per line (or a CSV, with --column).")] = None,
     column: Annotated[str | None, typer.Option(
@@ -218,53 +171,6 @@ class Format(str, Enum):
     json = "json"
 
 
-def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
-
-
-def print_report_tables(rep: Report) -> None:
-    """The report as tables a person reads: period totals first, then the detail."""
-    sections = [
-        ("Success rate per provider since " + str(rep.since), rep.totals,
-         ("provider", "jobs", "succeeded", "partial", "failed", "cancelled", "in_flight",
-          "success_rate")),
-        ("Jobs per canonical status", rep.statuses, ("provider", "status", "jobs")),
-        ("Top failure reasons", rep.failure_reasons,
-         ("provider", "reason", "occurrences", "jobs")),
-        (f"Unfinished for more than {rep.stuck_hours:g} hours", rep.stuck,
-         ("provider", "job_id", "scope_id", "status", "native_status", "hours_unfinished")),
-    ]
-    for index, (title, rows, columns) in enumerate(sections):
-        if index == 1:
-            console.print(_per_day_table(rep))
-        table = Table(title=title, title_justify="left")
-        for column in columns:
-            table.add_column(column, justify="left" if column in (
-                "provider", "reason", "job_id", "scope_id", "status", "native_status", "day"
-            ) else "right", overflow="fold")
-        for row in rows:
-            table.add_row(*(_percent(row[c]) if c == "success_rate" else
-                            "" if row.get(c) is None else str(row[c]) for c in columns))
-        if not rows:
-            table.add_row(*(["none"] + [""] * (len(columns) - 1)))
-        console.print(table)
-
-
-def _per_day_table(rep: Report) -> Table:
-    """Days down, providers across: success rate (jobs) in each cell."""
-    providers = sorted({r["provider"] for r in rep.rates})
-    cells = {(r["day"], r["provider"]): r for r in rep.rates}
-    table = Table(title="Success rate (jobs) per day", title_justify="left")
-    table.add_column("day")
-    for provider in providers:
-        table.add_column(provider, justify="right")
-    for day in sorted({r["day"] for r in rep.rates}):
-        table.add_row(str(day), *(
-            f"{_percent(c['success_rate'])} ({c['jobs']})" if (c := cells.get((day, p))) else ""
-            for p in providers))
-    return table
-
-
 @app.command()
 def report(
     since: Annotated[int, typer.Option(help="Days back to report on.", min=1)] = 30,
@@ -279,7 +185,7 @@ def report(
     dataset: Annotated[str | None, typer.Option(help="Dataset (schema) name.")] = None,
 ) -> None:
     """Success rate per provider and day, statuses, top failure reasons and stuck jobs."""
-    from pipelines.report import write_chart
+    from pipelines.chart import write_chart
 
     try:
         rep = load_report(destination, dataset, since, stuck_hours, top)

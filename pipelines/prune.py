@@ -11,11 +11,12 @@ import dlt
 from dlt.common.configuration.exceptions import ConfigurationException
 from requests import HTTPError, RequestException
 
+from pipelines.destination import loader_file_format, make_pipeline, writing
 from pipelines.errors import config_message, describe_failure
 from pipelines.reconcile import reconcile_state
-from pipelines.runner import UsageError, loader_file_format, make_pipeline, writing
+from pipelines.usage import UsageError
 from sources.common.config_checks import ConfigProblem
-from sources.common.polling import InvalidJobRef, check_id
+from sources.common.job_refs import InvalidJobRef, check_id
 from sources.common.stats import collecting
 from sources.highlevel.prune import (
     delete_imports,

@@ -14,7 +14,10 @@ from typing import Any
 
 import dlt
 import sqlglot
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
+from pipelines.destination import duckdb_file, ensure_duckdb_free, make_pipeline
+from pipelines.usage import UsageError
 from pipelines.views import sql_dialect
 
 FINISHED_OK = ("succeeded", "partial", "failed")
@@ -115,71 +118,17 @@ def build_report(pipeline: dlt.Pipeline, since_days: int = 30, stuck_hours: floa
     return report
 
 
-def rolling_rates(report: Report, window_days: int = 7) -> dict[str, list[tuple[date, float]]]:
-    """Per provider, the success rate over the `window_days` ending on each day with data: a
-    line that moves with the trend instead of jumping with every small day."""
-    per_day: dict[str, dict[date, tuple[int, int]]] = defaultdict(dict)
-    for row in report.rates:
-        decided = sum(int(row[k]) for k in FINISHED_OK)
-        per_day[row["provider"]][row["day"]] = (int(row["succeeded"]), decided)
-    lines = {}
-    for provider, days in per_day.items():
-        points = []
-        for day in sorted(days):
-            window = [v for d, v in days.items() if timedelta(0) <= day - d
-                      < timedelta(days=window_days)]
-            decided = sum(v[1] for v in window)
-            if decided:
-                points.append((day, sum(v[0] for v in window) / decided))
-        lines[provider] = points
-    return lines
-
-
-def write_chart(report: Report, path: Path, window_days: int = 7) -> Path:
-    """Success rate per provider over time (trailing `window_days`) as lines in front, jobs per
-    day and provider as stacked bars behind them."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.dates as mdates
-    import matplotlib.pyplot as plt
-
-    providers = sorted({row["provider"] for row in report.rates})
-    colors = {p: plt.get_cmap("tab10")(i) for i, p in enumerate(providers)}
-    fig, rate_ax = plt.subplots(figsize=(12, 6), dpi=100)
-    volume_ax = rate_ax.twinx()
-    rate_ax.set_zorder(volume_ax.get_zorder() + 1)  # lines in front of the bars
-    rate_ax.patch.set_visible(False)
-    stacked: dict[date, int] = defaultdict(int)
-    for provider in providers:
-        rows = [r for r in report.rates if r["provider"] == provider]
-        days = [r["day"] for r in rows]
-        volume_ax.bar([mdates.date2num(d) for d in days], [r["jobs"] for r in rows],
-                      bottom=[stacked[d] for d in days], width=0.8, color=colors[provider],
-                      alpha=0.22, linewidth=0)
-        for r in rows:
-            stacked[r["day"]] += int(r["jobs"])
-    for provider, points in rolling_rates(report, window_days).items():
-        if points:
-            xs = [mdates.date2num(d) for d, _ in points]
-            rate_ax.plot(xs, [rate * 100 for _, rate in points], marker="o", markersize=3,
-                         linewidth=2, color=colors[provider], label=provider)
-    rate_ax.set_ylim(0, 105)
-    rate_ax.set_ylabel(f"success rate, trailing {window_days} days (%)")
-    volume_ax.set_ylabel("jobs per day (stacked bars)")
-    volume_ax.set_ylim(0, max(stacked.values(), default=1) * 2.2)  # bars stay in the lower half
-    rate_ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
-    rate_ax.grid(axis="y", alpha=0.3)
-    if providers:  # above the plot, where it hides neither lines nor bars
-        rate_ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=len(providers),
-                       frameon=False)
-    else:
-        rate_ax.text(0.5, 0.5, "no jobs in this period", ha="center", transform=rate_ax.transAxes)
-    rate_ax.set_title("Upload success rate = succeeded / (succeeded + partial + failed), "
-                      f"since {report.since}", pad=30)
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
-    plt.close(fig)
-    return path
+def load_report(destination: str | None, dataset: str | None, since_days: int,
+                stuck_hours: float, top: int) -> Report:
+    """The report over what the pipeline has loaded; UsageError when nothing is there yet."""
+    pipeline = make_pipeline(destination, dataset)
+    if (path := duckdb_file(pipeline)) is not None:
+        if not Path(path).exists():
+            raise UsageError(f"no DuckDB file {path} yet: run `upload-status run` first (or "
+                             "set DESTINATION__DUCKDB__CREDENTIALS)")
+        ensure_duckdb_free(path)
+    try:
+        return build_report(pipeline, since_days, stuck_hours, top)
+    except DatabaseUndefinedRelation:
+        raise UsageError(f"no views in dataset {pipeline.dataset_name} yet: run "
+                         "`upload-status run` first") from None

@@ -3,53 +3,34 @@
 from __future__ import annotations
 
 import gc
-import inspect
-import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import dlt
-import duckdb
 from dlt.common.configuration.exceptions import (
     ConfigFieldMissingException,
     ConfigValueCannotBeCoercedException,
 )
-from dlt.common.destination import Destination
-from dlt.common.destination.client import WithStateSync
-from dlt.destinations.exceptions import DatabaseUndefinedRelation
-from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from dlt.pipeline.exceptions import PipelineStepFailed
 
+from pipelines.destination import loader_file_format, make_pipeline, writing
 from pipelines.errors import config_message, describe_failure
 from pipelines.interrupt import Interrupted, signal_in
-from pipelines.local_state import pipelines_dir_for
 from pipelines.reconcile import forget_stored_schema, missing_tables, reconcile_state
-from pipelines.report import Report, build_report
 from pipelines.resume import settle_committed_jobs
-from pipelines.run_lock import LockHeld, holding, lock_for
 from pipelines.set_aside import SetAside, root_message, set_aside
+from pipelines.usage import UsageError
 from pipelines.views import create_views
-from sources import provider_modules
+from sources import ProviderPackage, providers
 from sources.common.config_checks import ConfigProblem
-from sources.common.polling import InvalidJobRef
+from sources.common.job_refs import InvalidJobRef
 from sources.common.provider import Provider
 from sources.common.stats import ProviderStats, collecting
 from sources.common.tracking import forget_statuses, history_table
 
-PIPELINE_NAME = "upload_status"
-DEFAULT_DATASET = "upload_status"
-# DuckDB names a file's catalog after its stem, and a catalog named like the dataset (schema)
-# makes every `upload_status.<table>` reference ambiguous, so the file must be named differently.
-DEFAULT_DUCKDB_FILE = "upload_status_data.duckdb"
-
 EXIT_OK, EXIT_PROVIDER_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(Exception):
-    """A usage or configuration problem: the message names the key, never a secret's value."""
 
 
 @dataclass
@@ -81,100 +62,6 @@ class RunReport:
         return EXIT_PROVIDER_FAILED if failed else EXIT_OK
 
 
-def duckdb_path(dataset: str) -> str:
-    """The DuckDB file to load into: DESTINATION__DUCKDB__CREDENTIALS or the default."""
-    configured = dlt.config.get("destination.duckdb.credentials")
-    path = str(configured) if configured else DEFAULT_DUCKDB_FILE
-    if Path(path).stem == dataset:
-        raise UsageError(
-            f"DuckDB file '{path}' has the same name as the dataset '{dataset}': DuckDB then "
-            "cannot tell the catalog from the schema. Set DESTINATION__DUCKDB__CREDENTIALS to a "
-            "file with another name, or choose another --dataset.")
-    # absolute: dlt would resolve a relative path against the folder of the pipeline's first
-    # run, not the folder the command runs in
-    plain_file = "://" not in path and not path.startswith(":")
-    return str(Path(path).resolve()) if plain_file else path
-
-
-def ensure_duckdb_free(path: str) -> None:
-    """UsageError when another process (a BI tool, a second run) holds the DuckDB file: DuckDB
-    allows one writing process per file, and dlt would fail deep inside the load."""
-    if not Path(path).exists():
-        return
-    try:
-        duckdb.connect(path).close()
-    except duckdb.IOException as exc:
-        if "lock" not in str(exc).lower():
-            raise
-        holder = str(exc).split("(PID", 1)[1].split(")", 1)[0].strip() if "(PID" in str(
-            exc) else "unknown"
-        raise UsageError(
-            f"DuckDB file {path} is in use by another process (PID {holder}), e.g. a BI tool "
-            "or another run. DuckDB lets one process write a file at a time: close it there "
-            "(or have the tool read a copy) and run again.") from None
-
-
-# DuckDB's own default is 80 % of RAM: its buffer pool then holds a whole merge in memory
-# (+270 MB for 100,000 imports). Capped, it spills to disk instead: peak RSS of a first load of
-# 300,000 imports 544 MB at 192 MB, 494 MB at 128 MB, 474 MB with one thread as well (each
-# DuckDB thread keeps buffers of its own, and dlt already runs one load job per table in
-# parallel); the load took no longer (bench/RESULTS.md)
-DUCKDB_SETTINGS: dict[str, Any] = {"memory_limit": "128MB", "threads": 1}
-
-
-def duckdb_destination(path: str) -> Any:
-    """DuckDB at `path` with bounded memory (`DUCKDB_SETTINGS`); settings the user gives in
-    DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG (e.g. another memory_limit) win."""
-    configured = dlt.config.get("destination.duckdb.credentials.global_config") or {}
-    if isinstance(configured, str):
-        configured = json.loads(configured)
-    credentials = DuckDbCredentials(path)
-    credentials.global_config = {**DUCKDB_SETTINGS, **configured}
-    return dlt.destinations.duckdb(credentials)
-
-
-def make_pipeline(destination: str | None = None, dataset: str | None = None,
-                  pipeline_name: str = PIPELINE_NAME, pipelines_dir: str | None = None
-                  ) -> dlt.Pipeline:
-    """The pipeline into `dataset` at `destination`, its local folder one of its own
-    (`local_state.pipelines_dir_for`) unless `pipelines_dir` is given."""
-    dataset = dataset or DEFAULT_DATASET
-    dest: Destination = (duckdb_destination(duckdb_path(dataset)) if destination in (None, "duckdb")
-                         else Destination.from_reference(destination))
-    return dlt.pipeline(pipeline_name=pipeline_name, destination=dest, dataset_name=dataset,
-                        pipelines_dir=pipelines_dir or pipelines_dir_for(dest, dataset))
-
-
-def _duckdb_file(pipeline: dlt.Pipeline) -> str | None:
-    """The DuckDB file `pipeline` loads into, None for other destinations or no plain file."""
-    if pipeline.destination.destination_name != "duckdb":
-        return None
-    path = pipeline.destination.config_params.get("credentials")
-    path = getattr(path, "database", path)
-    plain = isinstance(path, str) and "://" not in path and not path.startswith(":")
-    return path if plain else None
-
-
-@contextmanager
-def writing(pipeline: dlt.Pipeline, wait: float = 0,
-            on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
-    """Hold the run lock of the pipeline's destination + dataset (`run_lock`) for the block:
-    UsageError naming the holder when another process has it (after `wait` seconds)."""
-    lock = lock_for(pipeline.destination, pipeline.dataset_name, Path(pipeline.pipelines_dir))
-    try:
-        with holding(lock, wait, on_wait):
-            if (path := _duckdb_file(pipeline)) is not None:
-                ensure_duckdb_free(path)  # a BI tool may hold the file without our lock
-            yield
-    except LockHeld as exc:
-        raise UsageError(str(exc)) from None
-
-
-def loader_file_format(pipeline: dlt.Pipeline) -> str | None:
-    # parquet is ~40x faster than insert_values into DuckDB; others keep their own default
-    return "parquet" if pipeline.destination.destination_name == "duckdb" else None
-
-
 def run_providers(
     names: Sequence[str] | None = None,
     destination: str | None = None,
@@ -192,33 +79,34 @@ def run_providers(
     A named provider without its credential is a configuration error, unless
     `skip_unconfigured` (a scheduler's task per provider, where one not in use is skipped).
     """
-    modules = provider_modules()
-    unknown = [n for n in names or [] if n not in modules]
+    packages = providers()
+    unknown = [n for n in names or [] if n not in packages]
     if unknown:
-        raise UsageError(f"unknown source {', '.join(unknown)}; known: {', '.join(modules)}")
+        raise UsageError(f"unknown source {', '.join(unknown)}; known: {', '.join(packages)}")
     pipeline = pipeline or make_pipeline(destination, dataset)
     with writing(pipeline, wait, on_wait):
-        return _run_locked(pipeline, modules, names, full_refresh, skip_unconfigured)
+        return _run_locked(pipeline, packages, names, full_refresh, skip_unconfigured)
 
 
-def _run_locked(pipeline: dlt.Pipeline, modules: dict[str, Any], names: Sequence[str] | None,
+def _run_locked(pipeline: dlt.Pipeline, packages: dict[str, ProviderPackage],
+                names: Sequence[str] | None,
                 full_refresh: bool, skip_unconfigured: bool = False) -> RunReport:
     report = RunReport(destination=pipeline.destination.destination_name,
                        dataset=pipeline.dataset_name)
-    order = list(names or modules)
+    order = list(dict.fromkeys(names or packages))
     try:
         finish_interrupted(pipeline, report)
         if (found := reconcile_state(pipeline)) is not None:
             report.notes.append(found)
         for name in order:
-            module = modules[name]
+            package = packages[name]
             with collecting(name) as stats:
                 report.providers.append(stats)
-                refresh = _repair_lost_tables(pipeline, module.PROVIDER, report) or full_refresh
-                source = _make_source(pipeline, module, stats,
-                                      bool(names) and not skip_unconfigured, refresh)
+                refresh = _repair_lost_tables(pipeline, package.provider, report) or full_refresh
+                source = _make_source(package, stats, bool(names) and not skip_unconfigured,
+                                      refresh)
                 if source is not None:
-                    _load_provider(pipeline, module.PROVIDER, source, stats)
+                    _load_provider(pipeline, package.provider, source, stats)
         if any(p.outcome == "loaded" for p in report.providers):
             refresh_views(pipeline, report)
     except Interrupted as exc:  # no further provider starts; what was extracted waits
@@ -246,17 +134,17 @@ def _repair_lost_tables(pipeline: dlt.Pipeline, provider: Provider, report: RunR
     return True
 
 
-def _make_source(pipeline: dlt.Pipeline, module: Any, stats: ProviderStats, named: bool,
+def _make_source(package: ProviderPackage, stats: ProviderStats, named: bool,
                  full_refresh: bool) -> Any:
     """The provider's dlt source, or None with the reason in `stats` (not configured: skipped
     unless named with --source; a configuration mistake)."""
-    name = module.PROVIDER.name
+    name, provider = package.name, package.provider
     try:
-        return module.SOURCE(full_refresh=full_refresh, **first_load_argument(pipeline, module))
+        return package.source(full_refresh=full_refresh)
     except ConfigFieldMissingException as exc:
-        missing = _missing_keys(exc, module.PROVIDER)
+        missing = _missing_keys(exc, provider)
         # with no --source, a provider without its credential is simply not in use
-        if not named and module.PROVIDER.secret_field in exc.traces:
+        if not named and provider.secret_field in exc.traces:
             stats.outcome = "skipped"
             stats.errors.append(f"{name} not configured (missing {missing})")
         else:
@@ -267,7 +155,7 @@ def _make_source(pipeline: dlt.Pipeline, module: Any, stats: ProviderStats, name
         stats.errors.append(f"{name}: {exc}")
     except (ConfigValueCannotBeCoercedException, ConfigProblem) as exc:
         stats.outcome = "config error"
-        stats.errors.append(config_message(module.PROVIDER, exc))
+        stats.errors.append(config_message(provider, exc))
     return None
 
 
@@ -299,26 +187,6 @@ def _load_provider(pipeline: dlt.Pipeline, provider: Provider, source: Any,
     stats.errors.extend(f"{provider.name}: {part}" for part in
                         stats.config_errors + stats.failed_parts)
     stats.rows_loaded = _rows_loaded(pipeline)
-
-
-def first_load_argument(pipeline: dlt.Pipeline, module: Any) -> dict[str, bool]:
-    """`first_load=True` for a source that takes it when the destination holds nothing of it.
-
-    "Nothing" is no stored schema of the source in the dataset: dlt stores it (after creating
-    the tables) before a load writes any row, so a load that wrote rows, or crashed while
-    writing them, counts. Any doubt (a destination that cannot tell, an error asking) is no:
-    merging is always right, appending only into empty tables."""
-    if "first_load" not in inspect.signature(module.SOURCE).parameters:
-        return {}
-    try:
-        if (path := _duckdb_file(pipeline)) is not None and not Path(path).exists():
-            return {"first_load": True}  # no file yet (asking would create one)
-        with pipeline.destination_client() as client:
-            new = (isinstance(client, WithStateSync)
-                   and client.get_stored_schema(module.PROVIDER.name) is None)
-    except Exception:  # the run itself reports an unreachable destination
-        return {}
-    return {"first_load": True} if new else {}
 
 
 @contextmanager
@@ -397,19 +265,3 @@ def _rows_loaded(pipeline: dlt.Pipeline) -> dict[str, int]:
     if normalize is None:
         return {}
     return {t: n for t, n in normalize.row_counts.items() if not t.startswith("_dlt")}
-
-
-def load_report(destination: str | None, dataset: str | None, since_days: int,
-                stuck_hours: float, top: int) -> Report:
-    """The report over what the pipeline has loaded; UsageError when nothing is there yet."""
-    pipeline = make_pipeline(destination, dataset)
-    if (path := _duckdb_file(pipeline)) is not None:
-        if not Path(path).exists():
-            raise UsageError(f"no DuckDB file {path} yet: run `upload-status run` first (or "
-                             "set DESTINATION__DUCKDB__CREDENTIALS)")
-        ensure_duckdb_free(path)
-    try:
-        return build_report(pipeline, since_days, stuck_hours, top)
-    except DatabaseUndefinedRelation:
-        raise UsageError(f"no views in dataset {pipeline.dataset_name} yet: run "
-                         "`upload-status run` first") from None

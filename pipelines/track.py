@@ -10,10 +10,12 @@ from pathlib import Path
 
 import dlt
 
+from pipelines.destination import loader_file_format, make_pipeline, writing
 from pipelines.reconcile import reconcile_state
-from pipelines.runner import UsageError, loader_file_format, make_pipeline, writing
-from sources import provider_modules
-from sources.common.polling import PolledProvider, registration_source, split_refs
+from pipelines.usage import UsageError
+from sources import providers
+from sources.common.polled_provider import PolledProvider
+from sources.common.polled_resources import registration_source
 from sources.common.stats import collecting
 
 
@@ -49,10 +51,10 @@ def read_id_file(path: Path, column: str | None = None) -> list[str]:
 
 
 def polled_provider(name: str) -> PolledProvider:
-    modules = provider_modules()
-    if name not in modules:
-        raise UsageError(f"unknown provider {name}; known: {', '.join(modules)}")
-    provider = modules[name].PROVIDER
+    packages = providers()
+    if name not in packages:
+        raise UsageError(f"unknown provider {name}; known: {', '.join(packages)}")
+    provider = packages[name].provider
     if not isinstance(provider, PolledProvider):
         raise UsageError(f"{name} jobs are listed from the API, not registered: nothing to track")
     return provider
@@ -64,7 +66,7 @@ def track_jobs(name: str, ids: Sequence[str], destination: str | None = None,
     provider = polled_provider(name)
     if not ids:
         raise UsageError("no ids given: pass them as arguments or with --from-file")
-    refs, invalid = split_refs(provider, ids)
+    refs, invalid = provider.split_refs(ids)
     if not refs:
         raise UsageError(invalid)
     unique = list({r.ref: r for r in refs}.values())

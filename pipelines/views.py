@@ -11,15 +11,14 @@ a typed NULL: a view over an empty account is valid and empty, never an error.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import dlt
 import sqlglot
 from sqlglot import exp
 
-from sources import provider_modules
-from sources.common.analytics import literal
+from sources import providers as registered
+from sources.common.analytics import View, literal
 from sources.common.provider import Provider
 from sources.common.status import CANONICAL, TERMINAL
 from sources.common.tracking import HISTORY_COLUMNS, history_table
@@ -32,12 +31,6 @@ TERMINAL_LIST = ", ".join(f"'{s}'" for s in sorted(TERMINAL))
 
 # days are UTC days whatever the session's time zone, so every database groups alike
 UTC_DAY = "CAST((COALESCE(j.submitted_at, j.first_seen_at) AT TIME ZONE 'UTC') AS DATE)"
-
-@dataclass(frozen=True)
-class View:
-    name: str
-    sql: str  # DuckDB dialect; `{ds}` stands for the dataset
-
 
 def status_map_view(providers: Sequence[Provider]) -> View:
     rows = [f"({literal(p.name)}, {literal(native)}, {literal(canonical)})"
@@ -104,17 +97,6 @@ def success_rates_view() -> View:
         GROUP BY j.provider, {UTC_DAY}""")
 
 
-def platform_results_view() -> View:
-    return View("upload_platform_results", """
-        SELECT up_u.tracked_id AS job_id, up_r.platform,
-               COALESCE(up_r.status, CASE WHEN up_r.success THEN 'completed'
-                                          WHEN NOT up_r.success THEN 'failed' END) AS status,
-               up_r.success, COALESCE(up_r.error_message, up_r.message) AS message,
-               up_r.upload_timestamp AS uploaded_at, up_u.job_ref
-        FROM {ds}.upload_post_uploads AS up_u
-        JOIN {ds}.upload_post_uploads__results AS up_r ON up_r._dlt_parent_id = up_u._dlt_id""")
-
-
 def failures_view(providers: Sequence[Provider]) -> View:
     """One row per recorded failure reason (a post, a platform, an activity), for reports."""
     parts = [sql for p in providers if (sql := p.failures_sql())]
@@ -126,7 +108,8 @@ def failures_view(providers: Sequence[Provider]) -> View:
 def all_views(providers: Sequence[Provider]) -> list[View]:
     """In dependency order: each view reads only tables and the views before it."""
     return [status_map_view(providers), history_view(providers), jobs_view(providers),
-            success_rates_view(), platform_results_view(), failures_view(providers)]
+            success_rates_view(), *(v for p in providers for v in p.views),
+            failures_view(providers)]
 
 
 def sql_dialect(pipeline: dlt.Pipeline) -> str:
@@ -188,7 +171,7 @@ def view_statements(pipeline: dlt.Pipeline, client: Any, dialect: str,
                     providers: Sequence[Provider] | None = None) -> list[tuple[str, str]]:
     """(view name, CREATE VIEW statement in `dialect`, the destination's) for every view;
     `client` is an open destination (job) client of `pipeline`."""
-    providers = providers or [m.PROVIDER for m in provider_modules().values()]
+    providers = providers or [p.provider for p in registered().values()]
     dataset = pipeline.dataset_name
     views = all_views(providers)
     # parsed once (sqlglot's parsing is most of the views' cost, ~0.1 s a run)

@@ -1,21 +1,6 @@
-"""Bundled simulator of the providers' job-status APIs, for tests and the demo."""
+"""Bundled simulator of the providers' job-status APIs, for tests and the demo. Each provider's
+fixture lives in its folder (`sources/<provider>/fixture.py`); `fixtures()` lists them."""
 
-from simulator.cleartax import ClearTaxFixture
-from simulator.highlevel import HighLevelFixture
-from simulator.lobstr import LobstrFixture
 from simulator.server import Fault, Fixture, LoggedRequest, Reply, Route, SimRequest, Simulator
-from simulator.upload_post import UploadPostFixture
 
-__all__ = [
-    "ClearTaxFixture",
-    "Fault",
-    "Fixture",
-    "HighLevelFixture",
-    "LobstrFixture",
-    "LoggedRequest",
-    "Reply",
-    "Route",
-    "SimRequest",
-    "Simulator",
-    "UploadPostFixture",
-]
+__all__ = ["Fault", "Fixture", "LoggedRequest", "Reply", "Route", "SimRequest", "Simulator"]

@@ -16,13 +16,15 @@ from typing import Any
 
 from simulator.server import Fault, Reply, SimRequest
 
-AUTH_HEADERS = ("authorization", "x-cleartax-auth-token")
+_CREDENTIAL_WORDS = ("auth", "token", "key")  # in the name of a header carrying a credential
 
 
 def credential_of(req: SimRequest) -> str:
-    """The credential the request carried, as sent (scheme word removed)."""
-    for name in AUTH_HEADERS:
-        if value := req.header(name):
+    """The credential the request carried, as sent (scheme word removed): `Authorization` or
+    a provider's own header (`X-...-Auth-Token`, `X-Api-Key`)."""
+    names = sorted(req.headers, key=lambda n: n != "authorization")
+    for name in names:
+        if any(word in name for word in _CREDENTIAL_WORDS) and (value := req.headers[name]):
             return value.split(" ", 1)[-1]
     return ""
 

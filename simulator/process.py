@@ -4,29 +4,18 @@ GIL) to itself, as it would against a real API."""
 from __future__ import annotations
 
 import multiprocessing as mp
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from simulator import HighLevelFixture, LobstrFixture, Simulator
+from simulator import Simulator
+
+Build = Callable[[str], list[Any]]  # the fixtures to serve, given the token they accept
 
 
-def task_id(i: int) -> str:
-    return f"{i:032x}"
-
-
-def _serve(spec: dict[str, Any], conn: Connection) -> None:
-    fixtures: list[Any] = []
-    if spec.get("lobstr_tasks"):
-        lobstr = LobstrFixture(token=spec["token"])
-        for i in range(spec["lobstr_tasks"]):
-            lobstr.add(task_id(i), spec.get("steps", ["PENDING", "SUCCESS"]))
-        fixtures.append(lobstr)
-    if spec.get("highlevel"):
-        fixtures.append(HighLevelFixture(
-            locations=spec["highlevel"], token=spec["token"], unfinished_share=spec.get(
-                "unfinished_share", 0.0), rate_max=10**9, page_cap=spec.get("page_cap")))
-    with Simulator(*fixtures) as sim:
-        sim.latency = spec.get("latency", 0.0)
+def _serve(build: Build, token: str, latency: float, conn: Connection) -> None:
+    with Simulator(*build(token)) as sim:
+        sim.latency = latency
         conn.send(sim.base_url)
         while True:
             command = conn.recv()
@@ -47,15 +36,14 @@ def _serve(spec: dict[str, Any], conn: Connection) -> None:
 
 
 class SimProcess:
-    """`with SimProcess(spec) as sim:` serves the spec's fixtures at `sim.base_url`."""
+    """`with SimProcess(build) as sim:` serves the fixtures `build(token)` makes (in the forked
+    process: nothing is pickled) at `sim.base_url`."""
 
-    def __init__(self, **spec: Any) -> None:
-        spec.setdefault("token", "bench-token")
-        self.spec = spec
-        self.token = spec["token"]
+    def __init__(self, build: Build, latency: float = 0.0, token: str = "bench-token") -> None:
+        self.token = token
         self._conn, child = mp.Pipe()
-        self._process = mp.get_context("fork").Process(target=_serve, args=(spec, child),
-                                                        daemon=True)
+        self._process = mp.get_context("fork").Process(
+            target=_serve, args=(build, token, latency, child), daemon=True)
 
     def __enter__(self) -> SimProcess:
         self._process.start()

@@ -1,4 +1,4 @@
-"""A fixed-window rate limit as Upload-Post and Lobstr announce theirs: `X-RateLimit-Limit`,
+"""A fixed-window rate limit as some providers announce theirs: `X-RateLimit-Limit`,
 `-Remaining` and `-Reset` (unix time) on every answer, 429 with `Retry-After` beyond."""
 
 from __future__ import annotations

@@ -1,20 +1,85 @@
-"""Provider sources. Each module (or package) here declares `PROVIDER` (a `Provider`) and
-`SOURCE` (its dlt source function); they are found by name, so a new provider is one new module."""
+"""The provider registry. Each folder here except `common` is one provider:
+
+- `provider.toml` (a polled provider declared as data, `sources.common.declaration`), or an
+  `__init__.py` defining `PROVIDER` (a `Provider`) and `SOURCE` (its dlt source function);
+- `fixture.py` defining `FIXTURE`, the simulator fixture class of its API (tests, demo);
+- optionally `demo.py` defining `scenario(start)`, its part of `upload-status demo` (declared
+  providers get one from their `[demo]` table).
+
+Everything that lists providers (the run, track, views, demo, simulator, tests) asks here, so
+a new provider is one new folder. Recipe: CONTRIBUTING.md.
+"""
 
 from __future__ import annotations
 
 import importlib
-import pkgutil
-from types import ModuleType
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from sources.common.provider import Provider
 
 _NOT_PROVIDERS = {"common"}
+_HERE = Path(__file__).parent
 
 
-def provider_modules() -> dict[str, ModuleType]:
-    """Every provider package, keyed by its contract name."""
+@dataclass(frozen=True)
+class ProviderPackage:
+    """One provider folder: its declaration, dlt source, simulator fixture and demo part."""
+
+    name: str
+    folder: Path
+    provider: Provider
+    source: Callable[..., Any]
+    declaration: Any = None  # sources.common.declaration.Declaration of a declared provider
+    ids_help: str = ""  # how `track` takes its job ids; "" when its jobs are not registered
+
+    @property
+    def module(self) -> str:
+        return f"{__name__}.{self.name}"
+
+    def fixture_class(self) -> type:
+        """The simulator fixture of its API (`fixture.py`'s `FIXTURE`)."""
+        return importlib.import_module(f"{self.module}.fixture").FIXTURE
+
+    def scenario(self, start: datetime) -> Any:
+        """Its part of the demo: `demo.py`'s `scenario(start)`, or the generic one of a
+        declared provider."""
+        if (self.folder / "demo.py").exists():
+            return importlib.import_module(f"{self.module}.demo").scenario(start)
+        from simulator.scenario import PolledScenario
+
+        return PolledScenario(self, self.fixture_class()())
+
+
+def _load(folder: Path) -> ProviderPackage | None:
+    from sources.common.declaration import DECLARATION_FILE, load_declaration
+
+    if (folder / DECLARATION_FILE).exists():
+        declared = load_declaration(folder / DECLARATION_FILE)
+        return ProviderPackage(folder.name, folder, declared.provider, declared.source, declared,
+                               declared.ids_help)
+    if (folder / "__init__.py").exists():
+        module = importlib.import_module(f"{__name__}.{folder.name}")
+        return ProviderPackage(folder.name, folder, module.PROVIDER, module.SOURCE,
+                               ids_help=getattr(module, "IDS_HELP", ""))
+    return None
+
+
+@cache
+def _registry(folders: tuple[str, ...]) -> dict[str, ProviderPackage]:
     found = {}
-    for info in pkgutil.iter_modules(__path__):
-        if info.name not in _NOT_PROVIDERS:
-            module = importlib.import_module(f"{__name__}.{info.name}")
-            found[module.PROVIDER.name] = module
+    for folder in sorted(Path(f) for f in folders):
+        if folder.is_dir() and folder.name not in _NOT_PROVIDERS and folder.name.isidentifier():
+            package = _load(folder)
+            if package is not None:
+                found[package.name] = package
     return found
+
+
+def providers() -> dict[str, ProviderPackage]:
+    """Every provider package, keyed by its contract name, in name order."""
+    return _registry(tuple(str(p) for p in _HERE.iterdir() if not p.name.startswith(("_", "."))))

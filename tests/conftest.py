@@ -18,13 +18,10 @@ import duckdb
 import pytest
 
 from pipelines.runner import RunReport, run_providers
-from simulator import (
-    ClearTaxFixture,
-    HighLevelFixture,
-    LobstrFixture,
-    Simulator,
-    UploadPostFixture,
-)
+from simulator import Simulator
+from sources import providers
+from sources.common.polled_provider import PolledProvider
+from sources.highlevel.fixture import HighLevelFixture
 
 DATASET = "upload_status"
 REPO = Path(__file__).parents[1]
@@ -74,20 +71,25 @@ def highlevel_sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Sim
         sim.stop()
 
 
-POLLED = ("upload_post", "lobstr", "cleartax")
+# the providers whose jobs are registered and polled, from the registry
+POLLED = tuple(name for name, p in providers().items() if isinstance(p.provider, PolledProvider))
+
+
+def point_at(sim: Simulator, fixture: Any) -> dict[str, str]:
+    """The configuration pointing a provider's source at `fixture` served by `sim`."""
+    provider = providers()[fixture.name].provider
+    return {provider.env_key("base_url"): sim.base_url, provider.secret_env_key: fixture.token}
 
 
 @pytest.fixture
 def polled_sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[Simulator]:
-    """A simulator of Upload-Post, Lobstr and ClearTax (empty fixtures the test fills), with
-    the three sources' origin and credential pointed at it."""
-    fixtures = (UploadPostFixture(), LobstrFixture(), ClearTaxFixture())
+    """A simulator of every polled provider (empty fixtures the test fills), with each
+    source's origin and credential pointed at it."""
+    fixtures = [providers()[name].fixture_class()() for name in POLLED]
     sim = Simulator(*fixtures).start()
     for fixture in fixtures:
-        prefix = f"SOURCES__{fixture.name.upper()}__"
-        monkeypatch.setenv(prefix + "BASE_URL", sim.base_url)
-        secret = {"cleartax": "AUTH_TOKEN"}.get(fixture.name, "API_KEY")
-        monkeypatch.setenv(prefix + secret, fixture.token)
+        for key, value in point_at(sim, fixture).items():
+            monkeypatch.setenv(key, value)
     yield sim
     sim.stop()
 

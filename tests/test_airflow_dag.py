@@ -14,7 +14,9 @@ import duckdb
 import pytest
 from conftest import REPO
 
-from simulator import HighLevelFixture, LobstrFixture, Simulator
+from simulator import Simulator
+from sources.highlevel.fixture import HighLevelFixture
+from sources.lobstr.fixture import LobstrFixture
 
 TASK = "a" * 32
 

@@ -12,7 +12,7 @@ import duckdb
 from conftest import cli
 from PIL import Image
 
-from simulator import HighLevelFixture
+from sources.highlevel.fixture import HighLevelFixture
 
 SECRET = "tok-DISTINCTIVE-9b2e77-never-in-output"
 

@@ -9,7 +9,8 @@ from collections import Counter
 import pytest
 
 from simulator import Fault
-from simulator.process import SimProcess, task_id
+from simulator.process import SimProcess
+from sources.lobstr.fixture import LobstrFixture
 
 TASKS = [f"{i:032x}" for i in range(1, 301)]
 STATUS_PATH = r"/v1/tasks/upload/.*"
@@ -20,6 +21,21 @@ def _no_documented_limit(monkeypatch):
     """Hundreds of tasks a run: Lobstr's documented 90/min (tested in test_hostile_network)
     would make each run minutes long; the limiter itself is tested here with its own limits."""
     monkeypatch.setenv("SOURCES__LOBSTR__RATE_LIMIT_REQUESTS", "0")
+
+
+def task_id(i: int) -> str:
+    return f"{i:032x}"
+
+
+def _succeeded_tasks(n: int):
+    """Builds, in the simulator's own process, a Lobstr fixture with `n` finished tasks."""
+    def build(token: str) -> list[LobstrFixture]:
+        fixture = LobstrFixture(token=token)
+        for i in range(n):
+            fixture.add(task_id(i), ["SUCCESS"])
+        return [fixture]
+
+    return build
 
 
 def answered(sim) -> Counter[str]:
@@ -68,7 +84,7 @@ def test_every_job_is_polled_once_per_run_despite_429s_and_5xx(polled_sim, run_p
 def test_concurrent_requests_keep_the_rate_limit_in_every_window(run_polled, monkeypatch):
     # the simulator in a process of its own, as a real server is: in this process its
     # arrival stamps would wait for the GIL behind the client's 16 threads
-    with SimProcess(lobstr_tasks=120, latency=0.005, steps=["SUCCESS"]) as sim:
+    with SimProcess(_succeeded_tasks(120), latency=0.005) as sim:
         tasks = [task_id(i) for i in range(120)]
         monkeypatch.setenv("SOURCES__LOBSTR__BASE_URL", sim.base_url)
         monkeypatch.setenv("SOURCES__LOBSTR__API_KEY", sim.token)

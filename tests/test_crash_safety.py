@@ -26,14 +26,11 @@ import duckdb
 import pytest
 from conftest import REPO, cli, postgres_dsn
 
-from simulator import (
-    ClearTaxFixture,
-    Fault,
-    HighLevelFixture,
-    LobstrFixture,
-    Simulator,
-    UploadPostFixture,
-)
+from simulator import Fault, Simulator
+from sources.cleartax.fixture import ClearTaxFixture
+from sources.highlevel.fixture import HighLevelFixture
+from sources.lobstr.fixture import LobstrFixture
+from sources.upload_post.fixture import UploadPostFixture
 
 NOW = datetime(2026, 11, 1, 12, tzinfo=timezone.utc)
 TASKS = [f"{i:032x}" for i in range(1, 7)]

@@ -21,16 +21,13 @@ import pyarrow.parquet as pq
 import pytest
 import trustme
 
-from simulator import (
-    ClearTaxFixture,
-    HighLevelFixture,
-    LobstrFixture,
-    Simulator,
-    UploadPostFixture,
-    hostile,
-)
+from simulator import Simulator, hostile
 from simulator.ratelimit import WindowLimit
+from sources.cleartax.fixture import ClearTaxFixture
 from sources.common.redaction import variants
+from sources.highlevel.fixture import HighLevelFixture
+from sources.lobstr.fixture import LobstrFixture
+from sources.upload_post.fixture import UploadPostFixture
 
 REPO = Path(__file__).parents[1]
 

@@ -13,14 +13,11 @@ from pathlib import Path
 
 from conftest import cli
 
-from simulator import (
-    ClearTaxFixture,
-    Fault,
-    HighLevelFixture,
-    LobstrFixture,
-    Simulator,
-    UploadPostFixture,
-)
+from simulator import Fault, Simulator
+from sources.cleartax.fixture import ClearTaxFixture
+from sources.highlevel.fixture import HighLevelFixture
+from sources.lobstr.fixture import LobstrFixture
+from sources.upload_post.fixture import UploadPostFixture
 
 TASK = "0" * 31 + "{}"
 

@@ -20,7 +20,8 @@ import duckdb
 import pytest
 from conftest import REPO, cli, postgres_dsn
 
-from simulator import Fault, LobstrFixture, Simulator
+from simulator import Fault, Simulator
+from sources.lobstr.fixture import LobstrFixture
 
 TASKS = [f"{i:032x}" for i in range(1, 7)]
 

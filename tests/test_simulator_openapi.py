@@ -19,7 +19,8 @@ import requests
 from openapi_core import Config, OpenAPI
 from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
 
-from simulator import Fault, HighLevelFixture, Simulator
+from simulator import Fault, Simulator
+from sources.highlevel.fixture import HighLevelFixture
 
 SPEC_DIR = Path(__file__).parent / "openapi" / "highlevel" / "apps"
 OFFICIAL_ORIGIN = "https://services.leadconnectorhq.com"

@@ -10,13 +10,17 @@ import pytest
 import requests
 
 from pipelines.errors import describe_failure, redact
-from sources import cleartax, lobstr, upload_post
+from sources import providers
+from sources.upload_post import history as upload_post
+from sources.common.job_refs import InvalidJobRef, JobRef
 from sources.common.paginators import PageItemsPaginator, SkipLimitPaginator
-from sources.common.polling import InvalidJobRef, JobRef
 from sources.common.throttle import RateLimit, RateLimiter
 from sources.highlevel import PROVIDER
 from sources.highlevel.listing import ListingWindow
 
+
+CLEARTAX, LOBSTR, UPLOAD_POST = (providers()[name].provider
+                                  for name in ("cleartax", "lobstr", "upload_post"))
 
 def _response(body: dict, status: int = 200, url: str = "http://x/social-media-posting/l/csv"
               ) -> requests.Response:
@@ -82,10 +86,11 @@ def test_auth_failure_message_names_provider_and_key_not_secret():
 
 
 @pytest.mark.parametrize(("provider", "text", "expected"), [
-    (upload_post.PROVIDER, "request:abc-1", JobRef("request:abc-1", "abc-1", None, "request")),
-    (upload_post.PROVIDER, "job:j:2", JobRef("job:j:2", "j:2", None, "job")),
-    (cleartax.PROVIDER, "te-1/act-9", JobRef("te-1/act-9", "act-9", "te-1")),
-    (lobstr.PROVIDER, "427a7bfc54cf4ce483d83ba23425164b",
+    (UPLOAD_POST, "request:abc-1",
+     JobRef("request:abc-1", "abc-1", None, "request")),
+    (UPLOAD_POST, "job:j:2", JobRef("job:j:2", "j:2", None, "job")),
+    (CLEARTAX, "te-1/act-9", JobRef("te-1/act-9", "act-9", "te-1")),
+    (LOBSTR, "427a7bfc54cf4ce483d83ba23425164b",
      JobRef("427a7bfc54cf4ce483d83ba23425164b", "427a7bfc54cf4ce483d83ba23425164b")),
 ])
 def test_job_references_parse(provider, text, expected):
@@ -93,11 +98,11 @@ def test_job_references_parse(provider, text, expected):
 
 
 @pytest.mark.parametrize(("provider", "text"), [
-    (upload_post.PROVIDER, "abc"), (upload_post.PROVIDER, "upload:abc"),
-    (upload_post.PROVIDER, "request:"), (cleartax.PROVIDER, "act-9"),
-    (cleartax.PROVIDER, "/act-9"), (cleartax.PROVIDER, "te/a/b"), (lobstr.PROVIDER, ""),
-    (lobstr.PROVIDER, "id\nother"), (lobstr.PROVIDER, " padded "), (lobstr.PROVIDER, ".."),
-    (cleartax.PROVIDER, "../act"),
+    (UPLOAD_POST, "abc"), (UPLOAD_POST, "upload:abc"),
+    (UPLOAD_POST, "request:"), (CLEARTAX, "act-9"),
+    (CLEARTAX, "/act-9"), (CLEARTAX, "te/a/b"), (LOBSTR, ""),
+    (LOBSTR, "id\nother"), (LOBSTR, " padded "), (LOBSTR, ".."),
+    (CLEARTAX, "../act"),
 ])
 def test_invalid_job_references_are_rejected(provider, text):
     with pytest.raises(InvalidJobRef):
@@ -105,11 +110,11 @@ def test_invalid_job_references_are_rejected(provider, text):
 
 
 def test_status_requests_encode_ids_whole():
-    path, _ = cleartax.PROVIDER.status_request(JobRef("t/x", "a?b#c", "t e"))
+    path, _ = CLEARTAX.status_request(JobRef("t/x", "a?b#c", "t e"))
     assert path == "api/v0.2/taxable_entities/t%20e/upload_activity/a%3Fb%23c/status"
-    assert upload_post.PROVIDER.status_request(JobRef("job:j", "x/../y", None, "job")) == (
+    assert UPLOAD_POST.status_request(JobRef("job:j", "x/../y", None, "job")) == (
         "api/uploadposts/status", {"job_id": "x/../y"})  # requests encodes query values
-    assert lobstr.PROVIDER.status_request(JobRef("a/b", "a/b"))[0] == "v1/tasks/upload/a%2Fb"
+    assert LOBSTR.status_request(JobRef("a/b", "a/b"))[0] == "v1/tasks/upload/a%2Fb"
 
 
 @pytest.mark.parametrize(("native", "results", "expected"), [
@@ -123,21 +128,21 @@ def test_status_requests_encode_ids_whole():
     ("paused", [], "unknown"),
 ])
 def test_upload_post_canonical_status(native, results, expected):
-    observation = upload_post.PROVIDER.read(JobRef("request:r", "r", None, "request"), 200,
+    observation = UPLOAD_POST.read(JobRef("request:r", "r", None, "request"), 200,
                                             {"status": native, "results": results})
     assert observation.status == expected
     assert observation.record["request_id"] == "r"  # filled in from the reference
 
 
 def test_a_404_is_not_found_and_keeps_the_error_body():
-    observation = lobstr.PROVIDER.read(JobRef("x", "x"), 404, {"error": {"type": "nf"}})
+    observation = LOBSTR.read(JobRef("x", "x"), 404, {"error": {"type": "nf"}})
     assert (observation.native_status, observation.status) == ("HTTP 404", "not_found")
     assert observation.record["id"] == "x" and observation.record["error"] == {"type": "nf"}
     assert observation.record["is_terminal"] is True
 
 
 def test_lobstr_null_meta_is_dropped_for_its_declared_columns():
-    record = lobstr.PROVIDER.read(JobRef("x", "x"), 202, {"state": "PROGRESS", "meta": None}
+    record = LOBSTR.read(JobRef("x", "x"), 202, {"state": "PROGRESS", "meta": None}
                                   ).record
     assert "meta" not in record and record["canonical_status"] == "running"
 
@@ -353,7 +358,7 @@ def test_job_state_is_one_small_int_per_job_and_reads_the_older_layout(tmp_path,
                 state["jobs"] = dict(old_layout)
                 for key in ("job_statuses", "finished_jobs"):
                     state.pop(key, None)
-            tracker = StatusTracker(lobstr.PROVIDER, ProviderStats("lobstr"),
+            tracker = StatusTracker(LOBSTR, ProviderStats("lobstr"),
                                     compact_finished=compact)
             changes = [tracker.observe(ref, native) for ref, native in sightings]
             tracker.save()
@@ -399,7 +404,7 @@ def test_observe_many_tells_changed_and_known_and_loses_no_change(tmp_path):
     def probe():
         @dlt.resource(name="rows")
         def rows():
-            tracker = StatusTracker(lobstr.PROVIDER, ProviderStats("lobstr"),
+            tracker = StatusTracker(LOBSTR, ProviderStats("lobstr"),
                                     compact_finished=True)
             found.append(tracker.observe_many(["a", "b", "c"], ["PENDING", "SUCCESS", None],
                                               ["s", "s", "s"]))
@@ -449,7 +454,7 @@ def test_finished_jobs_merge_and_round_trip(monkeypatch):
 def test_duckdb_memory_is_bounded_unless_the_user_says_otherwise(tmp_path, monkeypatch):
     import dlt
 
-    from pipelines.runner import duckdb_destination
+    from pipelines.destination import duckdb_destination
 
     def settings() -> tuple[str, int]:
         pipeline = dlt.pipeline("duckdb_settings", pipelines_dir=str(tmp_path / "p"),
@@ -510,7 +515,6 @@ def test_first_row_key_of_parquet_and_jsonl_files(tmp_path):
 ])
 def test_base_url_is_an_https_origin_or_loopback(url, ok):
     from sources.common.config_checks import ConfigProblem, checked_origin
-    from sources.lobstr import PROVIDER as LOBSTR
 
     if ok is None:
         with pytest.raises(ConfigProblem) as raised:

@@ -14,13 +14,11 @@ import pytest
 from conftest import warehouse_at
 
 from pipelines.runner import run_providers
-from simulator import (
-    ClearTaxFixture,
-    HighLevelFixture,
-    LobstrFixture,
-    Simulator,
-    UploadPostFixture,
-)
+from simulator import Simulator
+from sources.cleartax.fixture import ClearTaxFixture
+from sources.highlevel.fixture import HighLevelFixture
+from sources.lobstr.fixture import LobstrFixture
+from sources.upload_post.fixture import UploadPostFixture
 
 # the canonical status table of ../shared/design.md, written out again on purpose
 CONTRACT = {

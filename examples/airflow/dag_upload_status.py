@@ -43,7 +43,8 @@ def load_provider(provider: str) -> dict[str, Any]:
     import dlt
     from airflow.exceptions import AirflowFailException, AirflowSkipException
 
-    from pipelines.runner import UsageError, run_providers
+    from pipelines.runner import run_providers
+    from pipelines.usage import UsageError
 
     destination = dlt.config.get("destination_name") or "postgres"
     try:

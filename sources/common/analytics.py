@@ -1,10 +1,20 @@
 """How a provider's tables feed the cross-provider views: each provider declares a SELECT of its
 jobs with the columns below (DuckDB SQL, `{ds}` for the dataset, every column of a dataset table
-qualified by an alias unique to the provider)."""
+qualified by its table's alias), and may add views of its own."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class View:
+    """A view of the BI contract or a provider's own: DuckDB SQL, `{ds}` for the dataset."""
+
+    name: str
+    sql: str
+
 
 # the columns, in order, of every provider's job rows; the views add status, timing from history
 JOB_ROW_COLUMNS = {

@@ -169,6 +169,11 @@ class TolerantClient(RESTClient):
         super().__init__(*args, **kwargs)
         self._on_unreadable = on_unreadable
         self.max_pages = max_pages
+        self.pages_not_read = 0  # a listing that lost a page must not move its mark
+
+    def _not_read(self, response: Response, reason: str) -> None:
+        self.pages_not_read += 1
+        self._on_unreadable(response, reason)
 
     def _send_request(self, request: Any, **kwargs: Any) -> Response:
         try:
@@ -187,12 +192,12 @@ class TolerantClient(RESTClient):
     def extract_response(self, response: Response, data_selector: Any) -> list[Any]:
         # as dlt's, but the body is parsed once and the selector compiled once (responses.py)
         if (refusal := getattr(response, "refusal", None)) is not None:
-            self._on_unreadable(response, refusal)
+            self._not_read(response, refusal)
             return []
         try:
             data = select(data_selector, response)
         except ValueError as exc:
-            self._on_unreadable(response, reason_not_read(exc, UNREADABLE_BODY))
+            self._not_read(response, reason_not_read(exc, UNREADABLE_BODY))
             return []
         data = data[0] if isinstance(data, list) and len(data) == 1 else data
         if data is None:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sources.common.analytics import View
 from sources.common.status import TERMINAL, UNKNOWN
 
 
@@ -18,6 +19,7 @@ class Provider:
     # how the provider's tables feed the views (sources.common.analytics)
     job_rows: str = ""
     failure_rows: str = ""
+    views: tuple[View, ...] = ()  # views of its own, created after the common ones
     # column types of the provider's tables as declared to dlt, by table name
     tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 

@@ -54,8 +54,7 @@ HistoryRow = tuple[str, str, str, str, str | None, str | None, str, str | None, 
 
 # merged on change_key, so a status change is one row whatever loads it again (a resumed or
 # replayed package): dlt's delete-insert deduplicates the staging rows by the key and replaces
-# what the table holds. A first load into an empty dataset appends instead (HighLevel's
-# `first_load`: 0.8 s less per 100,000 new imports), with nothing there to be doubled.
+# what the table holds.
 HISTORY_HINTS: dict[str, Any] = {
     "columns": HISTORY_COLUMNS, "primary_key": "change_key",
     "write_disposition": {"disposition": "merge", "strategy": "delete-insert"}}
@@ -188,11 +187,6 @@ class StatusTracker:
         if code not in self._overrides:
             self._overrides[code] = self.provider.override(native, status)
         return code
-
-    def knows_no_job(self) -> bool:
-        """Whether the state names no job, finished or not (a first run's): every job this
-        tracker then knows was observed or registered during the run."""
-        return not self._jobs() and (self._finished is None or not len(self._finished))
 
     def is_known(self, job_ref: str) -> bool:
         return job_ref in self._jobs() or (

@@ -202,3 +202,6 @@ class UploadPostFixture:
         events = self.history()
         return Reply(200, {"history": events[(page - 1) * limit: page * limit],
                            "total": len(events), "page": page, "limit": limit})
+
+
+FIXTURE = UploadPostFixture

@@ -272,3 +272,6 @@ class HighLevelFixture:
 
 def _unprocessable(reason: str) -> Reply:
     return Reply(422, {"statusCode": 422, "message": [reason], "error": "Unprocessable Entity"})
+
+
+FIXTURE = HighLevelFixture

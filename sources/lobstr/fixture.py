@@ -69,3 +69,6 @@ class LobstrFixture:
         return Reply(200 if done else 202, {
             "id": task_id, "object": "task_upload", "state": task.status,
             "meta": dict(task.data["meta"]) if done else None})
+
+
+FIXTURE = LobstrFixture

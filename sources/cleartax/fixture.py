@@ -13,6 +13,7 @@ FINISHED = frozenset({"PROCESSED", "ABORTED"})
 TRAJECTORIES = (["INIT", "UPLOADED", "QUEUED", "PROCESSING", "PROCESSED"],
                 ["UPLOADED", "PROCESSING", "PROCESSED"], ["QUEUED", "PROCESSED"],
                 ["INIT", "PROCESSING", "ABORTED"])
+ENTITIES = ("te-mumbai-01", "te-pune-02", "te-delhi-03")
 ABORT_REASONS = ("Invalid GSTIN of the recipient", "Document date is in the future",
                  "HSN code is missing for item 3", "E-way bill already generated for document")
 
@@ -38,7 +39,8 @@ class ClearTaxFixture:
         self.activities.add((entity, activity), steps, queued=queued, error=error)
         return f"{entity}/{activity}"
 
-    def generate(self, entities: list[str], n: int, seed: int = 4) -> list[str]:
+    def generate(self, n: int, seed: int = 4, entities: tuple[str, ...] = ENTITIES
+                 ) -> list[str]:
         rng = random.Random(seed)
         return [self.add(rng.choice(entities), str(uuid.UUID(int=rng.getrandbits(128))),
                          rng.choice(TRAJECTORIES), queued=rng.randint(1, 40),
@@ -64,3 +66,6 @@ class ClearTaxFixture:
             "errorMessage": job.data["error"] if status == "ABORTED" else None,
             "queuedCount": job.data["queued"] if status in ("QUEUED", "PROCESSING") else 0,
         })
+
+
+FIXTURE = ClearTaxFixture

@@ -1,0 +1,119 @@
+"""The destination a run writes to: the DuckDB file (its name, its lock, its memory), any other
+dlt destination by name, the pipeline into it, and the run lock held while writing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import dlt
+import duckdb
+from dlt.common.destination import Destination
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+from pipelines.local_state import pipelines_dir_for
+from pipelines.run_lock import LockHeld, holding, lock_for
+from pipelines.usage import UsageError
+
+PIPELINE_NAME = "upload_status"
+DEFAULT_DATASET = "upload_status"
+# DuckDB names a file's catalog after its stem, and a catalog named like the dataset (schema)
+# makes every `upload_status.<table>` reference ambiguous, so the file must be named differently.
+DEFAULT_DUCKDB_FILE = "upload_status_data.duckdb"
+
+
+def duckdb_path(dataset: str) -> str:
+    """The DuckDB file to load into: DESTINATION__DUCKDB__CREDENTIALS or the default."""
+    configured = dlt.config.get("destination.duckdb.credentials")
+    path = str(configured) if configured else DEFAULT_DUCKDB_FILE
+    if Path(path).stem == dataset:
+        raise UsageError(
+            f"DuckDB file '{path}' has the same name as the dataset '{dataset}': DuckDB then "
+            "cannot tell the catalog from the schema. Set DESTINATION__DUCKDB__CREDENTIALS to a "
+            "file with another name, or choose another --dataset.")
+    # absolute: dlt would resolve a relative path against the folder of the pipeline's first
+    # run, not the folder the command runs in
+    plain_file = "://" not in path and not path.startswith(":")
+    return str(Path(path).resolve()) if plain_file else path
+
+
+def ensure_duckdb_free(path: str) -> None:
+    """UsageError when another process (a BI tool, a second run) holds the DuckDB file: DuckDB
+    allows one writing process per file, and dlt would fail deep inside the load."""
+    if not Path(path).exists():
+        return
+    try:
+        duckdb.connect(path).close()
+    except duckdb.IOException as exc:
+        if "lock" not in str(exc).lower():
+            raise
+        holder = str(exc).split("(PID", 1)[1].split(")", 1)[0].strip() if "(PID" in str(
+            exc) else "unknown"
+        raise UsageError(
+            f"DuckDB file {path} is in use by another process (PID {holder}), e.g. a BI tool "
+            "or another run. DuckDB lets one process write a file at a time: close it there "
+            "(or have the tool read a copy) and run again.") from None
+
+
+# DuckDB's own default is 80 % of RAM: its buffer pool then holds a whole merge in memory
+# (+270 MB for 100,000 imports). Capped, it spills to disk instead: peak RSS of a first load of
+# 300,000 imports 544 MB at 192 MB, 494 MB at 128 MB, 474 MB with one thread as well (each
+# DuckDB thread keeps buffers of its own, and dlt already runs one load job per table in
+# parallel); the load took no longer (bench/RESULTS.md)
+DUCKDB_SETTINGS: dict[str, Any] = {"memory_limit": "128MB", "threads": 1}
+
+
+def duckdb_destination(path: str) -> Any:
+    """DuckDB at `path` with bounded memory (`DUCKDB_SETTINGS`); settings the user gives in
+    DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG (e.g. another memory_limit) win."""
+    configured = dlt.config.get("destination.duckdb.credentials.global_config") or {}
+    if isinstance(configured, str):
+        configured = json.loads(configured)
+    credentials = DuckDbCredentials(path)
+    credentials.global_config = {**DUCKDB_SETTINGS, **configured}
+    return dlt.destinations.duckdb(credentials)
+
+
+def make_pipeline(destination: str | None = None, dataset: str | None = None,
+                  pipeline_name: str = PIPELINE_NAME, pipelines_dir: str | None = None
+                  ) -> dlt.Pipeline:
+    """The pipeline into `dataset` at `destination`, its local folder one of its own
+    (`local_state.pipelines_dir_for`) unless `pipelines_dir` is given."""
+    dataset = dataset or DEFAULT_DATASET
+    dest: Destination = (duckdb_destination(duckdb_path(dataset)) if destination in (None, "duckdb")
+                         else Destination.from_reference(destination))
+    return dlt.pipeline(pipeline_name=pipeline_name, destination=dest, dataset_name=dataset,
+                        pipelines_dir=pipelines_dir or pipelines_dir_for(dest, dataset))
+
+
+def duckdb_file(pipeline: dlt.Pipeline) -> str | None:
+    """The DuckDB file `pipeline` loads into, None for other destinations or no plain file."""
+    if pipeline.destination.destination_name != "duckdb":
+        return None
+    path = pipeline.destination.config_params.get("credentials")
+    path = getattr(path, "database", path)
+    plain = isinstance(path, str) and "://" not in path and not path.startswith(":")
+    return path if plain else None
+
+
+@contextmanager
+def writing(pipeline: dlt.Pipeline, wait: float = 0,
+            on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold the run lock of the pipeline's destination + dataset (`run_lock`) for the block:
+    UsageError naming the holder when another process has it (after `wait` seconds)."""
+    lock = lock_for(pipeline.destination, pipeline.dataset_name, Path(pipeline.pipelines_dir))
+    try:
+        with holding(lock, wait, on_wait):
+            if (path := duckdb_file(pipeline)) is not None:
+                ensure_duckdb_free(path)  # a BI tool may hold the file without our lock
+            yield
+    except LockHeld as exc:
+        raise UsageError(str(exc)) from None
+
+
+def loader_file_format(pipeline: dlt.Pipeline) -> str | None:
+    # parquet is ~40x faster than insert_values into DuckDB; others keep their own default
+    return "parquet" if pipeline.destination.destination_name == "duckdb" else None

@@ -1,0 +1,109 @@
+"""How runs and reports look in a terminal: the run summary and the report's tables."""
+
+from __future__ import annotations
+
+import shutil
+
+from rich.console import Console
+from rich.table import Table
+
+from pipelines.report import Report
+from pipelines.runner import RunReport
+
+# piped output (CI logs, cron mail) gets 120 columns instead of rich's 80
+_WIDTH = shutil.get_terminal_size((120, 24)).columns
+console = Console(width=_WIDTH)
+# messages are never broken into lines: a path or key split there cannot be copied (or grepped)
+err_console = Console(stderr=True, width=_WIDTH, soft_wrap=True)
+
+
+def print_report(report: RunReport, title: str = "Run summary") -> None:
+    table = Table(title=f"{title} ({report.destination}, dataset {report.dataset})")
+    columns = ("requests", "jobs seen", "polled", "new", "changed", "unfinished", "bad input",
+               "errors")
+    # the provider and its outcome stay whole on narrow terminals; headers may shorten
+    table.add_column("provider", no_wrap=True, min_width=len("upload_post"))
+    table.add_column("outcome", no_wrap=True)
+    for column in columns:
+        table.add_column(column, justify="right")
+    for p in report.providers:
+        values = {"requests": p.requests, "errors": len(p.errors) if p.outcome != "skipped" else 0,
+                  **{k: p.counts.get(k, 0) for k in columns[1:-1]}}
+        table.add_row(p.provider, p.outcome, *(str(values[c]) for c in columns))
+    console.print(table)
+    for p in report.providers:
+        details = {k: v for k, v in sorted(p.counts.items()) if k not in columns}
+        if details:
+            console.print(f"  {p.provider}: " + ", ".join(f"{k} {v}" for k, v in details.items()))
+        if p.rows_loaded:
+            console.print(f"  {p.provider} rows loaded: " + ", ".join(
+                f"{t} {n}" for t, n in sorted(p.rows_loaded.items())))
+        for error in p.errors:
+            if p.outcome == "skipped":
+                err_console.print(f"[yellow]skipped[/] {error}")
+            else:
+                err_console.print(f"[bold red]error[/] {error}")
+    if report.resumed:
+        console.print(f"  finished loading {report.resumed} package(s) of an interrupted run "
+                      f"({report.jobs_settled} of its load job(s) had already committed and "
+                      "were not loaded again)")
+    for note in report.notes:
+        err_console.print(f"[yellow]repaired[/] {note}")
+    for aside in report.set_aside:
+        err_console.print(
+            f"[bold red]error[/] a pending load package ({aside.load_id}) of an earlier run was "
+            f"refused by the destination for good ({aside.reason}): set aside in {aside.path}; "
+            "the state was rolled back, so this and later runs read its jobs again")
+    if report.resume_error:
+        err_console.print(f"[bold red]error[/] {report.resume_error} (retried by the next run)")
+    if report.views:
+        console.print(f"  views: {', '.join(report.views)}")
+    if report.views_error:
+        err_console.print(f"[bold red]error[/] {report.views_error}")
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def print_report_tables(rep: Report) -> None:
+    """The report as tables a person reads: period totals first, then the detail."""
+    sections = [
+        ("Success rate per provider since " + str(rep.since), rep.totals,
+         ("provider", "jobs", "succeeded", "partial", "failed", "cancelled", "in_flight",
+          "success_rate")),
+        ("Jobs per canonical status", rep.statuses, ("provider", "status", "jobs")),
+        ("Top failure reasons", rep.failure_reasons,
+         ("provider", "reason", "occurrences", "jobs")),
+        (f"Unfinished for more than {rep.stuck_hours:g} hours", rep.stuck,
+         ("provider", "job_id", "scope_id", "status", "native_status", "hours_unfinished")),
+    ]
+    for index, (title, rows, columns) in enumerate(sections):
+        if index == 1:
+            console.print(_per_day_table(rep))
+        table = Table(title=title, title_justify="left")
+        for column in columns:
+            table.add_column(column, justify="left" if column in (
+                "provider", "reason", "job_id", "scope_id", "status", "native_status", "day"
+            ) else "right", overflow="fold")
+        for row in rows:
+            table.add_row(*(_percent(row[c]) if c == "success_rate" else
+                            "" if row.get(c) is None else str(row[c]) for c in columns))
+        if not rows:
+            table.add_row(*(["none"] + [""] * (len(columns) - 1)))
+        console.print(table)
+
+
+def _per_day_table(rep: Report) -> Table:
+    """Days down, providers across: success rate (jobs) in each cell."""
+    providers = sorted({r["provider"] for r in rep.rates})
+    cells = {(r["day"], r["provider"]): r for r in rep.rates}
+    table = Table(title="Success rate (jobs) per day", title_justify="left")
+    table.add_column("day")
+    for provider in providers:
+        table.add_column(provider, justify="right")
+    for day in sorted({r["day"] for r in rep.rates}):
+        table.add_row(str(day), *(
+            f"{_percent(c['success_rate'])} ({c['jobs']})" if (c := cells.get((day, p))) else ""
+            for p in providers))
+    return table

@@ -1,0 +1,153 @@
+"""Polled providers declared as data: `sources/<name>/provider.toml`, checked against
+`declaration.schema.json`, becomes a `PolledProvider` and its dlt source."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import dlt
+
+from sources.common.analytics import failure_rows_sql
+from sources.common.job_refs import RefFormat
+from sources.common.polled_provider import PolledProvider
+from sources.common.polled_resources import DEFAULT_CONCURRENCY, polled_resources
+from sources.common.throttle import RateLimit
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+DECLARATION_FILE = "provider.toml"
+SCHEMA = Path(__file__).with_name("declaration.schema.json")
+
+
+class DeclarationError(ValueError):
+    """A provider declaration that cannot be used; the message names the file and field."""
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """A checked declaration: the provider, its source function and what the demo needs."""
+
+    provider: PolledProvider
+    source: Callable[..., Any]
+    ids_key: str  # the config key holding ids to follow
+    rate_limit: RateLimit | None
+    demo_jobs_per_run: int
+    ids_help: str
+
+
+@cache
+def _validator() -> Any:
+    import jsonschema  # only when a declaration is read
+
+    return jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text()))
+
+
+def _problems(data: Any) -> list[str]:
+    """Every schema violation as `field.path: message`, in field order."""
+    found = []
+    for error in sorted(_validator().iter_errors(data), key=lambda e: list(map(str, e.path))):
+        where = ".".join(str(p) for p in error.absolute_path)
+        message = error.message
+        if error.validator == "required":  # name the missing field itself
+            missing = message.split("'")[1]
+            where, message = ".".join(filter(None, (where, missing))), "required field is missing"
+        found.append(f"{where or '(top level)'}: {message}")
+    return found
+
+
+def load_declaration(path: Path) -> Declaration:
+    """The declaration in `path`; DeclarationError naming each field that is wrong."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise DeclarationError(f"{path}: cannot be read: {exc}") from None
+    problems = _problems(data)
+    if not problems and data["name"] != path.parent.name:
+        problems.append(f"name: {data['name']!r} is not the folder's name {path.parent.name!r}")
+    if not problems:
+        try:
+            return _declared(data)
+        except ValueError as exc:  # a value the schema cannot judge (the id format)
+            problems.append(str(exc))
+    raise DeclarationError(f"{path}: " + "; ".join(problems))
+
+
+def _declared(data: Mapping[str, Any]) -> Declaration:
+    name, ids, status = data["name"], data["ids"], data["status"]
+    try:
+        ref_format = RefFormat(ids.get("format", "{job_id}"), ids.get("names", {}))
+    except ValueError as exc:
+        raise ValueError(f"ids.format: {exc}") from None
+    views = data.get("views", {})
+    provider = PolledProvider(
+        name=name, base_url=data["base_url"], secret_field=data["auth"]["secret"],
+        status_map=dict(status["map"]), auth_header=data["auth"].get("header", "Authorization"),
+        auth_scheme=data["auth"].get("scheme"), jobs_table=data["jobs_table"],
+        status_path=status["path"], status_field=status["field"],
+        status_params=dict(status.get("params", {})),
+        body_codes=frozenset(status.get("body_codes", [200])), parse_ref=ref_format.parse,
+        id_fields=dict(data.get("id_fields", {})),
+        columns={c: {"data_type": t} for c, t in data.get("columns", {}).items()},
+        job_facts=dict(views.get("job_facts", {})),
+        failure_rows=_failure_rows(name, data["jobs_table"], views.get("failures")))
+    limit = data.get("rate_limit")
+    rate_limit = RateLimit(limit["requests"], float(limit["period"])) if limit else None
+    help_text = ids.get("help") or ref_format.expected()
+    return Declaration(provider, _source_function(provider, data["description"], ids["config_key"],
+                                                  rate_limit),
+                       ids["config_key"], rate_limit, data.get("demo", {}).get("jobs_per_run", 0),
+                       help_text)
+
+
+def _failure_rows(name: str, jobs_table: str, failures: Mapping[str, str] | None) -> str:
+    if not failures:
+        return ""
+    alias = f"f_{name}"
+    exprs = {"job_id": f"{alias}.tracked_id", "reason": f"{alias}.{failures['reason']}"}
+    if failures.get("item"):
+        exprs["item"] = f"{alias}.{failures['item']}"
+    return failure_rows_sql(name, f"{{ds}}.{jobs_table} AS {alias}", exprs,
+                            where=f"{alias}.{failures['reason']} IS NOT NULL")
+
+
+def _source_function(provider: PolledProvider, description: str, ids_key: str,
+                     rate_limit: RateLimit | None) -> Callable[..., Any]:
+    """A dlt source whose arguments are the declared configuration keys, so dlt injects
+    `SOURCES__<NAME>__<SECRET>`, `..._<IDS>` and the common settings as for a written one."""
+
+    def source(**config: Any) -> Any:
+        return polled_resources(
+            provider, config[provider.secret_field], config["base_url"],
+            config[ids_key] or [], config["full_refresh"],
+            limit=RateLimit.of(config["rate_limit_requests"], config["rate_limit_period"]),
+            concurrency=config["concurrency"])
+
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    params = [
+        inspect.Parameter(provider.secret_field, keyword, default=dlt.secrets.value,
+                          annotation=str),
+        inspect.Parameter(ids_key, keyword, default=None, annotation=Sequence[str] | None),
+        inspect.Parameter("base_url", keyword, default=provider.base_url, annotation=str),
+        inspect.Parameter("rate_limit_requests", keyword, annotation=int | None,
+                          default=rate_limit.requests if rate_limit else None),
+        inspect.Parameter("rate_limit_period", keyword, annotation=float,
+                          default=rate_limit.period if rate_limit else 1.0),
+        inspect.Parameter("concurrency", keyword, default=DEFAULT_CONCURRENCY, annotation=int),
+        inspect.Parameter("full_refresh", keyword, default=False, annotation=bool),
+    ]
+    source.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    source.__annotations__ = {p.name: p.annotation for p in params}
+    source.__name__ = source.__qualname__ = f"{provider.name}_source"
+    source.__module__ = __name__  # dlt names its config spec after a loaded module
+    source.__doc__ = f"{description}\n\nDeclared in sources/{provider.name}/{DECLARATION_FILE}."
+    return dlt.source(source, name=provider.name, section=provider.name)

@@ -1,0 +1,134 @@
+"""A polled provider declared as data: one status endpoint per job, an auth header, the field
+holding the native status, and how the answer becomes a row (`PolledProvider.read`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from dlt.common.schema.typing import TTableSchemaColumns
+from dlt.sources.helpers.rest_client.auth import APIKeyAuth
+
+from sources.common.analytics import job_rows_sql
+from sources.common.job_refs import InvalidJobRef, JobRef, simple_ref
+from sources.common.provider import Provider
+from sources.common.status import NOT_FOUND, TERMINAL
+
+# columns every polled jobs table gets besides the fields of the API's answer
+POLL_COLUMNS: TTableSchemaColumns = {
+    "job_ref": {"data_type": "text", "nullable": False},
+    "tracked_id": {"data_type": "text"},
+    "scope_id": {"data_type": "text"},
+    "native_status": {"data_type": "text"},
+    "canonical_status": {"data_type": "text"},
+    "status_override": {"data_type": "text"},  # see tracking.HISTORY_COLUMNS
+    "is_terminal": {"data_type": "bool"},
+    "http_status": {"data_type": "bigint"},
+    "polled_at": {"data_type": "timestamp"},
+}
+
+TRACKED_COLUMNS: TTableSchemaColumns = {
+    "job_ref": {"data_type": "text", "nullable": False},
+    "tracked_id": {"data_type": "text"},
+    "scope_id": {"data_type": "text"},
+    "kind": {"data_type": "text"},
+    "registered_by": {"data_type": "text"},  # config | track | history
+    "registered_at": {"data_type": "timestamp"},
+}
+
+
+@dataclass(frozen=True)
+class Observation:
+    native_status: str | None
+    status: str  # canonical
+    record: dict[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PolledProvider(Provider):
+    jobs_table: str
+    status_path: str  # template over JobRef.fields(); values are percent-encoded whole
+    status_field: str  # field of the answer holding the native status
+    parse_ref: Callable[[str], JobRef] = simple_ref
+    status_params: Mapping[str, str] = field(default_factory=dict)  # keys and values templated
+    auth_header: str = "Authorization"
+    auth_scheme: str | None = None  # e.g. "Token": the header is "<scheme> <secret>"
+    body_codes: frozenset[int] = frozenset({200})  # HTTP codes whose body is a job status
+    # fields set from the reference when the answer lacks them (a 404 body names no job)
+    id_fields: Mapping[str, str] = field(default_factory=dict)
+    columns: TTableSchemaColumns = field(default_factory=dict)
+    nested_columns: Mapping[str, TTableSchemaColumns] = field(default_factory=dict)
+    # canonical status from the whole answer, when the native status alone does not decide it
+    refine: Callable[[str, dict[str, Any]], str] | None = None
+    # columns derived from the whole answer and its canonical status, added to the row
+    derive: Callable[[dict[str, Any], str], dict[str, Any]] | None = None
+    # expressions over the jobs table (alias `{j}`) for the views' job facts: submitted_at,
+    # items_total, items_succeeded, items_failed, error_message
+    job_facts: Mapping[str, str] = field(default_factory=dict)
+
+    def declared_tables(self) -> Mapping[str, TTableSchemaColumns]:
+        return {self.jobs_table: {**POLL_COLUMNS, **self.columns},
+                **{f"{self.jobs_table}__{path}": columns
+                   for path, columns in self.nested_columns.items()},
+                f"{self.name}_tracked_jobs": TRACKED_COLUMNS}
+
+    def jobs_sql(self) -> str:
+        j = f"j_{self.name}"
+        exprs = {"job_ref": f"{j}.job_ref", "job_id": f"{j}.tracked_id",
+                 "scope_id": f"{j}.scope_id", "native_status": f"{j}.native_status",
+                 "status_override": f"{j}.status_override", "last_seen_at": f"{j}.polled_at",
+                 **{k: v.format(j=j) for k, v in self.job_facts.items()}}
+        return job_rows_sql(self.name, f"{{ds}}.{self.jobs_table} AS {j}", exprs)
+
+    def auth(self, secret: str) -> APIKeyAuth:
+        value = f"{self.auth_scheme} {secret}" if self.auth_scheme else secret
+        return APIKeyAuth(name=self.auth_header, api_key=value, location="header")
+
+    def split_refs(self, texts: Iterable[str]) -> tuple[list[JobRef], str]:
+        """The valid ids parsed, and a message naming each invalid one ("" when none is)."""
+        refs, bad = [], []
+        for text in texts:
+            try:
+                refs.append(self.parse_ref(text))
+            except InvalidJobRef as exc:
+                bad.append(f"{text!r} ({exc})")
+        return refs, f"invalid {self.name} job ids: {'; '.join(bad)}" if bad else ""
+
+    def status_request(self, ref: JobRef) -> tuple[str, dict[str, str]]:
+        encoded = {k: quote(v, safe="") for k, v in ref.fields().items()}
+        path = self.status_path.format(**encoded)
+        params = {k.format(**ref.fields()): v.format(**ref.fields())
+                  for k, v in self.status_params.items()}
+        return path, params
+
+    def read(self, ref: JobRef, http_status: int, body: Any) -> Observation:
+        """The observation one status answer (or a 404) amounts to."""
+        record: dict[str, Any] = dict(body) if isinstance(body, dict) else {"body": body}
+        for key in [k for k, v in record.items() if v is None]:
+            # a null object whose fields are declared columns (an object filled in only once
+            # the job is done): those columns already hold "no value", and a null-only column
+            # would be untyped
+            if any(column.startswith(f"{key}__") for column in self.columns):
+                del record[key]
+        native = record.get(self.status_field)
+        native = native if native is None or isinstance(native, str) else str(native)
+        if http_status == 404:
+            native = native or f"HTTP {http_status}"
+            status = NOT_FOUND
+        else:
+            status = self.canonical(native)
+            if self.refine is not None:
+                status = self.refine(status, record)
+        if self.derive is not None:
+            record.update(self.derive(record, status))
+        for key, template in self.id_fields.items():
+            name = key.format(**ref.fields())
+            if record.get(name) is None:
+                record[name] = template.format(**ref.fields())
+        record.update(job_ref=ref.ref, tracked_id=ref.job_id, scope_id=ref.scope_id,
+                      native_status=native, canonical_status=status,
+                      status_override=self.override(native, status),
+                      is_terminal=status in TERMINAL, http_status=http_status)
+        return Observation(native, status, record)

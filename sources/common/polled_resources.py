@@ -1,0 +1,195 @@
+"""The dlt resources of a polled provider, the same four for every one:
+
+- `<provider>_jobs` (not loaded): the jobs to look at this run, as "sightings": ids from config,
+  registered jobs from source state that are not finished, and whatever the provider discovers
+  (a history listing, say);
+- `<provider>_tracked_jobs`: one row per job the first time it is followed, and by what;
+- the provider's jobs table: every field of the latest status answer of each polled job,
+  merged on `job_ref`;
+- `<provider>_status_history`: one row per observed status change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import islice
+from typing import Any
+
+import dlt
+import requests
+from dlt.common.typing import TDataItems
+from dlt.extract.hints import make_nested_hints
+from dlt.extract.resource import DltResource
+from dlt.sources.helpers.rest_client import RESTClient
+
+from sources.common.arrow_items import history_arrow, load_id_on_arrow_items
+from sources.common.bad_input import (
+    PAGES_NOT_READ,
+    TolerantClient,
+    as_rejects,
+    is_reject,
+    reject_response,
+)
+from sources.common.config_checks import bounds_for, checked_origin, checked_secret
+from sources.common.job_refs import JobRef
+from sources.common.polled_provider import POLL_COLUMNS, TRACKED_COLUMNS, PolledProvider
+from sources.common.poller import DEFAULT_CONCURRENCY, Poller
+from sources.common.stats import ProviderStats, counting_session, current_stats
+from sources.common.throttle import RateLimit
+from sources.common.tracking import HISTORY_HINTS, StatusTracker, history_table
+
+# sightings per feed page: bounds memory, keeps polled rows flowing to the loader, and gives the
+# concurrent poller full waves (256 = 16 waves of the default 16 workers)
+PAGE = 256
+
+Sighting = dict[str, Any]
+# provider-specific discovery: given the client, the tracker and the `sight` function, yields
+# pages of sightings (a history listing attaches the event each job was seen in)
+Discover = Callable[[RESTClient, StatusTracker, Callable[..., Sighting]], Iterator[list[Sighting]]]
+
+
+def _chunks(items: Iterable[Any], size: int = PAGE) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _feed(provider: PolledProvider, tracker: StatusTracker, refs: Sequence[JobRef],
+          registered_by: str, client: RESTClient | None, full_refresh: bool,
+          discover: Discover | None, unreadable: list[dict[str, Any]] | None = None
+          ) -> DltResource:
+    """The sightings resource: what to register and what to poll this run."""
+    seen: set[str] = set()
+
+    def sight(ref: JobRef, by: str, **extra: Any) -> Sighting:
+        is_new = tracker.register(ref.ref)
+        poll = client is not None and ref.ref not in seen and (
+            full_refresh or not tracker.is_finished(ref.ref))
+        seen.add(ref.ref)
+        if is_new:
+            tracker.stats.counts["registered"] += 1
+        return {"job_ref": ref.ref, "tracked_id": ref.job_id, "scope_id": ref.scope_id,
+                "kind": ref.kind, "registered_by": by, "is_new": is_new, "poll": poll, **extra}
+
+    @dlt.resource(name=f"{provider.name}_jobs", selected=False)
+    def jobs() -> Iterator[list[Sighting]]:
+        given = {r.ref for r in refs}
+        for chunk in _chunks(refs):
+            yield [sight(r, registered_by) for r in chunk]
+        if client is None:
+            return
+        # followed jobs not named in config: the unfinished ones (every one on a full refresh)
+        followed = tracker.followed() if full_refresh else tracker.unfinished()
+        pending = (provider.parse_ref(r) for r in followed if r not in given)
+        for chunk in _chunks(pending):
+            yield [sight(r, "state") for r in chunk]
+        if discover is not None:
+            for page in discover(client, tracker, sight):
+                # pages the discovery could not read travel on as sightings to be loaded
+                yield page + [{"reject": r} for r in unreadable]
+                unreadable.clear()
+            if unreadable:
+                yield [{"reject": r} for r in unreadable]
+
+    return jobs
+
+
+def _tracked_jobs(provider: PolledProvider, feed: DltResource, tracker: StatusTracker
+                  ) -> DltResource:
+    @dlt.transformer(data_from=feed, name=f"{provider.name}_tracked_jobs",
+                     primary_key="job_ref", write_disposition="merge", columns=TRACKED_COLUMNS)
+    def tracked_jobs(sightings: TDataItems) -> Iterator[list[dict[str, Any]]]:
+        """One row per job, written when it is first followed."""
+        at = tracker.observed_at
+        rows = [{k: s[k] for k in TRACKED_COLUMNS if k in s} | {"registered_at": at}
+                for s in sightings if s.get("is_new") and s.get("job_ref")]
+        if rows:
+            yield rows
+
+    return tracked_jobs
+
+
+def polled_resources(
+    provider: PolledProvider,
+    secret: str,
+    base_url: str,
+    config_ids: Iterable[str],
+    full_refresh: bool = False,
+    discover: Discover | None = None,
+    limit: RateLimit | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+) -> tuple[DltResource, ...]:
+    """The feed, tracked-jobs, jobs and history resources of one polled provider.
+
+    Configured ids that cannot be job ids are skipped and reported as configuration errors.
+    """
+    stats = current_stats(provider.name)
+    secret = checked_secret(secret, provider.secret_env_key)
+    base_url = checked_origin(provider, base_url)
+    bounds = bounds_for(provider)
+    refs, bad = provider.split_refs(config_ids)
+    if bad:  # the valid ones still load; the run ends with the configuration error (exit 2)
+        stats.config_errors.append(f"{bad} (skipped; fix them in the configuration)")
+    tracker = StatusTracker(provider, stats)
+    unreadable: list[dict[str, Any]] = []
+    client = TolerantClient(
+        base_url=base_url, auth=provider.auth(secret),
+        session=counting_session(stats, base_url, bounds, limit=limit),
+        on_unreadable=lambda r, reason: unreadable.append(
+            not_read(stats, r, reason, tracker.observed_at)),
+        max_pages=bounds.max_pages)
+    poller = Poller(provider, client, tracker, stats, bounds)
+    feed = _feed(provider, tracker, refs, "config", client, full_refresh, discover, unreadable)
+
+    @dlt.transformer(data_from=feed, name=provider.jobs_table, primary_key="job_ref",
+                     write_disposition="merge", columns={**POLL_COLUMNS, **provider.columns},
+                     nested_hints={path: make_nested_hints(columns=columns)
+                                   for path, columns in provider.nested_columns.items()})
+    def job_statuses(sightings: TDataItems) -> Iterator[Any]:
+        """The latest status answer of every job polled (unfinished ones only); answers that
+        cannot be read go to the rejects table."""
+        poller.rejects.extend(s["reject"] for s in sightings if s.get("reject"))
+        refs = [JobRef(s["job_ref"], s["tracked_id"], s["scope_id"], s["kind"])
+                for s in sightings if s.get("poll")]
+        rows = poller.poll_all(refs, concurrency)
+        if poller.rejects:
+            yield as_rejects(provider.name, list(poller.rejects),
+                             {**POLL_COLUMNS, **provider.columns})
+            poller.rejects.clear()
+        if rows:
+            yield rows
+
+    @dlt.transformer(data_from=job_statuses, name=history_table(provider),
+                     **HISTORY_HINTS)
+    def status_history(records: TDataItems) -> Iterator[list[dict[str, Any]]]:
+        """One row per job whose status is new or changed since the last run."""
+        rows = tracker.take_changes(r["job_ref"] for r in records
+                                    if not is_reject(r) and r.get("job_ref"))
+        if rows:
+            yield history_arrow(rows)
+
+    load_id_on_arrow_items()
+    return feed, _tracked_jobs(provider, feed, tracker), job_statuses, status_history
+
+
+def not_read(stats: ProviderStats, response: requests.Response, reason: str, at: Any
+             ) -> dict[str, Any]:
+    """The reject row of a listing page that could not be read (the listing stops there)."""
+    stats.counts[PAGES_NOT_READ] += 1
+    return reject_response(stats, response, reason, at=at)
+
+
+def registration_source(provider: PolledProvider, refs: Sequence[JobRef]) -> Any:
+    """A source that only registers `refs` in the provider's state (as `track` does).
+
+    It carries the provider's own name, so it writes the same source state and schema the
+    provider's source reads; no credential is needed as nothing is requested.
+    """
+
+    @dlt.source(name=provider.name)
+    def registrations() -> tuple[DltResource, ...]:
+        tracker = StatusTracker(provider, current_stats(provider.name))
+        feed = _feed(provider, tracker, refs, "track", None, False, None)
+        return feed, _tracked_jobs(provider, feed, tracker)
+
+    return registrations()

@@ -1,0 +1,161 @@
+"""Reading the CSV import listings of a run: every location's pages it needs, each import
+checked, prepared and observed, handed on in batches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import timedelta
+from typing import Any
+
+from requests import HTTPError
+
+from sources.common.bad_input import TolerantClient, reject
+from sources.common.columns import ColumnBudget
+from sources.common.config_checks import MAX_STATUS_LENGTH
+from sources.common.job_refs import InvalidJobRef, check_id
+from sources.common.paginators import ListingStopped
+from sources.common.redaction import redact
+from sources.common.stats import ProviderStats
+from sources.common.status import TERMINAL
+from sources.common.tracking import StatusTracker
+from sources.highlevel.accounts import import_key
+from sources.highlevel.listing import ListingWindow, listing_pages, listing_path
+from sources.highlevel.settings import PROVIDER
+
+# records per item handed to dlt: every Arrow item costs dlt a schema merge and validation
+BATCH = 5_000
+
+
+def parse_locations(value: str | Iterable[str]) -> list[str]:
+    """Location ids from a TOML/JSON list (or a comma-separated string); InvalidJobRef naming
+    every id that cannot be one (empty, spaces, control characters, a dot segment)."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    locations, bad = [], []
+    for item in items:
+        try:
+            locations.append(check_id(str(item), "location id"))
+        except InvalidJobRef as exc:
+            bad.append(str(exc))
+    if bad:
+        raise InvalidJobRef(f"invalid location ids: {'; '.join(bad)}")
+    return locations
+
+
+def _usable_id(value: Any) -> bool:
+    return isinstance(value, str | int) and not isinstance(value, bool) and str(value) != ""
+
+
+class ImportListing:
+    """The import listings of one run. Rejected records, and the pages the client could not
+    read (it appends them to the same list), wait in `rejects` until a resource that loads
+    them takes them; `changed` holds the imports whose status is new or changed (for their
+    posts)."""
+
+    def __init__(self, client: TolerantClient, tracker: StatusTracker, stats: ProviderStats,
+                 columns: ColumnBudget, rejects: list[dict[str, Any]], *, page_size: int,
+                 params: Mapping[str, Any], overlap: timedelta, full_refresh: bool,
+                 track_changes: bool) -> None:
+        self.client, self.tracker, self.stats, self.columns = client, tracker, stats, columns
+        self.page_size, self.params, self.overlap = page_size, dict(params), overlap
+        self.full_refresh, self.track_changes = full_refresh, track_changes
+        self.rejects = rejects
+        self.changed: set[str] = set()
+
+    def take_rejects(self) -> list[dict[str, Any]]:
+        rejects = list(self.rejects)
+        self.rejects.clear()  # in place: the client holds this list too
+        return rejects
+
+    def batches(self, locations: list[str], marks: dict[str, Any]
+                ) -> Iterator[list[dict[str, Any]]]:
+        """Imports of every location in batches of `BATCH`, rejects as lists of their own; a
+        location the API refuses (unknown, no access) or that runs away does not cost the
+        others."""
+        batch: list[dict[str, Any]] = []
+        for location in locations:
+            try:
+                for records in self.location(location, marks):
+                    if self.rejects:
+                        yield self.take_rejects()
+                    batch.extend(records)
+                    if len(batch) >= BATCH:
+                        yield batch
+                        batch = []
+            except HTTPError as exc:
+                code = exc.response.status_code if exc.response is not None else 0
+                if code in (401, 403, 429) or code >= 500:
+                    raise  # the provider's run ends: a credential, limit or outage problem
+                self.stats.failed_parts.append(redact(
+                    f"location {location}: HTTP {code}: {exc.response.text[:200].strip()}"))
+            except ListingStopped as exc:  # what was read loads; the mark stays where it was
+                self.stats.failed_parts.append(f"location {location}: listing stopped: {exc}; "
+                                               "the imports listed before it are loaded")
+            if self.rejects:
+                yield self.take_rejects()
+        self.tracker.save()  # the run's last observation is made
+        if batch:
+            yield batch
+
+    def location(self, location: str, marks: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+        """The pages of one location's listing a run needs (`ListingWindow`; every page on a
+        full refresh); its mark moves only when no page was lost."""
+        window = ListingWindow.from_mark(None if self.full_refresh else marks.get(location),
+                                         self.overlap)
+        lost_before = self.client.pages_not_read
+        seen: set[str] = set()  # ids listed so far in this run: a page of none new repeats
+        for page in listing_pages(self.client, location, self.page_size, self.params):
+            records = self._usable(page, location)
+            if page and records and seen.issuperset(r["_id"] for r in records):
+                raise ListingStopped(f"a listing page at skip={len(seen)} named only imports "
+                                     "already listed in this run (the listing repeats)")
+            seen.update(r["_id"] for r in records)
+            self._observe(records)
+            for record in records:
+                # just observed: finished is what its status says (cheaper than the state)
+                window.see(record, PROVIDER.canonical(record.get("status")) not in TERMINAL)
+            yield records
+            if window.can_stop:
+                self.stats.counts["listings read incrementally"] += 1
+                break
+        if self.client.pages_not_read == lost_before:
+            marks[location] = window.mark(marks.get(location))
+
+    def _usable(self, page: list[Any], location: str) -> list[dict[str, Any]]:
+        """The page's imports prepared for loading; the others go to the rejects raw."""
+        records = []
+        for record in page:
+            if isinstance(record, dict) and not record:
+                continue  # an empty object stands for "no import" in the object-shaped answer
+            if (why := self.unusable(record)) is not None:
+                self.rejects.append(reject(self.stats, why, record, "/" + listing_path(location),
+                                           200, at=self.tracker.observed_at))
+                continue
+            records.append(self._prepare(record, location))
+        return records
+
+    def unusable(self, record: Any) -> str | None:
+        """Why a listed import cannot be loaded (its raw form goes to the rejects), or None."""
+        if not isinstance(record, dict) or not _usable_id(record.get("_id")):
+            return "import without a usable _id"
+        if len(str(record["_id"])) > MAX_STATUS_LENGTH:
+            return f"import _id over {MAX_STATUS_LENGTH} characters"
+        status = record.get("status")
+        if isinstance(status, str) and len(status) > MAX_STATUS_LENGTH:
+            return f"import status of {len(status)} characters (over {MAX_STATUS_LENGTH})"
+        return self.columns.admit_flat(record)
+
+    def _prepare(self, record: dict[str, Any], location: str) -> dict[str, Any]:
+        if not record.get("locationId"):
+            record["locationId"] = location
+        record["_id"] = str(record["_id"])
+        record["last_seen_at"] = self.tracker.observed_at
+        record["_dlt_id"] = import_key(record["_id"])  # its accounts point at it
+        return record
+
+    def _observe(self, records: list[dict[str, Any]]) -> None:
+        """History rows for the page's new and changed imports."""
+        sightings = self.tracker.observe_many([r["_id"] for r in records],
+                                              [r.get("status") for r in records],
+                                              [r.get("locationId") for r in records])
+        if self.track_changes:
+            self.changed.update(records[i]["_id"] for i in sightings.changed)
