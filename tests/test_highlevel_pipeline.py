@@ -399,6 +399,7 @@ def test_a_listing_that_shifts_while_paged_loads_each_import_once(highlevel_sim,
     report = run()
 
     assert report.exit_code == 0, report.providers[0].errors
+    assert report.providers[0].counts["imports listed twice"] == 3
     assert q("select count(*), count(distinct _id) from {ds}.highlevel_csv_uploads") == [
         (25, 25)]
     first = fixture.imports["loc1"][3:]  # the 25 there when the run began
@@ -406,6 +407,7 @@ def test_a_listing_that_shifts_while_paged_loads_each_import_once(highlevel_sim,
     assert q("select count(*), count(distinct _dlt_id) from "
              "{ds}.highlevel_csv_uploads__account_ids") == [(accounts, accounts)]
     status = f"select status from {{ds}}.highlevel_csv_uploads where _id = '{moved['_id']}'"
+    assert q(status) == [("completed",)]  # its first sighting
     assert q(f"""select previous_native_status, native_status from
         {{ds}}.highlevel_status_history where job_id = '{moved['_id']}'
         order by previous_native_status nulls first""") == [

@@ -11,13 +11,12 @@ import requests
 
 from pipelines.errors import describe_failure, redact
 from sources import providers
-from sources.upload_post import history as upload_post
 from sources.common.job_refs import InvalidJobRef, JobRef
 from sources.common.paginators import PageItemsPaginator, SkipLimitPaginator
 from sources.common.throttle import RateLimit, RateLimiter
 from sources.highlevel import PROVIDER
 from sources.highlevel.listing import ListingWindow
-
+from sources.upload_post import history as upload_post
 
 CLEARTAX, LOBSTR, UPLOAD_POST = (providers()[name].provider
                                   for name in ("cleartax", "lobstr", "upload_post"))

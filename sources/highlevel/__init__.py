@@ -27,7 +27,7 @@ from sources.common.stats import ProviderStats, counting_session, current_stats
 from sources.common.throttle import RateLimit
 from sources.common.tracking import HISTORY_HINTS, StatusTracker
 from sources.highlevel.accounts import ACCOUNT_COLUMNS, ACCOUNTS_TABLE, account_table
-from sources.highlevel.imports import ImportListing, parse_locations
+from sources.highlevel.imports import ImportListing, Repeats, parse_locations
 from sources.highlevel.posts import read_posts
 from sources.highlevel.settings import API_VERSION, CSV_COLUMNS, POST_COLUMNS, PROVIDER, RATE_LIMIT
 
@@ -47,6 +47,11 @@ def location_of(url: str) -> str:
 def _imports(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The imports of an item of the listing: none in a list of reject rows (never both)."""
     return [] if is_reject(batch[0]) else batch
+
+
+def _written(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The imports of an item of the listing that get a row and accounts of their own."""
+    return [] if isinstance(batch, Repeats) else _imports(batch)
 
 
 @dlt.source(name="highlevel")
@@ -152,6 +157,9 @@ def _uploads(imports: DltResource, stats: ProviderStats) -> DltResource:
         if is_reject(batch[0]):
             yield as_rejects(PROVIDER.name, batch, CSV_COLUMNS)
             return
+        batch = _written(batch)
+        if not batch:
+            return
         schema = dlt.current.source_schema()
         known = schema.tables.get("highlevel_csv_uploads", {}).get("columns") or CSV_COLUMNS
         table = to_arrow(batch, known, schema.naming, unnested=("accountIds",))
@@ -182,7 +190,7 @@ def _accounts(imports: DltResource) -> DltResource:
     def accounts(batch: list[dict[str, Any]]) -> Iterator[Any]:
         """One row per account of an import, as dlt would unnest `accountIds` (`value`,
         `_dlt_parent_id` = the import's `_dlt_id`, `_dlt_list_idx`), written as Arrow."""
-        table = account_table(_imports(batch))
+        table = account_table(_written(batch))
         if table is not None:
             yield table
 

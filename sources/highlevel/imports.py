@@ -41,6 +41,12 @@ def parse_locations(value: str | Iterable[str]) -> list[str]:
     return locations
 
 
+class Repeats(list[dict[str, Any]]):
+    """Imports the listing named again in this run (it shifted under new imports while it was
+    paged): their status changes and posts count; their rows and accounts are not written
+    twice. The shift also breaks the listing's order, so the next run reads it all again."""
+
+
 def _usable_id(value: Any) -> bool:
     return isinstance(value, str | int) and not isinstance(value, bool) and str(value) != ""
 
@@ -60,6 +66,7 @@ class ImportListing:
         self.full_refresh, self.track_changes = full_refresh, track_changes
         self.rejects = rejects
         self.changed: set[str] = set()
+        self.listed: set[str] = set()  # ids listed so far in this run
 
     def take_rejects(self) -> list[dict[str, Any]]:
         rejects = list(self.rejects)
@@ -77,6 +84,9 @@ class ImportListing:
                 for records in self.location(location, marks):
                     if self.rejects:
                         yield self.take_rejects()
+                    if isinstance(records, Repeats):
+                        yield records
+                        continue
                     batch.extend(records)
                     if len(batch) >= BATCH:
                         yield batch
@@ -102,18 +112,24 @@ class ImportListing:
         window = ListingWindow.from_mark(None if self.full_refresh else marks.get(location),
                                          self.overlap)
         lost_before = self.client.pages_not_read
-        seen: set[str] = set()  # ids listed so far in this run: a page of none new repeats
+        skip = 0
         for page in listing_pages(self.client, location, self.page_size, self.params):
             records = self._usable(page, location)
-            if page and records and seen.issuperset(r["_id"] for r in records):
-                raise ListingStopped(f"a listing page at skip={len(seen)} named only imports "
+            fresh = [r for r in records if r["_id"] not in self.listed]
+            if records and not fresh:
+                raise ListingStopped(f"a listing page at skip={skip} named only imports "
                                      "already listed in this run (the listing repeats)")
-            seen.update(r["_id"] for r in records)
+            skip += len(page)
+            self.listed.update(r["_id"] for r in fresh)
             self._observe(records)
             for record in records:
                 # just observed: finished is what its status says (cheaper than the state)
                 window.see(record, PROVIDER.canonical(record.get("status")) not in TERMINAL)
-            yield records
+            yield fresh
+            if len(fresh) < len(records):
+                self.stats.counts["imports listed twice"] += len(records) - len(fresh)
+                fresh_ids = {id(r) for r in fresh}
+                yield Repeats(r for r in records if id(r) not in fresh_ids)
             if window.can_stop:
                 self.stats.counts["listings read incrementally"] += 1
                 break
