@@ -111,9 +111,10 @@ def highlevel_env(base_url: str, token: str) -> dict[str, str]:
 
 # --- baselines ---------------------------------------------------------------------------------
 
-def rest_api_polling(sim: SimProcess, jobs: int, folder: Path) -> float:
+def rest_api_polling(sim: SimProcess, jobs: int, folder: Path, parallel: bool) -> float:
     """Plain dlt rest_api: the status endpoint as a child of a resource listing the ids
-    (seconds of the extract step, where the requests happen)."""
+    (seconds of the extract step, where the requests happen). `parallel`: the best a user
+    would configure, `parallelized` resources and 16 extract workers (as our concurrency)."""
     from dlt.sources.rest_api import rest_api_source
 
     @dlt.resource(selected=False)
@@ -128,9 +129,10 @@ def rest_api_polling(sim: SimProcess, jobs: int, folder: Path) -> float:
             "name": "lobstr_upload_tasks",
             "endpoint": {"path": "v1/tasks/upload/{resources.task_ids.id}",
                          "paginator": "single_page"}}],
-    })
+    }, parallelized=parallel)
     pipeline = pipeline_in(folder, "baseline_rest_api")
-    pipeline.run(source, loader_file_format="parquet")
+    with env({"EXTRACT__WORKERS": str(CONCURRENCY)} if parallel else {}):
+        pipeline.run(source, loader_file_format="parquet")
     return step_seconds(pipeline, "extract")
 
 
@@ -215,13 +217,18 @@ def bench_polling(work: Path, lines: list[str]) -> None:
             # the best of two first runs (each polls every job), as for loading
             run = min((ours("lobstr", work / f"poll_ours{i}") for i in range(2)),
                       key=lambda r: r.extract)
-        baseline = rest_api_polling(sim, POLL_JOBS, work / "poll_rest_api")
+        parallel = rest_api_polling(sim, POLL_JOBS, work / "poll_rest_api_parallel", True)
+        sequential = rest_api_polling(sim, POLL_JOBS, work / "poll_rest_api", False)
     lines.append(f"| 1 | concurrent polling, {POLL_JOBS:,} jobs at {LATENCY * 1000:.0f} ms "
                  f"(extract step, best of 2) | {run.extract:.2f} s | floor {floor:.2f} s | "
                  f"{run.extract / floor:.2f}x floor (goal <= 1.5x) |")
-    lines.append(f"| 1 | same jobs, plain dlt rest_api child resource (extract step) | "
-                 f"{baseline:.2f} s | ours {run.extract:.2f} s | {baseline / run.extract:.1f}x "
-                 f"faster (goal >= 10x) |")
+    lines.append(f"| 1 | same jobs, plain dlt rest_api child resource, `parallelized` and "
+                 f"{CONCURRENCY} extract workers: the best plain-dlt configuration | "
+                 f"{parallel:.2f} s | ours {run.extract:.2f} s | "
+                 f"{parallel / run.extract:.2f}x faster |")
+    lines.append(f"| 1 | same jobs, plain dlt rest_api child resource, defaults (sequential) | "
+                 f"{sequential:.2f} s | ours {run.extract:.2f} s | "
+                 f"{sequential / run.extract:.1f}x faster |")
 
 
 def bench_rate_limit(work: Path, lines: list[str]) -> None:

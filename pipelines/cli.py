@@ -19,6 +19,7 @@ from pipelines.run_lock import LockUnavailable
 from pipelines.runner import run_providers
 from pipelines.usage import UsageError
 from sources import providers
+from sources.common.declaration import DeclarationError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Load upload/import job statuses from SaaS APIs into DuckDB or any dlt "
@@ -26,13 +27,26 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 
 
 @app.callback()
-def _everything_redacted() -> None:
+def _checked_setup() -> None:
     """Load upload/import job statuses from SaaS APIs into DuckDB or any dlt destination."""
     redacted_output.install()
+    try:
+        providers()
+    except DeclarationError as exc:  # a provider folder with a mistake: nothing can run
+        err_console.print(f"[bold red]error[/] {exc}")
+        raise typer.Exit(2) from None
 
 
-# providers whose jobs are registered, with how their ids are written (for the help)
-_TRACKED = {name: package.ids_help for name, package in providers().items() if package.ids_help}
+def _tracked() -> dict[str, str]:
+    """Providers whose jobs are registered, with how their ids are written (for the help)."""
+    try:
+        return {name: package.ids_help for name, package in providers().items()
+                if package.ids_help}
+    except DeclarationError:  # every command reports it (`_checked_setup`)
+        return {}
+
+
+_TRACKED = _tracked()
 
 WaitOption = Annotated[float, typer.Option(
     "--wait", metavar="SECONDS", min=0,

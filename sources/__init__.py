@@ -80,6 +80,17 @@ def _registry(folders: tuple[str, ...]) -> dict[str, ProviderPackage]:
     return found
 
 
+def _folders() -> tuple[str, ...]:
+    return tuple(str(p) for p in _HERE.iterdir() if not p.name.startswith(("_", ".")))
+
+
+def provider_names() -> list[str]:
+    """The providers' names from their folders alone, importing nothing (a scheduler that
+    parses its DAG file often)."""
+    return sorted(f.name for f in map(Path, _folders()) if f.name not in _NOT_PROVIDERS and (
+        (f / "provider.toml").exists() or (f / "__init__.py").exists()))
+
+
 def providers() -> dict[str, ProviderPackage]:
     """Every provider package, keyed by its contract name, in name order."""
-    return _registry(tuple(str(p) for p in _HERE.iterdir() if not p.name.startswith(("_", "."))))
+    return _registry(_folders())

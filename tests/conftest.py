@@ -199,3 +199,7 @@ def warehouse(request: pytest.FixtureRequest, tmp_path: Path, db_path: Path
     """The same pipeline into a DuckDB file and into a real Postgres server (own schema)."""
     with warehouse_at(request.param, tmp_path, db_path) as made:
         yield made
+
+
+# the throwaway provider's files, run only inside a copy of the project (test_new_provider.py)
+collect_ignore = ["new_provider"]

@@ -32,17 +32,23 @@ def test_github_actions_workflow_is_valid_and_uses_real_keys():
     assert all(("uses" in s) != ("run" in s) for s in steps)  # each step does one thing
     commands = " ".join(s.get("run", "") for s in steps)
     assert "upload-status run" in commands and "upload-status report" in commands
-    keys = {"SOURCES__HIGHLEVEL__ACCESS_TOKEN", "SOURCES__UPLOAD_POST__API_KEY",
-            "SOURCES__LOBSTR__API_KEY", "SOURCES__CLEARTAX__AUTH_TOKEN"}
-    assert keys <= set(job["env"])
-    for key in keys:  # secrets come from the repository's secrets, never from the file
-        assert job["env"][key] == "${{ secrets." + key + " }}"
+    # every provider's credential, new providers' too, from one secret written as the
+    # secrets file dlt reads, readable by the runner's user only; none is in the file itself
+    (written,) = [s for s in steps if ".dlt/secrets.toml" in s.get("run", "")]
+    assert written["env"] == {"SECRETS_TOML": "${{ secrets.UPLOAD_STATUS_SECRETS_TOML }}"}
+    assert "umask 077" in written["run"]
+    assert steps.index(written) < next(i for i, s in enumerate(steps)
+                                       if "upload-status run" in s.get("run", ""))
+    assert not re.search(r"SOURCES__\w+", text)
+    for key, value in job["env"].items():  # the destination's, from the repository's secrets
+        assert value == "${{ secrets." + key + " }}"
     assert workflow["concurrency"]["cancel-in-progress"] is False
 
 
 def test_airflow_dag_resolves_nothing_at_parse_time():
-    """Airflow parses DAG files often and everywhere: the module imports only Airflow and the
-    standard library; the project and its configuration are read inside the tasks."""
+    """Airflow parses DAG files often and everywhere: the module imports Airflow, the standard
+    library and the registry's list of provider folders (which imports no dlt and reads no
+    configuration); the project and its configuration are read inside the tasks."""
     tree = ast.parse((ROOT / "examples/airflow/dag_upload_status.py").read_text())
     top = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
     for node in ast.walk(ast.Try(body=[n for n in tree.body if isinstance(n, ast.Try)],
@@ -51,7 +57,14 @@ def test_airflow_dag_resolves_nothing_at_parse_time():
             top.append(node)
     modules = {(n.module if isinstance(n, ast.ImportFrom) else a.name).split(".")[0]
                for n in top for a in n.names}
-    assert modules <= {"__future__", "datetime", "typing", "pendulum", "airflow"}, modules
+    allowed = {"__future__", "datetime", "typing", "pendulum", "airflow", "sources"}
+    assert modules <= allowed, modules
+    listed = subprocess.run(
+        [sys.executable, "-c", "import sys, sources; print(sources.provider_names(), "
+         "[m for m in ('dlt', 'requests', 'duckdb') if m in sys.modules])"],
+        cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    folders = sorted(p.name for p in (ROOT / "sources").iterdir() if (p / "fixture.py").exists())
+    assert listed.strip() == f"{folders} []"
 
 
 def test_dlt_script_loads_what_is_configured_and_creates_views(polled_sim, tmp_path: Path):

@@ -1,7 +1,8 @@
 """Airflow DAG for upload-status: one task per provider, each `upload-status run --source NAME`.
 
-- Nothing is resolved when Airflow parses this file: it imports only Airflow. Each task imports
-  the project, reads its configuration (SOURCES__..., DESTINATION__... environment variables,
+- Nothing is resolved when Airflow parses this file: it imports Airflow and lists the provider
+  folders (`sources.provider_names`, no dlt). Each task imports the project, reads its
+  configuration (SOURCES__..., DESTINATION__... environment variables,
   `.dlt/` files, or dlt's `dlt_secrets_toml` Airflow variable) and loads its provider.
 - The tasks run in parallel as far as the executor lets them, and each holds the run lock of
   the destination + dataset while it writes (`--wait` up to the task's timeout): they take turns
@@ -30,7 +31,9 @@ try:  # Airflow 3
 except ImportError:  # Airflow 2
     from airflow.decorators import dag, task
 
-PROVIDERS = ("highlevel", "upload_post", "lobstr", "cleartax")
+from sources import provider_names
+
+PROVIDERS = provider_names()  # one task per provider folder
 TASK_TIMEOUT = timedelta(hours=1)
 LOCK_WAIT = timedelta(minutes=30)  # another writer of the dataset first: a task or a manual run
 
