@@ -22,7 +22,8 @@ def print_report(report: RunReport, title: str = "Run summary") -> None:
     columns = ("requests", "jobs seen", "polled", "new", "changed", "unfinished", "bad input",
                "errors")
     # the provider and its outcome stay whole on narrow terminals; headers may shorten
-    table.add_column("provider", no_wrap=True, min_width=len("upload_post"))
+    table.add_column("provider", no_wrap=True,
+                     min_width=max((len(p.provider) for p in report.providers), default=8))
     table.add_column("outcome", no_wrap=True)
     for column in columns:
         table.add_column(column, justify="right")

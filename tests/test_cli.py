@@ -132,6 +132,16 @@ def test_report_before_any_run_is_a_usage_error(tmp_path: Path):
     assert "run `upload-status run`" in done.stderr and "Traceback" not in done.stderr
 
 
+def summary_row(stdout: str, provider: str) -> dict[str, str]:
+    """The run summary's row of `provider`, by column header."""
+    lines = stdout.splitlines()
+    header = next(line for line in lines if "provider" in line and "outcome" in line)
+    row = next(line for line in lines if line.strip("│┃ ").startswith(provider))
+    cells = [[c.strip() for c in line.strip().strip("│┃").replace("┃", "│").split("│")]
+             for line in (header, row)]
+    return dict(zip(*cells, strict=True))
+
+
 def test_track_from_arguments_and_a_csv_file_then_run_polls_them(polled_sim, tmp_path: Path):
     ct = polled_sim.fixtures["cleartax"]
     refs = [ct.add("te-1", f"act-{i}", ["QUEUED", "PROCESSED"]) for i in range(3)]
@@ -147,11 +157,10 @@ def test_track_from_arguments_and_a_csv_file_then_run_polls_them(polled_sim, tmp
     assert "1 newly followed, 0 already followed" in first.stdout
     assert "2 newly followed, 1 already followed" in again.stdout
     assert done.returncode == 0, done.stderr
-    assert "polled" in done.stdout
-    line = next(row for row in done.stdout.splitlines() if "cleartax" in row and "loaded" in row)
-    # provider, outcome, requests, jobs seen, polled, new, changed, unfinished, bad input, errors
-    assert [c.strip() for c in line.strip("│┃ ").split("│")][2:] == [
-        "3", "3", "3", "3", "0", "3", "0", "0"]
+    assert summary_row(done.stdout, "cleartax") == {
+        "provider": "cleartax", "outcome": "loaded", "requests": "3", "jobs seen": "3",
+        "polled": "3", "new": "3", "changed": "0", "unfinished": "3", "bad input": "0",
+        "errors": "0"}
     assert count(tmp_path / "upload_status_data.duckdb", "cleartax_upload_activities") == 3
 
 

@@ -39,6 +39,16 @@ def test_no_module_outside_provider_folders_names_a_polled_provider():
     assert found == []
 
 
+def test_the_engine_names_no_provider():
+    """sources/common and the simulator's server serve any provider: none is named there."""
+    words = re.compile("|".join([*provider_names(), "high ?level", "upload-post"]), re.IGNORECASE)
+    engine = [p for p in python_files() if p.parent == REPO / "sources" / "common"
+              or p.parent == REPO / "simulator"]
+    found = [f"{p.relative_to(REPO)}:{n}: {line.strip()}" for p in engine
+             for n, line in enumerate(p.read_text().splitlines(), 1) if words.search(line)]
+    assert engine and found == []
+
+
 def test_no_function_is_longer_than_80_lines():
     long = []
     for path in outside("tests"):

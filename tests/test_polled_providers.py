@@ -4,48 +4,12 @@ DuckDB file: what is polled, what is recorded, and what survives a wiped pipelin
 from __future__ import annotations
 
 import shutil
-from collections import Counter
-from urllib.parse import unquote
 
 import pytest
+from polled_helpers import FINISHED, history_rows, polled_refs, statuses
 
 from pipelines.runner import run_providers
 from pipelines.track import track_jobs
-
-# native statuses after which each provider's simulator never changes a job again
-FINISHED = {"upload_post": {"completed", "failed"}, "lobstr": {"SUCCESS", "FAILURE"},
-            "cleartax": {"PROCESSED", "ABORTED"}}
-HISTORY_TABLES = ("upload_post_status_history", "lobstr_status_history",
-                  "cleartax_status_history")
-
-
-def polled_refs(sim) -> list[str]:
-    """The job of every status request in the simulator's log, written as `track` writes it."""
-    refs = []
-    for r in sim.requests(method="GET"):
-        if r.provider == "upload_post" and r.path.endswith("/status"):
-            kind = "request" if "request_id" in r.query else "job"
-            refs.append(f"{kind}:{r.query[kind + '_id']}")
-        elif r.provider == "lobstr":
-            refs.append(unquote(r.path.rsplit("/", 1)[1]))
-        elif r.provider == "cleartax":
-            parts = r.path.split("/")  # /api/v0.2/taxable_entities/TE/upload_activity/ID/status
-            refs.append(f"{unquote(parts[4])}/{unquote(parts[6])}")
-    return refs
-
-
-def history_rows(query) -> Counter[str]:
-    rows = Counter()
-    present = {t for (t,) in query("select table_name from information_schema.tables")}
-    for table in set(HISTORY_TABLES) & present:  # a table exists once it has had rows
-        for (job_ref,) in query(f"select job_ref from {{ds}}.{table}"):
-            rows[job_ref] += 1
-    return rows
-
-
-def statuses(query, table: str) -> dict[str, tuple]:
-    return {r[0]: r[1:] for r in query(
-        f"select job_ref, native_status, canonical_status from {{ds}}.{table}")}
 
 
 def test_four_runs_poll_exactly_the_unfinished_jobs_and_record_each_status_once(
@@ -82,7 +46,6 @@ def test_four_runs_poll_exactly_the_unfinished_jobs_and_record_each_status_once(
     monkeypatch.setenv("SOURCES__CLEARTAX__ACTIVITIES", '["te-1/act-1"]')
     for provider, ref in by_track.items():
         assert track_jobs(provider, [ref], pipeline=pipeline).registered == 1
-    assert by_config  # registered through config
 
     reports = []
     for run_index in range(4):
@@ -93,7 +56,7 @@ def test_four_runs_poll_exactly_the_unfinished_jobs_and_record_each_status_once(
             not in FINISHED[provider])
         polled_sim.clear_log()
 
-        report = run_polled()
+        report = run_polled(*FINISHED)
 
         assert report.exit_code == 0, [p.errors for p in report.providers]
         assert sorted(polled_refs(polled_sim)) == expected, f"run {run_index + 1}"
@@ -114,6 +77,9 @@ def test_four_runs_poll_exactly_the_unfinished_jobs_and_record_each_status_once(
     assert statuses(query, "cleartax_upload_activities")["te-2/act-2"] == ("ABORTED", "failed")
     assert query("""select registered_by, count(*) from {ds}.upload_post_tracked_jobs
         group by 1 order by 1""") == [("config", 1), ("history", 1), ("track", 1)]
+    for provider, ref in zip(FINISHED, by_config, strict=True):  # followed through config
+        assert query(f"""select registered_by from {{ds}}.{provider}_tracked_jobs
+            where job_ref = '{ref}'""") == [("config",)], provider
 
 
 def test_registrations_and_finished_jobs_survive_a_wiped_pipeline_folder(
@@ -170,111 +136,6 @@ def test_not_found_from_404_or_from_the_body_is_final(polled_sim, run_polled, qu
     run_polled()
 
     assert polled_refs(polled_sim) == []
-
-
-def test_partial_and_failed_upload_post_requests(polled_sim, run_polled, query, monkeypatch):
-    up = polled_sim.fixtures["upload_post"]
-    up.add("request", "mixed", ["completed"], platforms=["x", "instagram", "tiktok"],
-           failures={"instagram": "Video duration exceeds the platform limit"})
-    up.add("request", "all-failed", ["completed"], platforms=["x", "tiktok"],
-           failures={"x": "Account token expired", "tiktok": "Account token expired"})
-    up.add("request", "stalled", ["pending", "failed"], platforms=["youtube"], stalled=True)
-    up.add("job", "fine", ["completed"], platforms=["linkedin"])
-    polled_sim.advance()  # "stalled" reaches its failed step
-    monkeypatch.setenv("SOURCES__UPLOAD_POST__REQUEST_IDS", '["stalled"]')  # not in the history
-
-    report = run_polled("upload_post")
-
-    assert report.exit_code == 0, report.providers[0].errors
-    assert statuses(query, "upload_post_uploads") == {
-        "request:mixed": ("completed", "partial"),
-        "request:all-failed": ("completed", "failed"),
-        "request:stalled": ("failed", "failed"),
-        "job:fine": ("completed", "succeeded")}
-    assert query("""select message, completed, total from {ds}.upload_post_uploads
-        where job_ref = 'request:stalled'""") == [
-        ("Upload appears to have failed (no activity for over 1 hour)", 0, 1)]
-    results = query("""select u.job_ref, r.platform, r.success, r.message
-        from {ds}.upload_post_uploads u join {ds}.upload_post_uploads__results r
-        on r._dlt_parent_id = u._dlt_id where u.job_ref = 'request:mixed' order by 2""")
-    assert results == [
-        ("request:mixed", "instagram", False, "Video duration exceeds the platform limit"),
-        ("request:mixed", "tiktok", True, "Published"),
-        ("request:mixed", "x", True, "Published")]
-
-
-def test_lobstr_202_while_running_then_200_with_counts(polled_sim, run_polled, query,
-                                                       monkeypatch):
-    lb = polled_sim.fixtures["lobstr"]
-    task = lb.add("c" * 32, ["PROGRESS", "SUCCESS"], valid=120, invalid=4, duplicates=7)
-    monkeypatch.setenv("SOURCES__LOBSTR__UPLOAD_TASK_IDS", f'["{task}"]')
-    sql = """select http_status, state, canonical_status, meta__valid, meta__invalid,
-        meta__inserted, meta__duplicates from {ds}.lobstr_upload_tasks"""
-
-    run_polled("lobstr")
-    assert query(sql) == [(202, "PROGRESS", "running", None, None, None, None)]
-    polled_sim.advance()
-    run_polled("lobstr")
-
-    assert query(sql) == [(200, "SUCCESS", "succeeded", 120, 4, 113, 7)]
-    assert query("select native_status from {ds}.lobstr_status_history order by observed_at"
-                 ) == [("PROGRESS",), ("SUCCESS",)]
-
-
-def test_unknown_native_status_is_kept_and_polled_again(polled_sim, run_polled, query,
-                                                        monkeypatch):
-    ct = polled_sim.fixtures["cleartax"]
-    ref = ct.add("te-1", "act-1", ["ON_HOLD", "PROCESSED"])
-    monkeypatch.setenv("SOURCES__CLEARTAX__ACTIVITIES", f'["{ref}"]')
-
-    first = run_polled("cleartax")
-
-    assert first.providers[0].counts["unfinished"] == 1
-    assert query("""select status, native_status, canonical_status, is_terminal
-        from {ds}.cleartax_upload_activities""") == [("ON_HOLD", "ON_HOLD", "unknown", False)]
-    polled_sim.advance()
-    polled_sim.clear_log()
-
-    run_polled("cleartax")
-
-    assert polled_refs(polled_sim) == [ref]
-    assert query("""select native_status, status from {ds}.cleartax_status_history
-        order by observed_at""") == [("ON_HOLD", "unknown"), ("PROCESSED", "succeeded")]
-
-
-def test_upload_post_history_discovers_jobs_and_is_read_incrementally(
-        polled_sim, run_polled, query, monkeypatch):
-    up = polled_sim.fixtures["upload_post"]
-    refs = up.generate(30, seed=5, days=2)
-    monkeypatch.setenv("SOURCES__UPLOAD_POST__HISTORY_PAGE_SIZE", "10")
-    monkeypatch.setenv("SOURCES__UPLOAD_POST__HISTORY_OVERLAP_HOURS", "0")
-    events = up.history()
-    in_history = {f"{'job' if e.get('job_id') else 'request'}:{e.get('job_id') or e['request_id']}"
-                  for e in events}
-
-    report = run_polled("upload_post")
-
-    assert report.exit_code == 0, report.providers[0].errors
-    assert len(events) > 20  # more than two pages
-    assert query("select count(*) from {ds}.upload_post_history") == [(len(events),)]
-    assert set(polled_refs(polled_sim)) == in_history  # every job found there was polled
-    assert in_history < set(refs)  # jobs without any platform result are not listed yet
-    pages = [r for r in polled_sim.requests(path_pattern=r"/api/uploadposts/history")]
-    assert [r.query["page"] for r in pages] == [str(p) for p in range(1, len(pages) + 1)]
-    assert {r.query["limit"] for r in pages} == {"10"}
-    polled_sim.clear_log()
-
-    run_polled("upload_post")  # nothing new: the first page reaches behind the cutoff
-
-    assert len(polled_sim.requests(path_pattern=r"/api/uploadposts/history")) == 1
-    new = up.add("request", "late-arrival", ["in_progress", "completed"])  # newer than all
-    polled_sim.clear_log()
-
-    run_polled("upload_post")
-
-    assert new in polled_refs(polled_sim)
-    assert query("""select count(*) from {ds}.upload_post_history
-        where request_id = 'late-arrival'""") == [(1,)]
 
 
 def test_an_invalid_configured_id_is_a_configuration_error_the_valid_ones_load(

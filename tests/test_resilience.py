@@ -42,9 +42,9 @@ def test_rate_limit_per_location_is_kept_and_never_answered_429(highlevel_sim, r
         hits = [r for r in sim.requests() if r.path.split("/")[2] == location]
         assert len(hits) == 14  # 2 listing pages + the posts of 12 new imports
         assert {r.status for r in hits} == {200}
-        # the server's clock sees arrivals: 5 per second at most, per location
-        assert max_in_window([r.at for r in hits], 0.98) <= 5
-        assert hits[-1].at - hits[0].at >= 2.0  # 14 requests at 5/s need over two seconds
+        # as the server counts arrivals: 5 in any window of 1 s, per location (a request
+        # starts `period` after the answer of the one 5 places before: no slack needed)
+        assert max_in_window([r.at for r in hits], 1.0) <= 5
 
 
 def test_server_rate_headers_alone_keep_the_client_under_the_limit(highlevel_sim, run,
@@ -74,7 +74,7 @@ def test_polled_provider_429_with_an_http_date_then_5xx_then_success(polled_sim,
     assert report.exit_code == 0, report.providers[0].errors
     hits = polled_sim.requests("lobstr")
     assert [r.status for r in hits] == [429, 502, 502, 200]
-    assert hits[0].at < retry_at <= hits[1].at + 0.1  # not retried before the date
+    assert retry_at <= hits[1].at  # not retried before the date (the server's clock)
     assert query("select state from {ds}.lobstr_upload_tasks") == [("SUCCESS",)]
 
 

@@ -10,12 +10,14 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pendulum
 import pytest
 from conftest import warehouse_at
 
 from pipelines.runner import run_providers
 from simulator import Simulator
 from sources.cleartax.fixture import ClearTaxFixture
+from sources.common.tracking import observing_at
 from sources.highlevel.fixture import HighLevelFixture
 from sources.lobstr.fixture import LobstrFixture
 from sources.upload_post.fixture import UploadPostFixture
@@ -159,10 +161,11 @@ class Scenario:
                     "Upload appears to have failed (no activity for over 1 hour)"
                     if stalled else None)}
 
-    def note_run(self) -> None:
-        """Remember each job's status as a run saw it (the history must hold each once)."""
+    def note_run(self, observed_at: datetime) -> None:
+        """Remember each job's status as a run saw it (the history must hold each once), and
+        the day of the first run's observations."""
         if self.first_day is None:
-            self.first_day = datetime.now(timezone.utc).date()
+            self.first_day = observed_at.astimezone(timezone.utc).date()
         for key, row in self.jobs().items():
             self.observed[key].append(row["native_status"])
 
@@ -180,13 +183,16 @@ def loaded(request, tmp_path_factory):
             env.setenv("DLT_DATA_DIR", str(folder / "dlt_data"))
             for key, value in scenario.env(sim.base_url).items():
                 env.setenv(key, value)
+            # the runs observe at fixed times: a run crossing midnight UTC cannot move a day
+            start = pendulum.now("UTC")
             for run in range(2):
                 if run:
                     sim.advance()
-                report = run_providers(pipeline=warehouse.pipeline)
+                with observing_at(start.add(minutes=run)):
+                    report = run_providers(pipeline=warehouse.pipeline)
                 assert report.exit_code == 0, [(p.provider, p.errors) for p in report.providers]
                 assert report.views_error is None
-                scenario.note_run()
+                scenario.note_run(start.add(minutes=run))
         yield scenario, warehouse
 
 

@@ -75,7 +75,7 @@ class ColumnBudget:
         return None
 
     def admit_flat(self, record: Mapping[str, Any]) -> str | None:
-        """`admit` for records of mostly one shape (HighLevel's imports): a record with no
+        """`admit` for records of mostly one shape (a listing's): a record with no
         top-level key new to this run is taken as fitting without walking it."""
         if self._top.issuperset(record):
             return None

@@ -1,5 +1,5 @@
 """Finished jobs kept as 64-bit digests of their references, for sources that never need the
-references back (HighLevel: its listing names every import again, and nothing polls them).
+references back (a provider whose listing names every job again, and nothing polls them).
 
 A finished job has to stay known so that it is neither recorded nor fetched again, which makes
 the source state grow with history. As a dict entry (the reference and a status index) a job

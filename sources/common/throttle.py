@@ -1,9 +1,9 @@
 """Client-side rate limits: at most N requests in any window of T seconds, per key.
 
 A key is a provider, or a provider's location where the provider limits per location
-(HighLevel: 100 requests per 10 s per location). The limiter is shared by every thread of a
+(some APIs limit each tenant or location on its own). The limiter is shared by every thread of a
 provider's run. It also obeys the server: an answer saying no request is left in the current
-interval (HighLevel's `X-RateLimit-Remaining: 0` with `X-RateLimit-Interval-Milliseconds`) pauses
+interval (`X-RateLimit-Remaining: 0` with `X-RateLimit-Interval-Milliseconds` or `-Reset`) pauses
 that key for the interval. 429 answers are retried by dlt's client (Retry-After honoured); the
 limiter exists so that they are rare.
 """
@@ -18,8 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 REMAINING_HEADER = "X-RateLimit-Remaining"
-INTERVAL_HEADER = "X-RateLimit-Interval-Milliseconds"  # HighLevel: length of its interval
-RESET_HEADER = "X-RateLimit-Reset"  # Upload-Post, Lobstr: when the window resets
+INTERVAL_HEADER = "X-RateLimit-Interval-Milliseconds"  # the length of the interval
+RESET_HEADER = "X-RateLimit-Reset"  # when the window resets (a unix time or seconds)
 MAX_PAUSE = 300.0  # seconds; a longer reset is left to the server's 429 and Retry-After
 _EPOCH_FROM = 1_000_000_000  # a reset above this is a unix time, below it seconds from now
 
@@ -100,7 +100,7 @@ class RateLimiter:
 
     def observe(self, key: str, headers: Mapping[str, str], now: float | None = None) -> None:
         """Pause `key` when the server says nothing is left in its current interval: for
-        HighLevel's interval length, or until Upload-Post's/Lobstr's reset time."""
+        the interval's length, or until the announced reset time."""
         remaining = headers.get(REMAINING_HEADER)
         interval, reset = headers.get(INTERVAL_HEADER), headers.get(RESET_HEADER)
         if remaining is None or (interval is None and reset is None):

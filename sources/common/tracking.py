@@ -222,7 +222,7 @@ class StatusTracker:
         """Record one sighting; return the history row if the status is new or changed.
 
         `status` is the canonical status when it depends on more than the native one (e.g. a
-        finished Upload-Post request with some failed platforms is `partial`).
+        finished request with some failed parts is `partial`).
         """
         job_ref = job_ref or job_id
         status = status or self.provider.canonical(native_status)
