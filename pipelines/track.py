@@ -14,6 +14,7 @@ from pipelines.destination import loader_file_format, make_pipeline, writing
 from pipelines.reconcile import reconcile_state
 from pipelines.usage import UsageError
 from sources import providers
+from sources.common.counts import Count
 from sources.common.polled_provider import PolledProvider
 from sources.common.polled_resources import registration_source
 from sources.common.stats import collecting
@@ -75,4 +76,4 @@ def track_jobs(name: str, ids: Sequence[str], destination: str | None = None,
         reconcile_state(pipeline)  # register on top of what the destination holds
         pipeline.run(registration_source(provider, unique),
                      loader_file_format=loader_file_format(pipeline))
-    return TrackResult(name, len(unique), stats.counts["registered"], invalid)
+    return TrackResult(name, len(unique), stats.counts[Count.REGISTERED], invalid)

@@ -28,6 +28,7 @@ from dlt.sources.helpers.rest_client import RESTClient
 from requests import Response
 
 from sources.common.columns import normalized
+from sources.common.counts import Count, rejected
 from sources.common.http_guard import AnswerRefused
 from sources.common.paginators import ListingStopped
 from sources.common.redaction import redact
@@ -35,8 +36,6 @@ from sources.common.responses import reason_not_read, select
 from sources.common.stats import ProviderStats
 
 UNREADABLE_BODY = "unreadable body"  # the reason given to answers that are not JSON
-UNREADABLE = f"rejected: {UNREADABLE_BODY}"  # their counter in the run's stats
-PAGES_NOT_READ = "listing pages not read"  # not JSON or over a bound: the listing stopped there
 RAW_LIMIT = 20_000  # characters of a rejected body kept; enough to see what the server sent
 _CHECKED_TYPES = frozenset({"bigint", "double", "bool", "timestamp", "date"})
 
@@ -63,8 +62,8 @@ def reject(stats: ProviderStats, reason: str, raw: Any, endpoint: str = "",
     text = raw if isinstance(raw, str) else json.dumps(raw, default=str, sort_keys=True)
     text = redact(text[:RAW_LIMIT + 1000])[:RAW_LIMIT]  # a secret cut at the limit is masked too
     reason = redact(reason)
-    stats.counts["bad input"] += 1
-    stats.counts[f"rejected: {reason}"] += 1
+    stats.counts[Count.BAD_INPUT] += 1
+    stats.counts[rejected(reason)] += 1
     at = at or pendulum.now("UTC")
     key = hashlib.sha256("\x1f".join(
         [stats.provider, endpoint, job_ref or "", reason, text, at.isoformat()]).encode())
@@ -126,8 +125,8 @@ def count_misfits(stats: ProviderStats, record: Mapping[str, Any],
     """Count a record with fields of the wrong type (kept verbatim) in the run summary; True if
     it has any."""
     if misfits := misfit_fields(record, columns):
-        stats.counts["bad input"] += 1
-        stats.counts["fields kept verbatim (wrong type)"] += len(misfits)
+        stats.counts[Count.BAD_INPUT] += 1
+        stats.counts[Count.KEPT_VERBATIM] += len(misfits)
     return bool(misfits)
 
 

@@ -24,6 +24,7 @@ from requests.exceptions import ChunkedEncodingError, ContentDecodingError
 from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError, SSLError
 
 from sources.common.config_checks import Bounds, origin_of, origin_text
+from sources.common.counts import Count
 from sources.common.redaction import contains_secret, mask
 
 MAX_REDIRECTS = 3  # same-origin hops followed (a trailing-slash or version redirect)
@@ -236,7 +237,7 @@ class Guard:
         """A parsed answer within the depth bound, long strings cut, secrets masked."""
         if contains_secret(content):
             parsed = mask(parsed)
-            self.counts["credentials masked in answers"] += 1
+            self.counts[Count.CREDENTIALS_MASKED] += 1
         if isinstance(parsed, dict | list):
             _walk(parsed, 1, self.bounds, self.counts, len(content) > self.bounds.max_text_length)
         return parsed
@@ -261,6 +262,6 @@ def _walk(value: dict[str, Any] | list[Any], depth: int, bounds: Bounds, counts:
         if kind is str:
             if long_strings and len(item) > limit:
                 value[key] = item[:limit] + TRUNCATED.format(n=len(item))
-                counts["long strings cut"] += 1
+                counts[Count.STRINGS_CUT] += 1
         elif kind is dict or kind is list:
             _walk(item, depth + 1, bounds, counts, long_strings)

@@ -24,13 +24,13 @@ from dlt.sources.helpers.rest_client import RESTClient
 
 from sources.common.arrow_items import history_arrow, load_id_on_arrow_items
 from sources.common.bad_input import (
-    PAGES_NOT_READ,
     TolerantClient,
     as_rejects,
     is_reject,
     reject_response,
 )
 from sources.common.config_checks import bounds_for, checked_origin, checked_secret
+from sources.common.counts import Count
 from sources.common.job_refs import JobRef
 from sources.common.polled_provider import POLL_COLUMNS, TRACKED_COLUMNS, PolledProvider
 from sources.common.poller import DEFAULT_CONCURRENCY, Poller
@@ -67,7 +67,7 @@ def _feed(provider: PolledProvider, tracker: StatusTracker, refs: Sequence[JobRe
             full_refresh or not tracker.is_finished(ref.ref))
         seen.add(ref.ref)
         if is_new:
-            tracker.stats.counts["registered"] += 1
+            tracker.stats.counts[Count.REGISTERED] += 1
         return {"job_ref": ref.ref, "tracked_id": ref.job_id, "scope_id": ref.scope_id,
                 "kind": ref.kind, "registered_by": by, "is_new": is_new, "poll": poll, **extra}
 
@@ -175,7 +175,7 @@ def polled_resources(
 def not_read(stats: ProviderStats, response: requests.Response, reason: str, at: Any
              ) -> dict[str, Any]:
     """The reject row of a listing page that could not be read (the listing stops there)."""
-    stats.counts[PAGES_NOT_READ] += 1
+    stats.counts[Count.PAGES_NOT_READ] += 1
     return reject_response(stats, response, reason, at=at)
 
 

@@ -15,6 +15,7 @@ from sources.common import responses
 from sources.common.bad_input import count_misfits, reject_response
 from sources.common.columns import ColumnBudget
 from sources.common.config_checks import MAX_STATUS_LENGTH, Bounds
+from sources.common.counts import Count
 from sources.common.http_guard import AnswerRefused
 from sources.common.job_refs import JobRef
 from sources.common.polled_provider import PolledProvider
@@ -38,6 +39,7 @@ class Poller:
         self.columns = ColumnBudget(provider.jobs_table, bounds.max_columns,
                                     provider.env_key("max_columns"))
         self.rejects: list[dict[str, Any]] = []  # answers kept verbatim, loaded by the caller
+        self.errors_seen = 0
         self._template = client.session.prepare_request(requests.Request(
             "GET", client.base_url, headers=client.headers, auth=client.auth))
 
@@ -47,9 +49,10 @@ class Poller:
 
     def _job_error(self, ref: JobRef, response: requests.Response, message: str) -> None:
         # the job stays unfinished and is polled again next run; the others go on
-        self.stats.counts["poll errors"] += 1
+        self.stats.counts[Count.POLL_ERRORS] += 1
         message = redact(message)
-        if self.stats.counts["poll errors"] <= _MAX_ERROR_LINES:
+        self.errors_seen += 1
+        if self.errors_seen <= _MAX_ERROR_LINES:
             self.stats.errors.append(f"{self.provider.name} {ref.ref}: {message}")
         self.rejects.append(reject_response(self.stats, response, message, ref.ref,
                                             self.polled_at))
@@ -98,7 +101,7 @@ class Poller:
     def read(self, ref: JobRef, response: requests.Response) -> dict[str, Any] | None:
         """The row one status answer gives, None if it gives none (the job stays unfinished)."""
         code = response.status_code
-        self.stats.counts["polled"] += 1
+        self.stats.counts[Count.POLLED] += 1
         if (refusal := getattr(response, "refusal", None)) is not None:
             self._job_error(ref, response, f"HTTP {code}: {refusal}" if code else refusal)
             return None

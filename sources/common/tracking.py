@@ -24,6 +24,7 @@ import dlt
 import pendulum
 from dlt.common.schema.typing import TTableSchemaColumns
 
+from sources.common.counts import Count
 from sources.common.finished_jobs import FinishedJobs
 from sources.common.provider import Provider
 from sources.common.stats import ProviderStats
@@ -228,14 +229,14 @@ class StatusTracker:
         status = status or self.provider.canonical(native_status)
         native = native_status if native_status is None else str(native_status)
         self._jobs()
-        self.stats.counts["jobs seen"] += 1
+        self.stats.counts[Count.JOBS_SEEN] += 1
         if status not in TERMINAL:
-            self.stats.counts["unfinished"] += 1
+            self.stats.counts[Count.UNFINISHED] += 1
         code = self._code(native, status)
         before = self._last_code(job_ref)
         if before == code:
             return None
-        self.stats.counts["new" if before is None else "changed"] += 1
+        self.stats.counts[Count.NEW if before is None else Count.CHANGED] += 1
         return dict(zip(HISTORY_FIELDS, self._record(job_id, job_ref, scope_id, code, before),
                         strict=True))
 
@@ -277,10 +278,10 @@ class StatusTracker:
             for i, before in zip(absent, found, strict=True):
                 befores[i] = before
         counts = self.stats.counts
-        counts["jobs seen"] += len(job_ids)
+        counts[Count.JOBS_SEEN] += len(job_ids)
         unfinished = {code for code, (_, status) in enumerate(self._pairs)
                       if status not in TERMINAL}
-        counts["unfinished"] += sum(code in unfinished for code in codes)
+        counts[Count.UNFINISHED] += sum(code in unfinished for code in codes)
         changed = [i for i, (code, before) in enumerate(zip(codes, befores, strict=True))
                    if code != before]
         new = 0
@@ -288,9 +289,9 @@ class StatusTracker:
             new += befores[i] is None
             self._record(job_ids[i], job_ids[i], scope_ids[i], codes[i], befores[i])
         if new:
-            counts["new"] += new
+            counts[Count.NEW] += new
         if len(changed) > new:
-            counts["changed"] += len(changed) - new
+            counts[Count.CHANGED] += len(changed) - new
         return Sightings(changed, [i for i, before in enumerate(befores) if before is not None])
 
     def _record(self, job_id: str, job_ref: str, scope_id: str | None, code: int,

@@ -14,7 +14,6 @@ from requests import HTTPError, Response
 
 from sources.common.arrow_items import history_arrow, load_id_on_arrow_items, to_arrow
 from sources.common.bad_input import (
-    PAGES_NOT_READ,
     TolerantClient,
     as_rejects,
     count_misfits,
@@ -23,10 +22,12 @@ from sources.common.bad_input import (
 )
 from sources.common.columns import ColumnBudget
 from sources.common.config_checks import bounds_for, checked_origin, checked_secret
+from sources.common.counts import Count
 from sources.common.stats import ProviderStats, counting_session, current_stats
 from sources.common.throttle import RateLimit
 from sources.common.tracking import HISTORY_HINTS, StatusTracker
 from sources.highlevel.accounts import ACCOUNT_COLUMNS, ACCOUNTS_TABLE, account_table
+from sources.highlevel.counts import HighLevelCount
 from sources.highlevel.imports import ImportListing, Repeats, parse_locations
 from sources.highlevel.posts import read_posts
 from sources.highlevel.settings import API_VERSION, CSV_COLUMNS, POST_COLUMNS, PROVIDER, RATE_LIMIT
@@ -118,11 +119,11 @@ def _client(stats: ProviderStats, token: str, base_url: str, bounds: Any,
     """The API client: the Bearer token and API version on every request, a rate limit per
     location, pages counted by kind."""
     def count_page(response: Response) -> None:
-        stats.counts.update(["listing pages" if urlsplit(response.url).path.endswith("/csv")
-                             else "post pages"])
+        listing = urlsplit(response.url).path.endswith("/csv")
+        stats.counts[HighLevelCount.LISTING_PAGES if listing else HighLevelCount.POST_PAGES] += 1
 
     def page_not_read(response: Response, reason: str) -> None:
-        stats.counts[PAGES_NOT_READ] += 1
+        stats.counts[Count.PAGES_NOT_READ] += 1
         on_unreadable(response, reason)
 
     session = counting_session(stats, base_url, bounds, on_response=count_page, limit=limit,
@@ -223,7 +224,7 @@ def _posts(imports: DltResource, listing: ImportListing, client: TolerantClient,
             csv_id, location = csv["_id"], str(csv["locationId"])
             if not (full_refresh or csv_id in listing.changed or csv_id in unread):
                 continue
-            stats.counts["imports with posts fetched"] += 1
+            stats.counts[HighLevelCount.POSTS_FETCHED] += 1
             try:
                 posts = read_posts(client, stats, location, csv_id, page_size)
             except HTTPError as exc:
@@ -231,7 +232,7 @@ def _posts(imports: DltResource, listing: ImportListing, client: TolerantClient,
                 # must not cost the other imports their posts
                 if exc.response is None or exc.response.status_code not in (404, 422):
                     raise
-                stats.counts["posts unavailable (import gone)"] += 1
+                stats.counts[HighLevelCount.POSTS_GONE] += 1
                 unread.pop(csv_id, None)
                 continue
             if listing.rejects:

@@ -19,6 +19,7 @@ from sources.common.stats import ProviderStats
 from sources.common.status import TERMINAL
 from sources.common.tracking import StatusTracker
 from sources.highlevel.accounts import import_key
+from sources.highlevel.counts import HighLevelCount
 from sources.highlevel.listing import ListingWindow, listing_pages, listing_path
 from sources.highlevel.settings import PROVIDER
 
@@ -127,11 +128,11 @@ class ImportListing:
                 window.see(record, PROVIDER.canonical(record.get("status")) not in TERMINAL)
             yield fresh
             if len(fresh) < len(records):
-                self.stats.counts["imports listed twice"] += len(records) - len(fresh)
+                self.stats.counts[HighLevelCount.LISTED_TWICE] += len(records) - len(fresh)
                 fresh_ids = {id(r) for r in fresh}
                 yield Repeats(r for r in records if id(r) not in fresh_ids)
             if window.can_stop:
-                self.stats.counts["listings read incrementally"] += 1
+                self.stats.counts[HighLevelCount.READ_INCREMENTALLY] += 1
                 break
         if self.client.pages_not_read == lost_before:
             marks[location] = window.mark(marks.get(location))

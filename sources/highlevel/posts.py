@@ -8,6 +8,7 @@ from urllib.parse import quote
 from sources.common.bad_input import TolerantClient
 from sources.common.paginators import ListingStopped, SkipLimitPaginator
 from sources.common.stats import ProviderStats
+from sources.highlevel.counts import HighLevelCount
 from sources.highlevel.listing import listing_path
 
 
@@ -25,11 +26,11 @@ def read_posts(client: TolerantClient, stats: ProviderStats, location: str, csv_
                          **(post if isinstance(post, dict) else {"value": post})}
                         for i, post in enumerate(page))
     except ListingStopped as exc:
-        stats.counts["posts listings stopped"] += 1
+        stats.counts[HighLevelCount.POSTS_STOPPED] += 1
         stats.failed_parts.append(f"import {csv_id}: posts listing stopped: {exc}; "
                                   "read again next run")
         return None
     if client.pages_not_read > lost_before:
         return None
-    stats.counts["posts"] += len(rows)
+    stats.counts[HighLevelCount.POSTS] += len(rows)
     return rows

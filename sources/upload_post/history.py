@@ -11,9 +11,9 @@ from typing import Any
 
 import dlt
 import pendulum
-from dlt.sources.helpers.rest_client import RESTClient
 
-from sources.common.bad_input import PAGES_NOT_READ
+from sources.common.bad_input import TolerantClient
+from sources.common.counts import Count, Counted
 from sources.common.job_refs import InvalidJobRef, JobRef
 from sources.common.paginators import ListingStopped, PageItemsPaginator
 from sources.common.polled_resources import Sighting
@@ -62,59 +62,79 @@ def _timestamp(value: Any) -> pendulum.DateTime | None:
     return parsed if isinstance(parsed, pendulum.DateTime) else None
 
 
-def _stopping(pages: Iterator[Any], stats: Any) -> Iterator[Any]:
-    """The pages of a listing; one stopped for running away (`max_pages`) ends quietly here,
-    recorded as a failed part and a page not read (the mark does not move)."""
-    try:
-        yield from pages
-    except ListingStopped as exc:
-        stats.counts[PAGES_NOT_READ] += 1
-        stats.failed_parts.append(f"history listing stopped: {exc}")
+class HistoryCount(Counted):
+    PAGES = "history pages"
+    EVENTS = "history events"
+
+
+class HistoryListing:
+    """One run's read of the history listing (most recent first), down to the newest event of
+    the previous run minus the overlap; the mark moves only after a complete read."""
+
+    def __init__(self, client: TolerantClient, tracker: StatusTracker, limit: int,
+                 cutoff: pendulum.DateTime | None) -> None:
+        self.client, self.tracker, self.stats = client, tracker, tracker.stats
+        self.limit, self.cutoff = limit, cutoff
+        self.newest: pendulum.DateTime | None = None
+        self.complete = True  # no page lost, not stopped
+        self.seen: set[str] = set()  # events listed so far in this run
+
+    def pages(self, sight: Callable[..., Sighting]) -> Iterator[list[Sighting]]:
+        lost_before = self.client.pages_not_read
+        pages = self.client.paginate("api/uploadposts/history", data_selector="history",
+                                     paginator=PageItemsPaginator(limit=self.limit))
+        try:
+            for page in pages:
+                self.stats.counts[HistoryCount.PAGES] += 1
+                events = [{**e, "event_key": event_key(e)} for e in page if isinstance(e, dict)]
+                if events and self.seen.issuperset(e["event_key"] for e in events):
+                    self._stopped(f"at page {self.stats.counts[HistoryCount.PAGES]}: it named "
+                                  "only events already listed in this run (the listing repeats)")
+                    break
+                self.seen.update(e["event_key"] for e in events)
+                sightings, oldest = self._sighted(events, sight)
+                yield sightings
+                # most recent first: once a page reaches behind the cutoff, the rest is known
+                if self.cutoff is not None and oldest is not None and oldest < self.cutoff:
+                    break
+        except ListingStopped as exc:  # ran away (`max_pages`): what was read stands
+            self._stopped(str(exc))
+        self.complete = self.complete and self.client.pages_not_read == lost_before
+
+    def _stopped(self, why: str) -> None:
+        self.complete = False
+        self.stats.counts[Count.PAGES_NOT_READ] += 1
+        self.stats.failed_parts.append(f"history listing stopped {why}")
+
+    def _sighted(self, events: list[dict[str, Any]], sight: Callable[..., Sighting]
+                 ) -> tuple[list[Sighting], pendulum.DateTime | None]:
+        """The sighting of every event's job, and the page's oldest event time."""
+        sightings, oldest = [], None
+        for event in events:
+            at = _timestamp(event.get("upload_timestamp"))
+            if at is not None:
+                oldest = at if oldest is None else min(oldest, at)
+                self.newest = at if self.newest is None else max(self.newest, at)
+            ref = history_ref(event)
+            sightings.append(sight(ref, "history", event=event) if ref else {"event": event})
+        self.stats.counts[HistoryCount.EVENTS] += len(sightings)
+        return sightings, oldest
 
 
 def history_discovery(page_size: int, overlap: timedelta, full_refresh: bool
                       ) -> Callable[..., Iterator[list[Sighting]]]:
-    """Reads the history listing (most recent first) down to the newest event of the previous
-    run minus `overlap`, and sights the job of every event."""
+    """Discovery through the history listing: the job of every event is sighted."""
     limit = min((n for n in HISTORY_LIMITS if n >= page_size), default=HISTORY_LIMITS[-1])
 
-    def discover(client: RESTClient, tracker: StatusTracker,
+    def discover(client: TolerantClient, tracker: StatusTracker,
                  sight: Callable[..., Sighting]) -> Iterator[list[Sighting]]:
         state = dlt.current.source_state()
         newest = _timestamp(state.get("history_newest"))
         cutoff = None if full_refresh or newest is None else newest - overlap
-        newest_now = newest
-        stats = tracker.stats
-        unreadable_before = stats.counts[PAGES_NOT_READ]
-        seen: set[str] = set()  # events listed so far in this run: a page of none new repeats
-        pages = client.paginate("api/uploadposts/history",
-                                paginator=PageItemsPaginator(limit=limit), data_selector="history")
-        for page in _stopping(pages, stats):
-            stats.counts["history pages"] += 1
-            sightings, oldest = [], None
-            events = [{**e, "event_key": event_key(e)} for e in page if isinstance(e, dict)]
-            if events and seen.issuperset(e["event_key"] for e in events):
-                stats.counts[PAGES_NOT_READ] += 1
-                stats.failed_parts.append(
-                    f"history listing stopped at page {stats.counts['history pages']}: it named "
-                    "only events already listed in this run (the listing repeats)")
-                break
-            seen.update(e["event_key"] for e in events)
-            for event in events:
-                at = _timestamp(event.get("upload_timestamp"))
-                if at is not None:
-                    oldest = at if oldest is None else min(oldest, at)
-                    newest_now = at if newest_now is None else max(newest_now, at)
-                ref = history_ref(event)
-                sightings.append(sight(ref, "history", event=event) if ref else {"event": event})
-            tracker.stats.counts["history events"] += len(sightings)
-            yield sightings
-            # most recent first: once a page reaches behind the cutoff, the rest is known
-            if cutoff is not None and oldest is not None and oldest < cutoff:
-                break
-        # a page that could not be read ends the listing early: the next run must read past
-        # the old mark again, so the mark only moves after a complete read
-        if newest_now is not None and stats.counts[PAGES_NOT_READ] == unreadable_before:
-            state["history_newest"] = newest_now.isoformat()
+        listing = HistoryListing(client, tracker, limit, cutoff)
+        yield from listing.pages(sight)
+        # a listing cut short: the next run must read past the old mark again
+        if listing.complete and listing.newest is not None:
+            state["history_newest"] = max(listing.newest, newest or listing.newest).isoformat()
 
     return discover
