@@ -2,7 +2,7 @@
 destination's dialect, created anew after every load.
 
 Each provider contributes a SELECT of its jobs (`Provider.jobs_sql`, generated for polled
-providers), its history table, and the status map declared in its module. Tables appear only
+providers), its history table, the status map it declares, and views of its own. Tables appear only
 once they have had rows, and columns only once they have had a value, so before a view is
 created every reference to a table or column the destination does not have yet is replaced by
 a typed NULL: a view over an empty account is valid and empty, never an error.
@@ -16,6 +16,7 @@ from typing import Any
 import dlt
 import sqlglot
 from sqlglot import exp
+from sqlglot.optimizer.scope import traverse_scope
 
 from sources import providers as registered
 from sources.common.analytics import View, literal
@@ -142,22 +143,24 @@ def fill_missing(tree: exp.Expression, dataset: str, present: dict[str, set[str]
     """Replace references to missing dataset tables or columns in a parsed view by typed NULLs
     (in place).
 
-    Every column of a dataset table must be qualified with that table's alias.
+    Every column of a dataset table must be qualified with its table's alias; aliases are
+    resolved in their own SELECT (sqlglot's scopes), so two providers' parts may use the same.
     """
-    aliases: dict[str, str] = {}  # alias -> dataset table
-    for table in list(tree.find_all(exp.Table)):
-        if table.db == dataset:
-            aliases[table.alias_or_name] = table.name
-    for column in list(tree.find_all(exp.Column)):
-        table_name = aliases.get(column.table)
-        if table_name is None or "*" in present.get(table_name, ()):
-            continue  # not a dataset table, or a view (read whole)
-        if column.name not in present.get(table_name, set()):
-            sql_type = types.get(table_name, {}).get(column.name, "VARCHAR")
-            null: exp.Expression = exp.cast(exp.null(), sql_type, dialect="duckdb")
-            if isinstance(column.parent, exp.Select):  # a bare output column keeps its name
-                null = exp.alias_(null, column.name)
-            column.replace(null)
+    missing: list[tuple[exp.Column, str]] = []
+    for scope in traverse_scope(tree):
+        tables = {alias: source.name for alias, source in scope.sources.items()
+                  if isinstance(source, exp.Table) and source.db == dataset}
+        for column in scope.columns:
+            table_name = tables.get(column.table)
+            if table_name is None or "*" in present.get(table_name, ()):
+                continue  # not a dataset table, or a view (read whole)
+            if column.name not in present.get(table_name, set()):
+                missing.append((column, types.get(table_name, {}).get(column.name, "VARCHAR")))
+    for column, sql_type in missing:
+        null: exp.Expression = exp.cast(exp.null(), sql_type, dialect="duckdb")
+        if isinstance(column.parent, exp.Select):  # a bare output column keeps its name
+            null = exp.alias_(null, column.name)
+        column.replace(null)
     for table in list(tree.find_all(exp.Table)):
         if table.db == dataset and table.name not in present:
             # its columns are NULLs now; one row of them, filtered away, keeps the joins valid

@@ -574,3 +574,19 @@ def test_rate_limit_reset_header_pauses_until_the_reset():
     limiter.observe("up", {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "soon"})
     limiter.acquire("up")
     assert clock[0] == pytest.approx(1002.5)
+
+
+def test_views_fill_a_missing_table_per_select_whatever_the_aliases():
+    """Two providers' parts may use the same alias: a column is judged by the table its own
+    SELECT names (a missing table's columns become NULLs, a present one's stay)."""
+    import sqlglot
+
+    from pipelines.views import fill_missing
+
+    sql = """SELECT j.status AS status FROM ds.present_jobs AS j
+             UNION ALL SELECT j.status AS status FROM ds.missing_jobs AS j"""
+    tree = fill_missing(sqlglot.parse_one(sql, read="duckdb"), "ds",
+                        {"present_jobs": {"status"}}, {"missing_jobs": {"status": "VARCHAR"}})
+    first, second = tree.sql(dialect="duckdb").split(" UNION ALL ")
+    assert first == "SELECT j.status AS status FROM ds.present_jobs AS j"
+    assert "CAST(NULL AS TEXT) AS status" in second and "ds.missing_jobs" not in second

@@ -34,7 +34,8 @@ from sources.common.counts import Count
 from sources.common.job_refs import JobRef
 from sources.common.polled_provider import POLL_COLUMNS, TRACKED_COLUMNS, PolledProvider
 from sources.common.poller import DEFAULT_CONCURRENCY, Poller
-from sources.common.stats import ProviderStats, counting_session, current_stats
+from sources.common.session import counting_session
+from sources.common.stats import ProviderStats, current_stats
 from sources.common.throttle import RateLimit
 from sources.common.tracking import HISTORY_HINTS, StatusTracker, history_table
 

@@ -23,7 +23,8 @@ from sources.common.bad_input import (
 from sources.common.columns import ColumnBudget
 from sources.common.config_checks import bounds_for, checked_origin, checked_secret
 from sources.common.counts import Count
-from sources.common.stats import ProviderStats, counting_session, current_stats
+from sources.common.session import counting_session
+from sources.common.stats import ProviderStats, current_stats
 from sources.common.throttle import RateLimit
 from sources.common.tracking import HISTORY_HINTS, StatusTracker
 from sources.highlevel.accounts import ACCOUNT_COLUMNS, ACCOUNTS_TABLE, account_table

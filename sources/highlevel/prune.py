@@ -19,7 +19,8 @@ from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 
 from sources.common.config_checks import bounds_for, checked_origin, checked_secret
-from sources.common.stats import ProviderStats, counting_session, current_stats
+from sources.common.session import counting_session
+from sources.common.stats import ProviderStats, current_stats
 from sources.common.throttle import RateLimit
 from sources.common.tracking import HISTORY_HINTS, StatusTracker
 from sources.highlevel.listing import created_at, listing_pages, listing_path
