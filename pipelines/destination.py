@@ -58,11 +58,9 @@ def ensure_duckdb_free(path: str) -> None:
             "(or have the tool read a copy) and run again.") from None
 
 
-# DuckDB's own default is 80 % of RAM: its buffer pool then holds a whole merge in memory
-# (+270 MB for 100,000 imports). Capped, it spills to disk instead: peak RSS of a first load of
-# 300,000 imports 544 MB at 192 MB, 494 MB at 128 MB, 474 MB with one thread as well (each
-# DuckDB thread keeps buffers of its own, and dlt already runs one load job per table in
-# parallel); the load took no longer (bench/RESULTS.md)
+# DuckDB's own default (80 % of RAM) holds a whole merge in memory; capped, it spills to disk,
+# and one thread keeps one set of buffers (dlt already loads tables in parallel). The load
+# takes no longer (bench/RESULTS.md)
 DUCKDB_SETTINGS: dict[str, Any] = {"memory_limit": "128MB", "threads": 1}
 
 
@@ -115,5 +113,5 @@ def writing(pipeline: dlt.Pipeline, wait: float = 0,
 
 
 def loader_file_format(pipeline: dlt.Pipeline) -> str | None:
-    # parquet is ~40x faster than insert_values into DuckDB; others keep their own default
+    # DuckDB loads parquet far faster than insert_values; others keep their own default
     return "parquet" if pipeline.destination.destination_name == "duckdb" else None

@@ -194,10 +194,8 @@ def fewer_collections() -> Iterator[None]:
     """Python's cycle collector at larger generation sizes while a provider loads.
 
     A run allocates millions of short-lived objects (every listing record, status and row),
-    nearly all freed by reference counting; at the default threshold (700 allocations) a
-    first run over 100,000 imports made ~1,100 collections, 9 of them over every object of
-    the process: 0.75 s (timed with `gc.callbacks`). At these sizes: 0.15 s, and no more
-    memory than the run's own garbage cycles (dlt makes few)."""
+    nearly all freed by reference counting: collecting every 700 allocations walks them again
+    and again for nothing (measurements: bench/RESULTS.md)."""
     before = gc.get_threshold()
     gc.set_threshold(50_000, 20, 100)
     try:

@@ -177,7 +177,7 @@ def view_statements(pipeline: dlt.Pipeline, client: Any, dialect: str,
     providers = providers or [p.provider for p in registered().values()]
     dataset = pipeline.dataset_name
     views = all_views(providers)
-    # parsed once (sqlglot's parsing is most of the views' cost, ~0.1 s a run)
+    # parsed once: sqlglot's parsing is most of the views' cost
     trees = [sqlglot.parse_one(view.sql.format(ds=dataset), read="duckdb") for view in views]
     referenced = {t.name for tree in trees for t in tree.find_all(exp.Table) if t.db == dataset}
     present = {name: set(columns) for name, columns in client.get_storage_tables(
@@ -199,7 +199,7 @@ def create_views(pipeline: dlt.Pipeline, providers: Sequence[Provider] | None = 
     transaction where the destination has them; returns the names created."""
     dialect = sql_dialect(pipeline)  # resolves the destination's configuration: once
     # one client for reading the tables and writing the views: dlt resolves the destination's
-    # configuration for each (0.1 s), and a DuckDB file is opened (and checkpointed) each time
+    # configuration for each, and a DuckDB file is opened (and checkpointed) each time
     with pipeline.destination_client() as client:
         statements = view_statements(pipeline, client, dialect, providers)
         sql = client.sql_client

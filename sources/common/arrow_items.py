@@ -1,5 +1,5 @@
 """Batches of records as Arrow tables, so dlt writes them straight to parquet instead of
-normalizing every row as JSON (the larger half of loading 100,000 imports).
+normalizing every row as JSON.
 
 A batch becomes Arrow only when the result is exactly what dlt's row-by-row path would store:
 every value fits the column's type as the schema already knows it (or, for a new column, a type

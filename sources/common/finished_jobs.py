@@ -53,8 +53,8 @@ class FinishedJobs:
         return self.get_many([job_ref])[0]
 
     def get_many(self, job_refs: list[str]) -> list[int | None]:
-        """The status index of each job, None for one not known finished; searched in one go
-        (a search per job was 60 % of the cost of a page's lookups)."""
+        """The status index of each job, None for one not known finished; a page's jobs are
+        searched in one go (bench/RESULTS.md)."""
         keys = [digest(job_ref) for job_ref in job_refs]
         self._page = dict(zip(job_refs, keys, strict=True))
         found: list[int | None] = [self._added.get(key) for key in keys]

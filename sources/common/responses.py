@@ -1,6 +1,5 @@
-"""Reading JSON answers once: dlt's client parses a page's body with `response.json()` for the
-data and again for the paginator, and compiles the JSONPath selectors anew on every page; on a
-1,000-page listing that was a quarter of the extract step."""
+"""Reading JSON answers once: dlt's client would parse a page's body for the data and again for
+the paginator, and compile the JSONPath selectors anew on every page."""
 
 from __future__ import annotations
 

@@ -88,8 +88,8 @@ def counting_session(stats: ProviderStats, base_url: str, bounds: Bounds,
     client = Client(raise_for_status=False, retry_condition=is_unreadable)
     client.configure()
     session = client.session
-    # requests reads proxy and CA settings from the environment on every request, a third of
-    # a status poll's CPU; every request of this session goes to one origin, so read them once
+    # requests would read proxy and CA settings from the environment on every request; every
+    # request of this session goes to one origin, so they are read once
     settings = session.merge_environment_settings(base_url, {}, None, None, None)
     session.proxies.update(settings["proxies"])
     session.verify = settings["verify"]
