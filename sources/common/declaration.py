@@ -128,7 +128,7 @@ def _source_function(provider: PolledProvider, description: str, ids_key: str,
     def source(**config: Any) -> Any:
         return polled_resources(
             provider, config[provider.secret_field], config["base_url"],
-            config[ids_key] or [], config["full_refresh"],
+            config[ids_key] or [], full_refresh=config["full_refresh"],
             limit=RateLimit.of(config["rate_limit_requests"], config["rate_limit_period"]),
             concurrency=config["concurrency"])
 

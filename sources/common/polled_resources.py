@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
@@ -55,44 +56,62 @@ def _chunks(items: Iterable[Any], size: int = PAGE) -> Iterator[list[Any]]:
         yield chunk
 
 
-def _feed(provider: PolledProvider, tracker: StatusTracker, refs: Sequence[JobRef],
-          registered_by: str, client: RESTClient | None, full_refresh: bool,
-          discover: Discover | None, unreadable: list[dict[str, Any]] | None = None
-          ) -> DltResource:
-    """The sightings resource: what to register and what to poll this run."""
-    seen: set[str] = set()
+@dataclass
+class Feed:
+    """The jobs one run registers and polls: configured ids, followed unfinished jobs (every
+    followed job on a full refresh) and what `discover` finds; with no client it registers
+    only (`track`)."""
 
-    def sight(ref: JobRef, by: str, **extra: Any) -> Sighting:
-        is_new = tracker.register(ref.ref)
-        poll = client is not None and ref.ref not in seen and (
-            full_refresh or not tracker.is_finished(ref.ref))
-        seen.add(ref.ref)
+    provider: PolledProvider
+    tracker: StatusTracker
+    refs: Sequence[JobRef]
+    registered_by: str
+    client: RESTClient | None = None
+    full_refresh: bool = False
+    discover: Discover | None = None
+    # reject rows of pages the discovery could not read, loaded with the next sightings
+    unreadable: list[dict[str, Any]] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+
+    def sight(self, ref: JobRef, by: str, **extra: Any) -> Sighting:
+        is_new = self.tracker.register(ref.ref)
+        poll = self.client is not None and ref.ref not in self.seen and (
+            self.full_refresh or not self.tracker.is_finished(ref.ref))
+        self.seen.add(ref.ref)
         if is_new:
-            tracker.stats.counts[Count.REGISTERED] += 1
+            self.tracker.stats.counts[Count.REGISTERED] += 1
         return {"job_ref": ref.ref, "tracked_id": ref.job_id, "scope_id": ref.scope_id,
                 "kind": ref.kind, "registered_by": by, "is_new": is_new, "poll": poll, **extra}
 
-    @dlt.resource(name=f"{provider.name}_jobs", selected=False)
-    def jobs() -> Iterator[list[Sighting]]:
-        given = {r.ref for r in refs}
-        for chunk in _chunks(refs):
-            yield [sight(r, registered_by) for r in chunk]
-        if client is None:
+    def sightings(self) -> Iterator[list[Sighting]]:
+        given = {r.ref for r in self.refs}
+        for chunk in _chunks(self.refs):
+            yield [self.sight(r, self.registered_by) for r in chunk]
+        if self.client is None:
             return
-        # followed jobs not named in config: the unfinished ones (every one on a full refresh)
-        followed = tracker.followed() if full_refresh else tracker.unfinished()
-        pending = (provider.parse_ref(r) for r in followed if r not in given)
+        tracker = self.tracker
+        followed = tracker.followed() if self.full_refresh else tracker.unfinished()
+        pending = (self.provider.parse_ref(r) for r in followed if r not in given)
         for chunk in _chunks(pending):
-            yield [sight(r, "state") for r in chunk]
-        if discover is not None:
-            for page in discover(client, tracker, sight):
-                # pages the discovery could not read travel on as sightings to be loaded
-                yield page + [{"reject": r} for r in unreadable]
-                unreadable.clear()
-            if unreadable:
-                yield [{"reject": r} for r in unreadable]
+            yield [self.sight(r, "state") for r in chunk]
+        if self.discover is not None:
+            for page in self.discover(self.client, tracker, self.sight):
+                yield page + self._unreadable()
+            if self.unreadable:
+                yield self._unreadable()
 
-    return jobs
+    def _unreadable(self) -> list[Sighting]:
+        rows = [{"reject": r} for r in self.unreadable]
+        self.unreadable.clear()
+        return rows
+
+    def resource(self) -> DltResource:
+        @dlt.resource(name=f"{self.provider.name}_jobs", selected=False)
+        def jobs() -> Iterator[list[Sighting]]:
+            """Sightings: not loaded, read by the transformers."""
+            yield from self.sightings()
+
+        return jobs
 
 
 def _tracked_jobs(provider: PolledProvider, feed: DltResource, tracker: StatusTracker
@@ -115,6 +134,7 @@ def polled_resources(
     secret: str,
     base_url: str,
     config_ids: Iterable[str],
+    *,
     full_refresh: bool = False,
     discover: Discover | None = None,
     limit: RateLimit | None = None,
@@ -139,9 +159,17 @@ def polled_resources(
         on_unreadable=lambda r, reason: unreadable.append(
             not_read(stats, r, reason, tracker.observed_at)),
         max_pages=bounds.max_pages)
-    poller = Poller(provider, client, tracker, stats, bounds)
-    feed = _feed(provider, tracker, refs, "config", client, full_refresh, discover, unreadable)
+    feed = Feed(provider, tracker, refs, "config", client, full_refresh, discover,
+                unreadable).resource()
+    statuses = _job_statuses(provider, feed, Poller(provider, client, tracker, stats, bounds),
+                             concurrency)
+    load_id_on_arrow_items()
+    return (feed, _tracked_jobs(provider, feed, tracker), statuses,
+            _status_history(provider, statuses, tracker))
 
+
+def _job_statuses(provider: PolledProvider, feed: DltResource, poller: Poller,
+                  concurrency: int) -> DltResource:
     @dlt.transformer(data_from=feed, name=provider.jobs_table, primary_key="job_ref",
                      write_disposition="merge", columns={**POLL_COLUMNS, **provider.columns},
                      nested_hints={path: make_nested_hints(columns=columns)
@@ -160,17 +188,20 @@ def polled_resources(
         if rows:
             yield rows
 
-    @dlt.transformer(data_from=job_statuses, name=history_table(provider),
-                     **HISTORY_HINTS)
-    def status_history(records: TDataItems) -> Iterator[list[dict[str, Any]]]:
+    return job_statuses
+
+
+def _status_history(provider: PolledProvider, statuses: DltResource, tracker: StatusTracker
+                    ) -> DltResource:
+    @dlt.transformer(data_from=statuses, name=history_table(provider), **HISTORY_HINTS)
+    def status_history(records: TDataItems) -> Iterator[Any]:
         """One row per job whose status is new or changed since the last run."""
         rows = tracker.take_changes(r["job_ref"] for r in records
                                     if not is_reject(r) and r.get("job_ref"))
         if rows:
             yield history_arrow(rows)
 
-    load_id_on_arrow_items()
-    return feed, _tracked_jobs(provider, feed, tracker), job_statuses, status_history
+    return status_history
 
 
 def not_read(stats: ProviderStats, response: requests.Response, reason: str, at: Any
@@ -190,7 +221,7 @@ def registration_source(provider: PolledProvider, refs: Sequence[JobRef]) -> Any
     @dlt.source(name=provider.name)
     def registrations() -> tuple[DltResource, ...]:
         tracker = StatusTracker(provider, current_stats(provider.name))
-        feed = _feed(provider, tracker, refs, "track", None, False, None)
+        feed = Feed(provider, tracker, refs, "track").resource()
         return feed, _tracked_jobs(provider, feed, tracker)
 
     return registrations()

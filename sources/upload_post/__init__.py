@@ -61,9 +61,9 @@ def upload_post_source(
     ids = [f"request:{i}" for i in request_ids or []] + [f"job:{i}" for i in job_ids or []]
     discover = history_discovery(history_page_size, timedelta(hours=history_overlap_hours),
                                  full_refresh) if discover_from_history else None
-    feed, *resources = polled_resources(PROVIDER, api_key, base_url, ids, full_refresh, discover,
-                                        RateLimit.of(rate_limit_requests, rate_limit_period),
-                                        concurrency)
+    feed, *resources = polled_resources(
+        PROVIDER, api_key, base_url, ids, full_refresh=full_refresh, discover=discover,
+        limit=RateLimit.of(rate_limit_requests, rate_limit_period), concurrency=concurrency)
 
     stats = current_stats(PROVIDER.name)
     budget = ColumnBudget("upload_post_history", bounds_for(PROVIDER).max_columns,
