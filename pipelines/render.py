@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipelines.report import Report
-from pipelines.runner import RunReport
+from pipelines.run_report import RunReport
 
 # piped output (CI logs, cron mail) gets 120 columns instead of rich's 80
 _WIDTH = shutil.get_terminal_size((120, 24)).columns

@@ -25,6 +25,11 @@ from dlt.common.destination.client import JobClientBase, WithStagingDataset
 from dlt.common.storages.load_package import ParsedLoadJobFileName
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.destinations.job_client_impl import SqlJobClientBase
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from pipelines.interrupt import Interrupted, signal_in
+from pipelines.run_report import RunReport
+from pipelines.set_aside import root_message, set_aside
 
 _HEAD_BYTES = 16 * 1024 * 1024  # enough for any first row; beyond it the job simply runs again
 
@@ -162,3 +167,30 @@ def _split_row(body: str) -> list[str] | None:
                 return values
         i += 1
     return None
+
+
+def finish_interrupted(pipeline: dlt.Pipeline, report: RunReport) -> None:
+    """Load what an interrupted run (killed, out of power) extracted but did not finish loading.
+
+    Its state was committed with its data, so this run's extract starts from it; dlt's `run`
+    would load such packages and then skip the new extract, so they are finished here first.
+    Jobs whose rows the destination already holds are not loaded again (`resume`); a package
+    the destination refuses for good is set aside (`set_aside`) and the others still load.
+    """
+    while pipeline.has_pending_data:
+        try:
+            pipeline.normalize()  # the file format was chosen when the package was extracted
+            report.jobs_settled += settle_committed_jobs(pipeline)
+            info = pipeline.load()
+            report.resumed += len(info.loads_ids)
+            return
+        except PipelineStepFailed as exc:
+            if (signum := signal_in(exc)) is not None:
+                raise Interrupted(signum) from None
+            aside = set_aside(pipeline, exc)
+            if aside is None or aside.load_id in {a.load_id for a in report.set_aside}:
+                # transient (retried by the next run), or a package dlt would not let go
+                report.resume_error = ("loading the packages of an interrupted run failed: "
+                                       f"{root_message(exc)}")
+                return
+            report.set_aside.append(aside)

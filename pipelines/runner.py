@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import dlt
@@ -17,10 +14,12 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines.destination import loader_file_format, make_pipeline, writing
 from pipelines.errors import config_message, describe_failure
+from pipelines.gc_tuning import fewer_collections
 from pipelines.interrupt import Interrupted, signal_in
 from pipelines.reconcile import forget_stored_schema, missing_tables, reconcile_state
-from pipelines.resume import settle_committed_jobs
-from pipelines.set_aside import SetAside, root_message, set_aside
+from pipelines.resume import finish_interrupted
+from pipelines.run_report import RunReport
+from pipelines.set_aside import set_aside
 from pipelines.usage import UsageError
 from pipelines.views import create_views
 from sources import ProviderPackage, providers
@@ -29,37 +28,6 @@ from sources.common.job_refs import InvalidJobRef
 from sources.common.provider import Provider
 from sources.common.stats import ProviderStats, collecting
 from sources.common.tracking import forget_statuses, history_table
-
-EXIT_OK, EXIT_PROVIDER_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-@dataclass
-class RunReport:
-    providers: list[ProviderStats] = field(default_factory=list)
-    destination: str = ""
-    dataset: str = ""
-    views: list[str] = field(default_factory=list)  # views created after the loads
-    views_error: str | None = None
-    resumed: int = 0  # packages of an interrupted earlier run loaded first
-    resume_error: str | None = None
-    jobs_settled: int = 0  # jobs of those packages whose rows were already loaded
-    set_aside: list[SetAside] = field(default_factory=list)  # pending packages refused for good
-    notes: list[str] = field(default_factory=list)  # state and destination disagreed: repaired
-    interrupted: int | None = None  # the signal that stopped the run
-
-    @property
-    def exit_code(self) -> int:
-        if self.interrupted is not None:
-            return 128 + self.interrupted
-        return self._outcome_code()
-
-    def _outcome_code(self) -> int:
-        outcomes = {p.outcome for p in self.providers}
-        if "config error" in outcomes or outcomes <= {"skipped"}:
-            return EXIT_USAGE  # a configuration problem, or nothing configured at all
-        failed = (bool(outcomes & {"failed", "partly failed"}) or self.views_error is not None
-                  or self.resume_error is not None or bool(self.set_aside))
-        return EXIT_PROVIDER_FAILED if failed else EXIT_OK
 
 
 def run_providers(
@@ -187,48 +155,6 @@ def _load_provider(pipeline: dlt.Pipeline, provider: Provider, source: Any,
     stats.errors.extend(f"{provider.name}: {part}" for part in
                         stats.config_errors + stats.failed_parts)
     stats.rows_loaded = _rows_loaded(pipeline)
-
-
-@contextmanager
-def fewer_collections() -> Iterator[None]:
-    """Python's cycle collector at larger generation sizes while a provider loads.
-
-    A run allocates millions of short-lived objects (every listing record, status and row),
-    nearly all freed by reference counting: collecting every 700 allocations walks them again
-    and again for nothing (measurements: bench/RESULTS.md)."""
-    before = gc.get_threshold()
-    gc.set_threshold(50_000, 20, 100)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)
-
-
-def finish_interrupted(pipeline: dlt.Pipeline, report: RunReport) -> None:
-    """Load what an interrupted run (killed, out of power) extracted but did not finish loading.
-
-    Its state was committed with its data, so this run's extract starts from it; dlt's `run`
-    would load such packages and then skip the new extract, so they are finished here first.
-    Jobs whose rows the destination already holds are not loaded again (`resume`); a package
-    the destination refuses for good is set aside (`set_aside`) and the others still load.
-    """
-    while pipeline.has_pending_data:
-        try:
-            pipeline.normalize()  # the file format was chosen when the package was extracted
-            report.jobs_settled += settle_committed_jobs(pipeline)
-            info = pipeline.load()
-            report.resumed += len(info.loads_ids)
-            return
-        except PipelineStepFailed as exc:
-            if (signum := signal_in(exc)) is not None:
-                raise Interrupted(signum) from None
-            aside = set_aside(pipeline, exc)
-            if aside is None or aside.load_id in {a.load_id for a in report.set_aside}:
-                # transient (retried by the next run), or a package dlt would not let go
-                report.resume_error = ("loading the packages of an interrupted run failed: "
-                                       f"{root_message(exc)}")
-                return
-            report.set_aside.append(aside)
 
 
 def refresh_views(pipeline: dlt.Pipeline, report: RunReport) -> None:
