@@ -228,5 +228,19 @@ def demo(
     raise typer.Exit(run_demo(fresh=not keep))
 
 
+@app.command("providers")
+def list_providers() -> None:
+    """Every provider this installation has (one folder each under sources/), with the keys
+    that configure it."""
+    table = Table(title="Providers", title_justify="left")
+    for column in ("provider", "origin", "credential", "jobs"):
+        table.add_column(column, overflow="fold")
+    for name, package in providers().items():
+        provider = package.provider
+        jobs = f"followed: {package.ids_help}" if package.ids_help else "listed by the API"
+        table.add_row(name, provider.base_url, provider.secret_env_key, jobs)
+    console.print(table)
+
+
 if __name__ == "__main__":
     app()

@@ -60,6 +60,8 @@ def test_a_new_provider_is_one_folder_and_its_test_file(project_copy):
     assert "2 passed" in done.stdout
     helped = in_copy(project_copy, "-m", "pipelines.cli", "track", "--help")
     assert "acme" in helped.stdout, helped.stdout + helped.stderr
+    listed = in_copy(project_copy, "-m", "pipelines.cli", "providers")
+    assert "SOURCES__ACME__API_KEY" in listed.stdout.replace("\n", ""), listed.stdout
 
     changed = git("status", "--porcelain", "--untracked-files=all", cwd=project_copy)
     assert sorted(changed.splitlines()) == [
