@@ -14,10 +14,8 @@ from pathlib import Path
 from conftest import cli
 
 from simulator import Fault, Simulator
-from sources.cleartax.fixture import ClearTaxFixture
+from sources import providers
 from sources.highlevel.fixture import HighLevelFixture
-from sources.lobstr.fixture import LobstrFixture
-from sources.upload_post.fixture import UploadPostFixture
 
 TASK = "0" * 31 + "{}"
 
@@ -270,27 +268,24 @@ def test_a_duckdb_file_held_by_another_process_is_a_clear_usage_error(highlevel_
 
 
 def test_every_command_keeps_every_token_out_of_output_and_files(tmp_path: Path):
-    """Distinctive tokens for all four providers; every command, failing ones included, with
-    dlt's debug logging; then stdout, stderr and every file under the folder are searched."""
-    tokens = {name: f"tok-{name}-DISTINCTIVE-7f3a9c-{i}" for i, name in enumerate(
-        ("highlevel", "upload_post", "lobstr", "cleartax"))}
+    """Distinctive tokens for every provider (the registry's, each with its demo scenario's
+    jobs); every command, failing ones included, with dlt's debug logging; then stdout, stderr
+    and every file under the folder are searched."""
+    start = datetime.now(timezone.utc)
+    scenarios = {name: package.scenario(start) for name, package in providers().items()}
+    tokens = {name: f"tok-{name}-DISTINCTIVE-7f3a9c-{i}"
+              for i, name in enumerate(scenarios)}
     wrong = "tok-WRONG-DISTINCTIVE-5d1e22"
-    highlevel = HighLevelFixture(locations={"loc1": 6}, token=tokens["highlevel"])
-    up = UploadPostFixture(token=tokens["upload_post"])
-    lobstr = LobstrFixture(token=tokens["lobstr"])
-    cleartax = ClearTaxFixture(token=tokens["cleartax"])
-    up.add("request", "req1", ["completed"])
-    lobstr.add(TASK.format(8), ["PENDING", "SUCCESS"])
-    activity = cleartax.add("te1", "a1", ["PROCESSED"])
-    with Simulator(highlevel, up, lobstr, cleartax) as sim:
-        env = {"RUNTIME__LOG_LEVEL": "DEBUG", "COLUMNS": "200",
-               "SOURCES__HIGHLEVEL__LOCATION_IDS": '["loc1"]',
-               "SOURCES__LOBSTR__UPLOAD_TASK_IDS": json.dumps([TASK.format(8)]),
-               "SOURCES__CLEARTAX__ACTIVITIES": json.dumps([activity])}
-        for name, secret_key in (("highlevel", "ACCESS_TOKEN"), ("upload_post", "API_KEY"),
-                                 ("lobstr", "API_KEY"), ("cleartax", "AUTH_TOKEN")):
-            env[f"SOURCES__{name.upper()}__BASE_URL"] = sim.base_url
-            env[f"SOURCES__{name.upper()}__{secret_key}"] = tokens[name]
+    refs = {}
+    for name, scenario in scenarios.items():
+        scenario.fixture.token = tokens[name]
+        refs[name] = scenario.submit(1, start)
+    scenarios["lobstr"].fixture.add(TASK.format(9), ["PENDING", "SUCCESS"])
+    location = json.loads(scenarios["highlevel"].env("")["SOURCES__HIGHLEVEL__LOCATION_IDS"])[0]
+    with Simulator(*(s.fixture for s in scenarios.values())) as sim:
+        env = {"RUNTIME__LOG_LEVEL": "DEBUG", "COLUMNS": "200"}
+        for name, scenario in scenarios.items():
+            env |= scenario.env(sim.base_url) | scenario.config(refs[name])
         results = [
             cli("run", cwd=tmp_path, env=env),
             cli("track", "lobstr", TASK.format(9), cwd=tmp_path, env=env),
@@ -298,11 +293,11 @@ def test_every_command_keeps_every_token_out_of_output_and_files(tmp_path: Path)
                                           "SOURCES__HIGHLEVEL__ACCESS_TOKEN": wrong}),
             cli("report", "--format", "json", "--chart", "chart.png", cwd=tmp_path, env=env),
             cli("report", cwd=tmp_path, env=env),
-            cli("highlevel-prune", "--location", "loc1", "--status", "completed",
+            cli("highlevel-prune", "--location", location, "--status", "completed",
                 "--status", "failed", cwd=tmp_path, env=env),
-            cli("highlevel-prune", "--location", "loc1", "--status", "failed", "--yes",
+            cli("highlevel-prune", "--location", location, "--status", "failed", "--yes",
                 cwd=tmp_path, env=env),
-            cli("highlevel-prune", "--location", "loc1", "--status", "failed", "--yes",
+            cli("highlevel-prune", "--location", location, "--status", "failed", "--yes",
                 cwd=tmp_path, env={**env, "SOURCES__HIGHLEVEL__ACCESS_TOKEN": wrong}),
         ]
     assert [r.returncode for r in results] == [0, 0, 1, 0, 0, 0, 0, 2]
