@@ -44,7 +44,7 @@ def project_copy(tmp_path_factory) -> Path:
 def in_copy(copy: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "SOURCES__"))}
     return subprocess.run([sys.executable, *args], cwd=copy, capture_output=True, text=True,
-                          env={**env, "PYTHONPATH": str(copy)}, timeout=600)
+                          env={**env, "PYTHONPATH": str(copy), "COLUMNS": "200"}, timeout=600)
 
 
 def test_a_new_provider_is_one_folder_and_its_test_file(project_copy):
@@ -61,7 +61,7 @@ def test_a_new_provider_is_one_folder_and_its_test_file(project_copy):
     helped = in_copy(project_copy, "-m", "pipelines.cli", "track", "--help")
     assert "acme" in helped.stdout, helped.stdout + helped.stderr
     listed = in_copy(project_copy, "-m", "pipelines.cli", "providers")
-    assert "SOURCES__ACME__API_KEY" in listed.stdout.replace("\n", ""), listed.stdout
+    assert "SOURCES__ACME__API_KEY" in listed.stdout, listed.stdout
 
     changed = git("status", "--porcelain", "--untracked-files=all", cwd=project_copy)
     assert sorted(changed.splitlines()) == [
