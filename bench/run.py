@@ -1,5 +1,7 @@
 """`make bench`: every performance goal of the project, each against a baseline measured in the
-same run, printed as a ratio. `--write bench/RESULTS.md` also records the figures.
+same run, printed as a ratio: plain dlt `rest_api` configured as well as a user would (polling
+with `parallelized` child resources and 16 extract workers; the listing with the offset paginator,
+merged) and hand-written scripts. `--write FILE` also writes the figures there.
 
 The simulator runs in a process of its own (simulator/process.py). Pipelines load into DuckDB files
 in a temporary folder; nothing is left behind.
