@@ -18,7 +18,7 @@ from pipelines.report import load_report
 from pipelines.run_lock import LockUnavailable
 from pipelines.runner import run_providers
 from pipelines.usage import UsageError
-from sources import providers
+from sources import provider_names, providers
 from sources.common.declaration import DeclarationError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -61,7 +61,8 @@ def _waiting(message: str) -> None:
 @app.command()
 def run(
     source: Annotated[list[str] | None, typer.Option(
-        "--source", help="Provider to load (repeatable); default: every configured one.")] = None,
+        "--source", help=f"Provider to load (repeatable): {', '.join(provider_names())}; "
+                         "default: every configured one.")] = None,
     destination: Annotated[str | None, typer.Option(
         help="Any dlt destination name; default duckdb.")] = None,
     dataset: Annotated[str | None, typer.Option(help="Dataset (schema) name.")] = None,
