@@ -18,7 +18,7 @@ from pipelines.report import load_report
 from pipelines.run_lock import LockUnavailable
 from pipelines.runner import run_providers
 from pipelines.usage import UsageError
-from sources import provider_names, providers
+from sources import ProviderPackage, provider_names, providers
 from sources.common.declaration import DeclarationError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -27,26 +27,19 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 
 
 @app.callback()
-def _checked_setup() -> None:
+def _everything_redacted() -> None:
     """Load upload/import job statuses from SaaS APIs into DuckDB or any dlt destination."""
     redacted_output.install()
+
+
+def _registry() -> dict[str, ProviderPackage]:
+    """The providers, loaded when a command needs them (`report` and the help do not); a
+    provider folder with a mistake stops the command with exit 2, naming the field."""
     try:
-        providers()
-    except DeclarationError as exc:  # a provider folder with a mistake: nothing can run
+        return providers()
+    except DeclarationError as exc:
         err_console.print(f"[bold red]error[/] {exc}")
         raise typer.Exit(2) from None
-
-
-def _tracked() -> dict[str, str]:
-    """Providers whose jobs are registered, with how their ids are written (for the help)."""
-    try:
-        return {name: package.ids_help for name, package in providers().items()
-                if package.ids_help}
-    except DeclarationError:  # every command reports it (`_checked_setup`)
-        return {}
-
-
-_TRACKED = _tracked()
 
 WaitOption = Annotated[float, typer.Option(
     "--wait", metavar="SECONDS", min=0,
@@ -71,6 +64,7 @@ def run(
     wait: WaitOption = 0,
 ) -> None:
     """Extract job statuses and load them."""
+    _registry()
     try:
         with stopping_on_signals():
             report = run_providers(source, destination, dataset, full_refresh, wait=wait,
@@ -105,9 +99,12 @@ def _exit_now(code: int) -> None:
 
 @app.command()
 def track(
-    provider: Annotated[str, typer.Argument(help=f"One of: {', '.join(_TRACKED)}.")],
+    provider: Annotated[str, typer.Argument(
+        help=f"One of: {', '.join(provider_names())} (those whose jobs are not listed by "
+             "their API).")],
     ids: Annotated[list[str] | None, typer.Argument(
-        help=f"Job ids: {'; '.join(f'{n}: {h}' for n, h in _TRACKED.items())}.")] = None,
+        help="Job ids as the provider writes them (`upload-status providers` shows each "
+             "one's form).")] = None,
     from_file: Annotated[Path | None, typer.Option(
         "--from-file", help="File with one id per line (or a CSV, with --column).")] = None,
     column: Annotated[str | None, typer.Option(
@@ -118,6 +115,7 @@ def track(
     wait: WaitOption = 0,
 ) -> None:
     """Register jobs to follow; the next `run` polls them until they finish."""
+    _registry()
     from pipelines.track import read_id_file, track_jobs
 
     try:
@@ -224,6 +222,7 @@ def demo(
         help="Keep the previous demo database instead of starting fresh.")] = False,
 ) -> None:
     """Run the bundled API simulator and the pipeline on it: no credentials, no network."""
+    _registry()
     from pipelines.demo import run_demo
 
     raise typer.Exit(run_demo(fresh=not keep))
@@ -236,7 +235,7 @@ def list_providers() -> None:
     table = Table(title="Providers", title_justify="left")
     for column in ("provider", "origin", "credential", "jobs"):
         table.add_column(column, overflow="fold")
-    for name, package in providers().items():
+    for name, package in _registry().items():
         provider = package.provider
         jobs = f"followed: {package.ids_help}" if package.ids_help else "listed by the API"
         table.add_row(name, provider.base_url, provider.secret_env_key, jobs)

@@ -20,7 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sources.common.provider import Provider
+from sources.common.provider import DECLARATION_FILE, Provider
 
 _NOT_PROVIDERS = {"common"}
 _HERE = Path(__file__).parent
@@ -55,29 +55,21 @@ class ProviderPackage:
         return PolledScenario(self, self.fixture_class()())
 
 
-def _load(folder: Path) -> ProviderPackage | None:
-    from sources.common.declaration import DECLARATION_FILE, load_declaration
+def _load(folder: Path) -> ProviderPackage:
+    from sources.common.declaration import load_declaration
 
     if (folder / DECLARATION_FILE).exists():
         declared = load_declaration(folder / DECLARATION_FILE)
         return ProviderPackage(folder.name, folder, declared.provider, declared.source, declared,
                                declared.ids_help)
-    if (folder / "__init__.py").exists():
-        module = importlib.import_module(f"{__name__}.{folder.name}")
-        return ProviderPackage(folder.name, folder, module.PROVIDER, module.SOURCE,
-                               ids_help=getattr(module, "IDS_HELP", ""))
-    return None
+    module = importlib.import_module(f"{__name__}.{folder.name}")
+    return ProviderPackage(folder.name, folder, module.PROVIDER, module.SOURCE,
+                           ids_help=getattr(module, "IDS_HELP", ""))
 
 
 @cache
-def _registry(folders: tuple[str, ...]) -> dict[str, ProviderPackage]:
-    found = {}
-    for folder in sorted(Path(f) for f in folders):
-        if folder.is_dir() and folder.name not in _NOT_PROVIDERS and folder.name.isidentifier():
-            package = _load(folder)
-            if package is not None:
-                found[package.name] = package
-    return found
+def _registry(names: tuple[str, ...]) -> dict[str, ProviderPackage]:
+    return {name: _load(_HERE / name) for name in names}
 
 
 def _folders() -> tuple[str, ...]:
@@ -86,11 +78,12 @@ def _folders() -> tuple[str, ...]:
 
 def provider_names() -> list[str]:
     """The providers' names from their folders alone, importing nothing (a scheduler that
-    parses its DAG file often)."""
-    return sorted(f.name for f in map(Path, _folders()) if f.name not in _NOT_PROVIDERS and (
-        (f / "provider.toml").exists() or (f / "__init__.py").exists()))
+    parses its DAG file often): a folder with a declaration or a Python package."""
+    return sorted(f.name for f in map(Path, _folders())
+                  if f.name not in _NOT_PROVIDERS and f.name.isidentifier()
+                  and ((f / DECLARATION_FILE).exists() or (f / "__init__.py").exists()))
 
 
 def providers() -> dict[str, ProviderPackage]:
     """Every provider package, keyed by its contract name, in name order."""
-    return _registry(_folders())
+    return _registry(tuple(provider_names()))

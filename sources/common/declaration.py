@@ -18,6 +18,7 @@ from sources.common.analytics import failure_rows_sql
 from sources.common.job_refs import RefFormat
 from sources.common.polled_provider import PolledProvider
 from sources.common.polled_resources import DEFAULT_CONCURRENCY, polled_resources
+from sources.common.provider import DECLARATION_FILE
 from sources.common.throttle import RateLimit
 
 if sys.version_info >= (3, 11):
@@ -25,7 +26,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-DECLARATION_FILE = "provider.toml"
 SCHEMA = Path(__file__).with_name("declaration.schema.json")
 
 
@@ -59,7 +59,7 @@ def _problems(data: Any) -> list[str]:
         where = ".".join(str(p) for p in error.absolute_path)
         message = error.message
         if error.validator == "required":  # name the missing field itself
-            missing = message.split("'")[1]
+            missing = next(f for f in error.validator_value if f not in error.instance)
             where, message = ".".join(filter(None, (where, missing))), "required field is missing"
         found.append(f"{where or '(top level)'}: {message}")
     return found

@@ -53,9 +53,11 @@ class RefFormat:
     template: str = "{job_id}"
     names: Mapping[str, str] = field(default_factory=dict)
     kinds: tuple[str, ...] = ()  # the values `{kind}` may take, when the template names it
+    _pieces: list[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         pieces = re.split(r"\{(\w+)\}", self.template)
+        object.__setattr__(self, "_pieces", pieces)  # literals and part names, alternating
         if pieces[0] or pieces[-1] or "job_id" not in pieces[1::2]:
             raise ValueError("a reference format starts and ends with a part and names "
                              "{job_id}")
@@ -65,10 +67,6 @@ class RefFormat:
                              f"{', '.join(PARTS)}")
         if any(not sep for sep in pieces[2:-1:2]):
             raise ValueError("parts must be separated by at least one character")
-
-    @property
-    def _pieces(self) -> list[str]:
-        return re.split(r"\{(\w+)\}", self.template)
 
     def name(self, part: str) -> str:
         return self.names.get(part, "id" if part == "job_id" else part.replace("_", " "))

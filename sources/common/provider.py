@@ -9,6 +9,8 @@ from typing import Any
 from sources.common.analytics import View
 from sources.common.status import TERMINAL, UNKNOWN
 
+DECLARATION_FILE = "provider.toml"  # a provider declared as data (sources.common.declaration)
+
 
 @dataclass(frozen=True)
 class Provider:
