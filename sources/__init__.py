@@ -56,9 +56,9 @@ class ProviderPackage:
 
 
 def _load(folder: Path) -> ProviderPackage:
-    from sources.common.declaration import load_declaration
-
     if (folder / DECLARATION_FILE).exists():
+        from sources.common.declaration import load_declaration
+
         declared = load_declaration(folder / DECLARATION_FILE)
         return ProviderPackage(folder.name, folder, declared.provider, declared.source, declared,
                                declared.ids_help)
@@ -72,14 +72,10 @@ def _registry(names: tuple[str, ...]) -> dict[str, ProviderPackage]:
     return {name: _load(_HERE / name) for name in names}
 
 
-def _folders() -> tuple[str, ...]:
-    return tuple(str(p) for p in _HERE.iterdir() if not p.name.startswith(("_", ".")))
-
-
 def provider_names() -> list[str]:
     """The providers' names from their folders alone, importing nothing (a scheduler that
     parses its DAG file often): a folder with a declaration or a Python package."""
-    return sorted(f.name for f in map(Path, _folders())
+    return sorted(f.name for f in _HERE.iterdir()
                   if f.name not in _NOT_PROVIDERS and f.name.isidentifier()
                   and ((f / DECLARATION_FILE).exists() or (f / "__init__.py").exists()))
 
