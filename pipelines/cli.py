@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from pipelines import redacted_output
@@ -38,7 +39,7 @@ def _registry() -> dict[str, ProviderPackage]:
     try:
         return providers()
     except DeclarationError as exc:
-        err_console.print(f"[bold red]error[/] {exc}")
+        err_console.print(f"[bold red]error[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
 
 WaitOption = Annotated[float, typer.Option(
@@ -48,7 +49,7 @@ WaitOption = Annotated[float, typer.Option(
 
 
 def _waiting(message: str) -> None:
-    err_console.print(f"[yellow]waiting[/] {message}")
+    err_console.print(f"[yellow]waiting[/] {escape(str(message))}")
 
 
 @app.command()
@@ -73,10 +74,10 @@ def run(
         err_console.print(f"[bold red]interrupted[/] by {exc.name}: nothing was loaded")
         _exit_now(exc.exit_code)
     except UsageError as exc:
-        err_console.print(f"[bold red]error[/] {exc}")
+        err_console.print(f"[bold red]error[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     except LockUnavailable as exc:
-        err_console.print(f"[bold red]error[/] {exc}")
+        err_console.print(f"[bold red]error[/] {escape(str(exc))}")
         raise typer.Exit(1) from None
     print_report(report)
     if report.interrupted is not None:
@@ -122,15 +123,15 @@ def track(
         given = list(ids or []) + (read_id_file(from_file, column) if from_file else [])
         result = track_jobs(provider, given, destination, dataset, wait=wait, on_wait=_waiting)
     except UsageError as exc:
-        err_console.print(f"[bold red]error[/] {exc}")
+        err_console.print(f"[bold red]error[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     except LockUnavailable as exc:
-        err_console.print(f"[bold red]error[/] {exc}")
+        err_console.print(f"[bold red]error[/] {escape(str(exc))}")
         raise typer.Exit(1) from None
     console.print(f"{result.provider}: {result.registered} newly followed, "
                   f"{result.already_followed} already followed")
     if result.invalid:  # the valid ids are registered; the invalid ones are a usage error
-        err_console.print(f"[bold red]error[/] {result.invalid} (not registered)")
+        err_console.print(f"[bold red]error[/] {escape(result.invalid)} (not registered)")
         raise typer.Exit(2)
 
 
@@ -155,10 +156,10 @@ def highlevel_prune(
         result = prune(location, status or [], older_than, yes, destination, dataset,
                        wait=wait, on_wait=_waiting)
     except UsageError as exc:
-        err_console.print(f"[bold red]error[/] {exc}")
+        err_console.print(f"[bold red]error[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     except LockUnavailable as exc:
-        err_console.print(f"[bold red]error[/] {exc}")
+        err_console.print(f"[bold red]error[/] {escape(str(exc))}")
         raise typer.Exit(1) from None
     table = Table(title=f"Imports of {location} matching every filter: {len(result.matches)}")
     for column in ("_id", "status", "createdAt", "fileName", "outcome"):
@@ -203,7 +204,7 @@ def report(
     try:
         rep = load_report(destination, dataset, since, stuck_hours, top)
     except UsageError as exc:
-        err_console.print(f"[bold red]error[/] {exc}")
+        err_console.print(f"[bold red]error[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     if format is Format.json:
         print(rep.to_json())

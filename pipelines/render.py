@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pipelines.report import Report
@@ -41,26 +42,28 @@ def print_report(report: RunReport, title: str = "Run summary") -> None:
                 f"{t} {n}" for t, n in sorted(p.rows_loaded.items())))
         for error in p.errors:
             if p.outcome == "skipped":
-                err_console.print(f"[yellow]skipped[/] {error}")
+                err_console.print(f"[yellow]skipped[/] {escape(str(error))}")
             else:
-                err_console.print(f"[bold red]error[/] {error}")
+                err_console.print(f"[bold red]error[/] {escape(str(error))}")
     if report.resumed:
         console.print(f"  finished loading {report.resumed} package(s) of an interrupted run "
                       f"({report.jobs_settled} of its load job(s) had already committed and "
                       "were not loaded again)")
     for note in report.notes:
-        err_console.print(f"[yellow]repaired[/] {note}")
+        err_console.print(f"[yellow]repaired[/] {escape(str(note))}")
     for aside in report.set_aside:
         err_console.print(
             f"[bold red]error[/] a pending load package ({aside.load_id}) of an earlier run was "
-            f"refused by the destination for good ({aside.reason}): set aside in {aside.path}; "
+            f"refused by the destination for good ({escape(aside.reason)}): set aside in "
+            f"{escape(str(aside.path))}; "
             "the state was rolled back, so this and later runs read its jobs again")
     if report.resume_error:
-        err_console.print(f"[bold red]error[/] {report.resume_error} (retried by the next run)")
+        err_console.print(f"[bold red]error[/] {escape(report.resume_error)} "
+                          "(retried by the next run)")
     if report.views:
         console.print(f"  views: {', '.join(report.views)}")
     if report.views_error:
-        err_console.print(f"[bold red]error[/] {report.views_error}")
+        err_console.print(f"[bold red]error[/] {escape(str(report.views_error))}")
 
 
 def _percent(value: float | None) -> str:

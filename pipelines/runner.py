@@ -23,7 +23,7 @@ from pipelines.set_aside import set_aside
 from pipelines.usage import UsageError
 from pipelines.views import create_views
 from sources import ProviderPackage, providers
-from sources.common.config_checks import ConfigProblem
+from sources.common.config_checks import ConfigProblem, NotConfigured
 from sources.common.job_refs import InvalidJobRef
 from sources.common.provider import Provider
 from sources.common.stats import ProviderStats, collecting
@@ -110,14 +110,11 @@ def _make_source(package: ProviderPackage, stats: ProviderStats, named: bool,
     try:
         return package.source(full_refresh=full_refresh)
     except ConfigFieldMissingException as exc:
-        missing = _missing_keys(exc, provider)
         # with no --source, a provider without its credential is simply not in use
-        if not named and provider.secret_field in exc.traces:
-            stats.outcome = "skipped"
-            stats.errors.append(f"{name} not configured (missing {missing})")
-        else:
-            stats.outcome = "config error"
-            stats.errors.append(f"{name}: missing configuration {missing}")
+        _not_configured(stats, _missing_keys(exc, provider),
+                        named or provider.secret_field not in exc.traces)
+    except NotConfigured as exc:
+        _not_configured(stats, str(exc), named)
     except InvalidJobRef as exc:
         stats.outcome = "config error"
         stats.errors.append(f"{name}: {exc}")
@@ -125,6 +122,15 @@ def _make_source(package: ProviderPackage, stats: ProviderStats, named: bool,
         stats.outcome = "config error"
         stats.errors.append(config_message(provider, exc))
     return None
+
+
+def _not_configured(stats: ProviderStats, missing: str, is_error: bool) -> None:
+    if is_error:
+        stats.outcome = "config error"
+        stats.errors.append(f"{stats.provider}: missing configuration {missing}")
+    else:
+        stats.outcome = "skipped"
+        stats.errors.append(f"{stats.provider} not configured (missing {missing})")
 
 
 def _load_provider(pipeline: dlt.Pipeline, provider: Provider, source: Any,

@@ -74,6 +74,14 @@ def checked_origin(provider: Provider, url: str) -> str:
     return origin_text(origin)
 
 
+class NotConfigured(Exception):
+    """None of a provider's credentials is set: the provider is not in use (a run without
+    `--source` skips it; named, it is a configuration error). The message names the keys."""
+
+    def __init__(self, keys: list[str]) -> None:
+        super().__init__(" or ".join(keys))
+
+
 def checked_secret(value: object, key: str) -> str:
     """A credential usable as one header value: a non-empty string without surrounding
     whitespace or control characters (a pasted newline would otherwise be printed back in the

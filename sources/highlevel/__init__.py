@@ -8,8 +8,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import dlt
+from dlt.common.typing import TSecretStrValue, TSecretValue
 from dlt.extract.resource import DltResource
-from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 from requests import HTTPError, Response
 
 from sources.common.arrow_items import history_arrow, load_id_on_arrow_items, to_arrow
@@ -21,7 +21,7 @@ from sources.common.bad_input import (
     reject_response,
 )
 from sources.common.columns import ColumnBudget
-from sources.common.config_checks import bounds_for, checked_origin, checked_secret
+from sources.common.config_checks import bounds_for, checked_origin
 from sources.common.counts import Count
 from sources.common.session import counting_session
 from sources.common.stats import ProviderStats, current_stats
@@ -29,6 +29,11 @@ from sources.common.throttle import RateLimit
 from sources.common.tracking import HISTORY_HINTS, StatusTracker
 from sources.highlevel.accounts import ACCOUNT_COLUMNS, ACCOUNTS_TABLE, account_table
 from sources.highlevel.counts import HighLevelCount
+from sources.highlevel.credentials import (
+    LocationBearerAuth,
+    location_credentials,
+    location_in,
+)
 from sources.highlevel.imports import ImportListing, Repeats, parse_locations
 from sources.highlevel.posts import read_posts
 from sources.highlevel.settings import API_VERSION, CSV_COLUMNS, POST_COLUMNS, PROVIDER, RATE_LIMIT
@@ -38,12 +43,8 @@ __all__ = ["PROVIDER", "SOURCE", "highlevel_source", "parse_locations"]
 
 def location_of(url: str) -> str:
     """The rate-limit key of a request: HighLevel limits each location separately."""
-    parts = urlsplit(url).path.split("/")
-    if "social-media-posting" in parts:
-        index = parts.index("social-media-posting") + 1
-        if index < len(parts):
-            return f"location {parts[index]}"
-    return "highlevel"
+    location = location_in(url)
+    return "highlevel" if location is None else f"location {location}"
 
 
 def _imports(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -58,8 +59,9 @@ def _written(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 @dlt.source(name="highlevel")
 def highlevel_source(
-    access_token: str = dlt.secrets.value,
-    location_ids: list[str] = dlt.config.value,
+    access_token: TSecretStrValue | None = None,
+    location_tokens: TSecretValue | None = None,
+    location_ids: list[str] | None = None,
     base_url: str = PROVIDER.base_url,
     include_users: bool | None = None,
     user_id: str | None = None,
@@ -75,8 +77,12 @@ def highlevel_source(
     changed imports (all imports with `full_refresh`).
 
     Args:
-        access_token: Sub-account or private integration token, sent as a Bearer token.
-        location_ids: Locations whose import history is read.
+        access_token: the token sent (as a Bearer token) for every location without one of
+            its own in `location_tokens`.
+        location_tokens: location id -> that sub-account's token (a Private Integration Token):
+            a TOML table, or a JSON object in the environment.
+        location_ids: Locations whose import history is read (default: those of
+            `location_tokens`).
         base_url: API origin (scheme, host, port); the documented one by default.
         include_users / user_id: optional filters passed through to the listing call.
         page_size / posts_page_size: `limit` asked for; a smaller server-side cap is handled.
@@ -97,7 +103,9 @@ def highlevel_source(
     params = {k: v for k, v in (("includeUsers", None if include_users is None else
                                  str(include_users).lower()), ("userId", user_id)) if v}
     not_read: list[dict[str, Any]] = []
-    client = _client(stats, checked_secret(access_token, PROVIDER.secret_env_key), base_url,
+    locations, credentials = location_credentials(access_token, location_tokens, location_ids,
+                                                  parse_locations)
+    client = _client(stats, LocationBearerAuth(credentials), base_url,
                      bounds, RateLimit.of(rate_limit_requests, rate_limit_period),
                      lambda response, reason: not_read.append(
                          reject_response(stats, response, reason, at=tracker.observed_at)))
@@ -105,8 +113,8 @@ def highlevel_source(
         client, tracker, stats, ColumnBudget("highlevel_csv_uploads", bounds.max_columns,
                                              PROVIDER.env_key("max_columns")), not_read,
         page_size=page_size, params=params, overlap=timedelta(minutes=listing_overlap_minutes),
-        full_refresh=full_refresh, track_changes=fetch_posts)
-    imports = _imports_resource(listing, parse_locations(location_ids))
+        full_refresh=full_refresh, track_changes=fetch_posts, credentials=credentials)
+    imports = _imports_resource(listing, locations)
     loaded = (imports, _uploads(imports, stats), _accounts(imports),
               _status_history(imports, tracker))
     load_id_on_arrow_items()
@@ -115,10 +123,10 @@ def highlevel_source(
     return (*loaded, _posts(imports, listing, client, stats, posts_page_size, full_refresh))
 
 
-def _client(stats: ProviderStats, token: str, base_url: str, bounds: Any,
+def _client(stats: ProviderStats, auth: LocationBearerAuth, base_url: str, bounds: Any,
             limit: RateLimit | None, on_unreadable: Any) -> TolerantClient:
-    """The API client: the Bearer token and API version on every request, a rate limit per
-    location, pages counted by kind."""
+    """The API client: each location's token and the API version on every request, a rate
+    limit per location, pages counted by kind."""
     def count_page(response: Response) -> None:
         listing = urlsplit(response.url).path.endswith("/csv")
         stats.counts[HighLevelCount.LISTING_PAGES if listing else HighLevelCount.POST_PAGES] += 1
@@ -130,7 +138,7 @@ def _client(stats: ProviderStats, token: str, base_url: str, bounds: Any,
     session = counting_session(stats, base_url, bounds, on_response=count_page, limit=limit,
                                key_of=location_of)
     return TolerantClient(base_url=base_url, headers={"Version": API_VERSION},
-                          auth=BearerTokenAuth(token), session=session,
+                          auth=auth, session=session,
                           on_unreadable=page_not_read, max_pages=bounds.max_pages)
 
 

@@ -57,8 +57,11 @@ class HighLevelFixture:
         rate_max: int = RATE_MAX,
         rate_window: float = RATE_WINDOW_S,
         reported_count: int | None = None,
+        location_tokens: dict[str, str] | None = None,
     ) -> None:
-        self.token = token
+        self.token = token  # accepted for every location (an agency-wide test token)
+        # sub-account tokens (Private Integration Tokens): each accepted for its location only
+        self.location_tokens = dict(location_tokens or {})
         self.reported_count = reported_count  # a `count` that lies (hostile mode)
         self.rate_max = rate_max
         self.rate_window = rate_window
@@ -168,7 +171,12 @@ class HighLevelFixture:
     def _guard(self, req: SimRequest, location_id: str) -> Reply | dict[str, str]:
         """Auth, Version header, rate limit and location checks shared by every endpoint: the
         error reply, or the rate-limit headers of a request that may go on."""
-        if req.header("Authorization") != f"Bearer {self.token}":
+        sent = (req.header("Authorization") or "").removeprefix("Bearer ")
+        bound = {t: loc for loc, t in self.location_tokens.items()}
+        if sent in bound and bound[sent] != location_id:
+            return Reply(401, {"statusCode": 401, "error": "Unauthorized",
+                               "message": "This location is not accessible from this token."})
+        if sent != self.token and sent not in bound:
             return Reply(401, {"statusCode": 401, "error": "Unauthorized",
                                "message": "Invalid token: access token is invalid"})
         if req.header("Version") != VERSION:

@@ -20,6 +20,7 @@ from sources.common.status import TERMINAL
 from sources.common.tracking import StatusTracker
 from sources.highlevel.accounts import import_key
 from sources.highlevel.counts import HighLevelCount
+from sources.highlevel.credentials import LocationCredentials
 from sources.highlevel.listing import ListingWindow, listing_pages, listing_path
 from sources.highlevel.settings import PROVIDER
 
@@ -61,10 +62,11 @@ class ImportListing:
     def __init__(self, client: TolerantClient, tracker: StatusTracker, stats: ProviderStats,
                  columns: ColumnBudget, rejects: list[dict[str, Any]], *, page_size: int,
                  params: Mapping[str, Any], overlap: timedelta, full_refresh: bool,
-                 track_changes: bool) -> None:
+                 track_changes: bool, credentials: LocationCredentials | None = None) -> None:
         self.client, self.tracker, self.stats, self.columns = client, tracker, stats, columns
         self.page_size, self.params, self.overlap = page_size, dict(params), overlap
         self.full_refresh, self.track_changes = full_refresh, track_changes
+        self.credentials = credentials
         self.rejects = rejects
         self.changed: set[str] = set()
         self.listed: set[str] = set()  # ids listed so far in this run
@@ -93,11 +95,7 @@ class ImportListing:
                         yield batch
                         batch = []
             except HTTPError as exc:
-                code = exc.response.status_code if exc.response is not None else 0
-                if code in (401, 403, 429) or code >= 500:
-                    raise  # the provider's run ends: a credential, limit or outage problem
-                self.stats.failed_parts.append(redact(
-                    f"location {location}: HTTP {code}: {exc.response.text[:200].strip()}"))
+                self._refused(location, exc)
             except ListingStopped as exc:  # what was read loads; the mark stays where it was
                 self.stats.failed_parts.append(f"location {location}: listing stopped: {exc}; "
                                                "the imports listed before it are loaded")
@@ -106,6 +104,21 @@ class ImportListing:
         self.tracker.save()  # the run's last observation is made
         if batch:
             yield batch
+
+    def _refused(self, location: str, exc: HTTPError) -> None:
+        """A location the API refuses (unknown, no access, its own token rejected) fails
+        alone; a shared token rejected, a limit or an outage ends the provider's run."""
+        code = exc.response.status_code if exc.response is not None else 0
+        body = exc.response.text[:200].strip() if exc.response is not None else ""
+        own = self.credentials is not None and location in self.credentials.own
+        if code in (401, 403) and own:
+            self.stats.failed_parts.append(redact(
+                f"location {location}: the API refused its token (HTTP {code}: {body}); check "
+                f"{self.credentials.key_for(location)}[{location}]"))
+            return
+        if code in (401, 403, 429) or code >= 500:
+            raise exc
+        self.stats.failed_parts.append(redact(f"location {location}: HTTP {code}: {body}"))
 
     def location(self, location: str, marks: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
         """The pages of one location's listing a run needs (`ListingWindow`; every page on a

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+from conftest import cli, read_duckdb
 
 from pipelines.runner import run_providers
-from simulator import Fault
+from simulator import Fault, Simulator
 from sources.highlevel.fixture import HighLevelFixture
 
 LISTING = r"/social-media-posting/[^/]+/csv"
@@ -454,3 +457,87 @@ def test_a_dataset_another_pipeline_filled_is_merged_into(highlevel_sim, tmp_pat
         (12, 12)]
     total = sum(len(r["accountIds"]) for r in fixture.imports["loc1"])
     assert query("select count(*) from {ds}.highlevel_csv_uploads__account_ids") == [(total,)]
+
+
+# --- a token per location (sub-account Private Integration Tokens) ----------------------------
+
+def test_each_location_is_read_with_its_own_token_and_a_refused_one_fails_alone(
+        tmp_path, monkeypatch):
+    """LOCATION_TOKENS alone: its keys are the locations; each request carries the token of the
+    location it names (the simulator refuses another location's, as the API does); a location
+    whose token is refused fails alone, naming the key; no token is shown or stored."""
+    tokens = {"loc_a": "pit-A-7c1e5d93", "loc_b": "pit-B-2f8a6b10", "loc_c": "pit-C-9d4e0a57"}
+    fixture = HighLevelFixture(locations={"loc_a": 4, "loc_b": 3, "loc_c": 2}, token="unused",
+                               location_tokens={**tokens, "loc_c": "pit-C-rotated-51aa"})
+    with Simulator(fixture) as sim:
+        env = {"SOURCES__HIGHLEVEL__BASE_URL": sim.base_url,
+               "SOURCES__HIGHLEVEL__LOCATION_TOKENS": json.dumps(tokens),
+               "RUNTIME__LOG_LEVEL": "DEBUG", "COLUMNS": "200"}
+        done = cli("run", "--source", "highlevel", cwd=tmp_path, env=env)
+        sent = {(r.path.split("/")[2], r.headers["authorization"]) for r in sim.requests()}
+
+    assert done.returncode == 1, done.stderr
+    assert "partly failed" in done.stdout
+    assert ("location loc_c: the API refused its token (HTTP 401: "
+            in done.stderr) and "SOURCES__HIGHLEVEL__LOCATION_TOKENS[loc_c]" in done.stderr
+    assert sent == {(loc, f"Bearer {token}") for loc, token in tokens.items()}
+    assert read_duckdb(tmp_path / "upload_status_data.duckdb", """select location_id, count(*)
+        from {ds}.highlevel_csv_uploads group by 1 order by 1""") == [("loc_a", 4), ("loc_b", 3)]
+    for token in tokens.values():
+        assert token not in done.stdout + done.stderr
+        for path in tmp_path.rglob("*"):
+            if path.is_file():
+                assert token.encode() not in path.read_bytes(), path
+
+
+def test_location_tokens_and_the_shared_token_together(highlevel_sim, run, query, monkeypatch):
+    """LOCATION_IDS names the locations; those without a token of their own use ACCESS_TOKEN."""
+    fixture = HighLevelFixture(locations={"loc_a": 2, "loc_b": 5},
+                               location_tokens={"loc_a": "pit-A-only"})
+    highlevel_sim(fixture)  # ACCESS_TOKEN: the fixture's agency-wide token; both locations
+    monkeypatch.setenv("SOURCES__HIGHLEVEL__LOCATION_TOKENS", '{"loc_a": "pit-A-only"}')
+
+    report = run()
+
+    assert report.exit_code == 0, report.providers[0].errors
+    assert query("""select location_id, count(*) from {ds}.highlevel_csv_uploads
+        group by 1 order by 1""") == [("loc_a", 2), ("loc_b", 5)]
+
+
+@pytest.mark.parametrize(("env", "named"), [
+    ({"SOURCES__HIGHLEVEL__LOCATION_TOKENS": '{"loc_a": "t"}',
+      "SOURCES__HIGHLEVEL__LOCATION_IDS": '["loc_a", "loc_b"]'},
+     "no token for location(s) loc_b: add them to SOURCES__HIGHLEVEL__LOCATION_TOKENS or set "
+     "SOURCES__HIGHLEVEL__ACCESS_TOKEN"),
+    ({"SOURCES__HIGHLEVEL__LOCATION_TOKENS": '["loc_a"]'},
+     "SOURCES__HIGHLEVEL__LOCATION_TOKENS must map location ids to tokens"),
+    ({"SOURCES__HIGHLEVEL__LOCATION_TOKENS": '{"loc_a": " pasted\\n"}'},
+     "SOURCES__HIGHLEVEL__LOCATION_TOKENS[loc_a] has surrounding whitespace"),
+    ({}, "missing configuration SOURCES__HIGHLEVEL__ACCESS_TOKEN or "
+         "SOURCES__HIGHLEVEL__LOCATION_TOKENS"),
+])
+def test_location_token_mistakes_exit_2_naming_the_key(tmp_path, env, named):
+    done = cli("run", "--source", "highlevel", cwd=tmp_path,
+               env={"SOURCES__HIGHLEVEL__BASE_URL": "http://127.0.0.1:9", **env},
+               inherit={k: v for k, v in os.environ.items()
+                        if not k.startswith("SOURCES__HIGHLEVEL__")})
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert named in done.stderr.replace("\n", "")
+    assert "Traceback" not in done.stderr
+
+
+def test_location_tokens_as_a_toml_table_in_secrets_toml(tmp_path):
+    fixture = HighLevelFixture(locations={"loc_a": 3, "loc_b": 1}, token="unused",
+                               location_tokens={"loc_a": "pit-A-toml-1", "loc_b": "pit-B-toml-2"})
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "secrets.toml").write_text(
+        '[sources.highlevel.location_tokens]\nloc_a = "pit-A-toml-1"\nloc_b = "pit-B-toml-2"\n')
+    with Simulator(fixture) as sim:
+        done = cli("run", "--source", "highlevel", cwd=tmp_path,
+                   env={"SOURCES__HIGHLEVEL__BASE_URL": sim.base_url},
+                   inherit={k: v for k, v in os.environ.items()
+                            if not k.startswith("SOURCES__HIGHLEVEL__")})
+
+    assert done.returncode == 0, done.stderr
+    assert read_duckdb(tmp_path / "upload_status_data.duckdb", """select location_id, count(*)
+        from {ds}.highlevel_csv_uploads group by 1 order by 1""") == [("loc_a", 3), ("loc_b", 1)]
