@@ -33,8 +33,9 @@ from sources.highlevel.credentials import (
     LocationBearerAuth,
     location_credentials,
     location_in,
+    parse_locations,
 )
-from sources.highlevel.imports import ImportListing, Repeats, parse_locations
+from sources.highlevel.imports import ImportListing, Repeats
 from sources.highlevel.posts import read_posts
 from sources.highlevel.settings import API_VERSION, CSV_COLUMNS, POST_COLUMNS, PROVIDER, RATE_LIMIT
 
@@ -103,8 +104,7 @@ def highlevel_source(
     params = {k: v for k, v in (("includeUsers", None if include_users is None else
                                  str(include_users).lower()), ("userId", user_id)) if v}
     not_read: list[dict[str, Any]] = []
-    locations, credentials = location_credentials(access_token, location_tokens, location_ids,
-                                                  parse_locations)
+    locations, credentials = location_credentials(access_token, location_tokens, location_ids)
     client = _client(stats, LocationBearerAuth(credentials), base_url,
                      bounds, RateLimit.of(rate_limit_requests, rate_limit_period),
                      lambda response, reason: not_read.append(

@@ -32,6 +32,21 @@ def location_in(url: str) -> str | None:
     return None
 
 
+def parse_locations(value: str | Iterable[str]) -> list[str]:
+    """Location ids from a TOML/JSON list (or a comma-separated string); InvalidJobRef naming
+    every id that cannot be one (empty, spaces, control characters, a dot segment)."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    locations, bad = [], []
+    for item in items:
+        try:
+            locations.append(check_id(str(item), "location id"))
+        except InvalidJobRef as exc:
+            bad.append(str(exc))
+    if bad:
+        raise InvalidJobRef(f"invalid location ids: {'; '.join(bad)}")
+    return locations
+
+
 def _token_map(value: Any) -> dict[str, str]:
     """LOCATION_TOKENS as given: a TOML table, or a JSON object in an environment variable."""
     if value is None:
@@ -68,8 +83,8 @@ class LocationCredentials:
 
 
 def location_credentials(access_token: Any, location_tokens: Any,
-                         location_ids: Iterable[str] | str | None,
-                         parse_locations: Any) -> tuple[list[str], LocationCredentials]:
+                         location_ids: Iterable[str] | str | None
+                         ) -> tuple[list[str], LocationCredentials]:
     """The locations to read and the token of each; ConfigProblem naming the key when a
     location has none, NotConfigured when no credential is set at all."""
     own = _token_map(location_tokens)

@@ -3,7 +3,7 @@ checked, prepared and observed, handed on in batches."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -12,7 +12,6 @@ from requests import HTTPError
 from sources.common.bad_input import TolerantClient, reject
 from sources.common.columns import ColumnBudget
 from sources.common.config_checks import MAX_STATUS_LENGTH
-from sources.common.job_refs import InvalidJobRef, check_id
 from sources.common.paginators import ListingStopped
 from sources.common.redaction import redact
 from sources.common.stats import ProviderStats
@@ -26,21 +25,6 @@ from sources.highlevel.settings import PROVIDER
 
 # records per item handed to dlt: every Arrow item costs dlt a schema merge and validation
 BATCH = 5_000
-
-
-def parse_locations(value: str | Iterable[str]) -> list[str]:
-    """Location ids from a TOML/JSON list (or a comma-separated string); InvalidJobRef naming
-    every id that cannot be one (empty, spaces, control characters, a dot segment)."""
-    items = value.split(",") if isinstance(value, str) else list(value)
-    locations, bad = [], []
-    for item in items:
-        try:
-            locations.append(check_id(str(item), "location id"))
-        except InvalidJobRef as exc:
-            bad.append(str(exc))
-    if bad:
-        raise InvalidJobRef(f"invalid location ids: {'; '.join(bad)}")
-    return locations
 
 
 class Repeats(list[dict[str, Any]]):
