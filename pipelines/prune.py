@@ -18,6 +18,7 @@ from pipelines.usage import UsageError
 from sources.common.config_checks import ConfigProblem
 from sources.common.job_refs import InvalidJobRef, check_id
 from sources.common.stats import collecting
+from sources.highlevel.credentials import ACCESS_TOKEN_KEY, LOCATION_TOKENS_KEY, token_map
 from sources.highlevel.prune import (
     delete_imports,
     deletions_source,
@@ -51,14 +52,12 @@ def prune(location: str, statuses: Sequence[str], older_than_days: float | None,
         check_id(location, "location id")
     except InvalidJobRef as exc:
         raise UsageError(str(exc)) from None
-    token = dlt.secrets.get("sources.highlevel.access_token")
-    if not token:
-        raise UsageError(f"missing configuration {PROVIDER.secret_env_key}")
     base_url = dlt.config.get("sources.highlevel.base_url") or PROVIDER.base_url
     now = now or datetime.now(timezone.utc)
     with collecting(PROVIDER.name) as stats:
         try:
-            client = prune_client(str(token), str(base_url), stats)
+            token, key = _token_of(location)
+            client = prune_client(token, str(base_url), stats, key=key)
         except (ConfigProblem, ConfigurationException) as exc:
             raise UsageError(config_message(PROVIDER, exc)) from None
         if not yes:  # a dry run only reads the API
@@ -78,6 +77,18 @@ def prune(location: str, statuses: Sequence[str], older_than_days: float | None,
             pipeline.run(deletions_source(result.outcomes),
                          loader_file_format=loader_file_format(pipeline))
     return result
+
+
+def _token_of(location: str) -> tuple[str, str]:
+    """The location's own token (LOCATION_TOKENS) or the shared one, and its key."""
+    own = token_map(dlt.secrets.get("sources.highlevel.location_tokens"))
+    if location in own:
+        return own[location], f"{LOCATION_TOKENS_KEY}[{location}]"
+    token = dlt.secrets.get("sources.highlevel.access_token")
+    if not token:
+        raise UsageError(f"missing configuration: a token for location {location} in "
+                         f"{LOCATION_TOKENS_KEY}, or {ACCESS_TOKEN_KEY}")
+    return str(token), ACCESS_TOKEN_KEY
 
 
 def _matches(client: Any, location: str, statuses: Sequence[str], older_than_days: float | None,

@@ -47,7 +47,7 @@ def parse_locations(value: str | Iterable[str]) -> list[str]:
     return locations
 
 
-def _token_map(value: Any) -> dict[str, str]:
+def token_map(value: Any) -> dict[str, str]:
     """LOCATION_TOKENS as given: a TOML table, or a JSON object in an environment variable."""
     if value is None:
         return {}
@@ -87,7 +87,7 @@ def location_credentials(access_token: Any, location_tokens: Any,
                          ) -> tuple[list[str], LocationCredentials]:
     """The locations to read and the token of each; ConfigProblem naming the key when a
     location has none, NotConfigured when no credential is set at all."""
-    own = _token_map(location_tokens)
+    own = token_map(location_tokens)
     shared = None if access_token is None else checked_secret(access_token, ACCESS_TOKEN_KEY)
     if not own and shared is None:
         raise NotConfigured([ACCESS_TOKEN_KEY, LOCATION_TOKENS_KEY])

@@ -30,9 +30,11 @@ DELETED = "deleted"  # HighLevel's own word, mapped to cancelled
 GONE_CODES = (404, 422)  # the API's answers for an import that no longer exists
 
 def prune_client(access_token: str, base_url: str, stats: ProviderStats,
-                 limit: RateLimit | None = RATE_LIMIT) -> RESTClient:
-    """The client prune uses; `ConfigProblem` for a credential or base URL it must not use."""
-    access_token = checked_secret(access_token, PROVIDER.secret_env_key)
+                 limit: RateLimit | None = RATE_LIMIT, key: str = PROVIDER.secret_env_key
+                 ) -> RESTClient:
+    """The client prune uses; `ConfigProblem` for a credential (configured at `key`) or base
+    URL it must not use."""
+    access_token = checked_secret(access_token, key)
     base_url = checked_origin(PROVIDER, base_url)
     return RESTClient(base_url=base_url, headers={"Version": API_VERSION},
                       auth=BearerTokenAuth(access_token),

@@ -541,3 +541,26 @@ def test_location_tokens_as_a_toml_table_in_secrets_toml(tmp_path):
     assert done.returncode == 0, done.stderr
     assert read_duckdb(tmp_path / "upload_status_data.duckdb", """select location_id, count(*)
         from {ds}.highlevel_csv_uploads group by 1 order by 1""") == [("loc_a", 3), ("loc_b", 1)]
+
+
+def test_prune_reads_with_the_location_s_own_token(tmp_path):
+    fixture = HighLevelFixture(locations={"loc_a": 6}, token="unused", failure_share=0.5,
+                               unfinished_share=0.0, location_tokens={"loc_a": "pit-A-prune-3"})
+    failed = sum(r["status"] == "failed" for r in fixture.imports["loc_a"])
+    inherit = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__HIGHLEVEL__")}
+    with Simulator(fixture) as sim:
+        env = {"SOURCES__HIGHLEVEL__BASE_URL": sim.base_url, "COLUMNS": "200",
+               "SOURCES__HIGHLEVEL__LOCATION_TOKENS": '{"loc_a": "pit-A-prune-3"}'}
+        listed = cli("highlevel-prune", "--location", "loc_a", "--status", "failed",
+                     cwd=tmp_path, env=env, inherit=inherit)
+        other = cli("highlevel-prune", "--location", "loc_b", "--status", "failed",
+                    cwd=tmp_path, env=env, inherit=inherit)
+        sent = {r.headers["authorization"] for r in sim.requests()}
+
+    assert listed.returncode == 0, listed.stderr
+    assert f"dry run: {failed} would be deleted" in listed.stdout and failed > 0
+    assert sent == {"Bearer pit-A-prune-3"}
+    assert other.returncode == 2
+    assert ("a token for location loc_b in SOURCES__HIGHLEVEL__LOCATION_TOKENS, or "
+            "SOURCES__HIGHLEVEL__ACCESS_TOKEN") in other.stderr
+    assert "pit-A-prune-3" not in listed.stdout + listed.stderr + other.stderr
