@@ -79,6 +79,14 @@ def reject_response(stats: ProviderStats, response: Response, reason: str,
                   response.status_code, job_ref, at)
 
 
+def page_not_read(stats: ProviderStats, response: Response, reason: str, at: Any
+                  ) -> dict[str, Any]:
+    """The reject row of a listing page that could not be read (the listing stops there),
+    counted in the run's summary."""
+    stats.counts[Count.PAGES_NOT_READ] += 1
+    return reject_response(stats, response, reason, at=at)
+
+
 def as_rejects(provider: str, rows: list[dict[str, Any]],
                resource_columns: TTableSchemaColumns) -> DataItemWithMeta:
     """Reject rows routed to the provider's rejects table from the resource that found them.

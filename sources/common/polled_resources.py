@@ -17,7 +17,6 @@ from itertools import islice
 from typing import Any
 
 import dlt
-import requests
 from dlt.common.typing import TDataItems
 from dlt.extract.hints import make_nested_hints
 from dlt.extract.resource import DltResource
@@ -28,7 +27,7 @@ from sources.common.bad_input import (
     TolerantClient,
     as_rejects,
     is_reject,
-    reject_response,
+    page_not_read,
 )
 from sources.common.config_checks import bounds_for, checked_origin, checked_secret
 from sources.common.counts import Count
@@ -36,7 +35,7 @@ from sources.common.job_refs import JobRef
 from sources.common.polled_provider import POLL_COLUMNS, TRACKED_COLUMNS, PolledProvider
 from sources.common.poller import DEFAULT_CONCURRENCY, Poller
 from sources.common.session import counting_session
-from sources.common.stats import ProviderStats, current_stats
+from sources.common.stats import current_stats
 from sources.common.throttle import RateLimit
 from sources.common.tracking import HISTORY_HINTS, StatusTracker, history_table
 
@@ -157,7 +156,7 @@ def polled_resources(
         base_url=base_url, auth=provider.auth(secret),
         session=counting_session(stats, base_url, bounds, limit=limit),
         on_unreadable=lambda r, reason: unreadable.append(
-            not_read(stats, r, reason, tracker.observed_at)),
+            page_not_read(stats, r, reason, tracker.observed_at)),
         max_pages=bounds.max_pages)
     feed = Feed(provider, tracker, refs, "config", client, full_refresh, discover,
                 unreadable).resource()
@@ -202,13 +201,6 @@ def _status_history(provider: PolledProvider, statuses: DltResource, tracker: St
             yield history_arrow(rows)
 
     return status_history
-
-
-def not_read(stats: ProviderStats, response: requests.Response, reason: str, at: Any
-             ) -> dict[str, Any]:
-    """The reject row of a listing page that could not be read (the listing stops there)."""
-    stats.counts[Count.PAGES_NOT_READ] += 1
-    return reject_response(stats, response, reason, at=at)
 
 
 def registration_source(provider: PolledProvider, refs: Sequence[JobRef]) -> Any:

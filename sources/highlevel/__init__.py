@@ -18,11 +18,10 @@ from sources.common.bad_input import (
     as_rejects,
     count_misfits,
     is_reject,
-    reject_response,
+    page_not_read,
 )
 from sources.common.columns import ColumnBudget
 from sources.common.config_checks import bounds_for, checked_origin
-from sources.common.counts import Count
 from sources.common.session import counting_session
 from sources.common.stats import ProviderStats, current_stats
 from sources.common.throttle import RateLimit
@@ -108,7 +107,7 @@ def highlevel_source(
     client = _client(stats, LocationBearerAuth(credentials), base_url,
                      bounds, RateLimit.of(rate_limit_requests, rate_limit_period),
                      lambda response, reason: not_read.append(
-                         reject_response(stats, response, reason, at=tracker.observed_at)))
+                         page_not_read(stats, response, reason, tracker.observed_at)))
     listing = ImportListing(
         client, tracker, stats, ColumnBudget("highlevel_csv_uploads", bounds.max_columns,
                                              PROVIDER.env_key("max_columns")), not_read,
@@ -131,15 +130,11 @@ def _client(stats: ProviderStats, auth: LocationBearerAuth, base_url: str, bound
         listing = urlsplit(response.url).path.endswith("/csv")
         stats.counts[HighLevelCount.LISTING_PAGES if listing else HighLevelCount.POST_PAGES] += 1
 
-    def page_not_read(response: Response, reason: str) -> None:
-        stats.counts[Count.PAGES_NOT_READ] += 1
-        on_unreadable(response, reason)
-
     session = counting_session(stats, base_url, bounds, on_response=count_page, limit=limit,
                                key_of=location_of)
     return TolerantClient(base_url=base_url, headers={"Version": API_VERSION},
                           auth=auth, session=session,
-                          on_unreadable=page_not_read, max_pages=bounds.max_pages)
+                          on_unreadable=on_unreadable, max_pages=bounds.max_pages)
 
 
 def _imports_resource(listing: ImportListing, locations: list[str]) -> DltResource:
