@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 _BAD_ID_CHARS = frozenset("\r\n\t\x00")
-PARTS = ("scope_id", "kind", "job_id")  # the parts a reference format may name
+PARTS = ("scope_id", "job_id")  # the parts a reference format may name
 
 
 class InvalidJobRef(ValueError):
@@ -52,7 +52,6 @@ class RefFormat:
 
     template: str = "{job_id}"
     names: Mapping[str, str] = field(default_factory=dict)
-    kinds: tuple[str, ...] = ()  # the values `{kind}` may take, when the template names it
     _pieces: list[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -89,11 +88,7 @@ class RefFormat:
         values[parts[-1]] = rest
         if separators and any(sep in rest for sep in separators):
             raise InvalidJobRef(f"expected {self.expected()}")
-        if "kind" in values and values["kind"] not in self.kinds:
-            raise InvalidJobRef(f"expected {self.expected()} with {self.name('kind')} one of "
-                                f"{', '.join(self.kinds)}")
         for part in reversed(parts):  # the job's own id first, as the messages always did
             check_id(values[part], self.name(part))
-        return JobRef(ref=text, job_id=values["job_id"], scope_id=values.get("scope_id"),
-                      kind=values.get("kind"))
+        return JobRef(ref=text, job_id=values["job_id"], scope_id=values.get("scope_id"))
 
