@@ -13,7 +13,7 @@ from dlt.common.configuration.exceptions import (
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines.destination import loader_file_format, make_pipeline, writing
-from pipelines.errors import config_message, describe_failure
+from pipelines.errors import config_message, describe_failure, exception_chain
 from pipelines.gc_tuning import fewer_collections
 from pipelines.interrupt import Interrupted, signal_in
 from pipelines.reconcile import forget_stored_schema, missing_tables, reconcile_state
@@ -148,6 +148,11 @@ def _load_provider(pipeline: dlt.Pipeline, provider: Provider, source: Any,
         if (signum := signal_in(exc)) is not None:
             stats.outcome = "interrupted"
             raise Interrupted(signum) from None
+        problem = next((e for e in exception_chain(exc) if isinstance(e, ConfigProblem)), None)
+        if problem is not None:  # found only once it was used (a refresh token refused)
+            stats.outcome = "config error"
+            stats.errors.append(config_message(provider, problem))
+            return
         stats.outcome = "failed"
         stats.errors.append(describe_failure(provider, exc))
         if (aside := set_aside(pipeline, exc)) is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
@@ -176,10 +177,16 @@ class TolerantClient(RESTClient):
         super().__init__(*args, **kwargs)
         self._on_unreadable = on_unreadable
         self.max_pages = max_pages
-        self.pages_not_read = 0  # a listing that lost a page must not move its mark
+        self._lost = threading.local()
+
+    @property
+    def pages_not_read(self) -> int:
+        """Pages this thread could not read: a listing (read by one thread) that lost a page
+        must not move its mark."""
+        return getattr(self._lost, "pages", 0)
 
     def _not_read(self, response: Response, reason: str) -> None:
-        self.pages_not_read += 1
+        self._lost.pages = self.pages_not_read + 1
         self._on_unreadable(response, reason)
 
     def _send_request(self, request: Any, **kwargs: Any) -> Response:

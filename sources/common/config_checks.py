@@ -20,6 +20,23 @@ class ConfigProblem(ValueError):
     """A configuration value that cannot be used; the message names the key, never the value."""
 
 
+MAX_CONCURRENCY = 256
+
+
+def checked_concurrency(provider: Provider, value: object) -> int:
+    """Requests in flight at once: a whole number from 1 to `MAX_CONCURRENCY`."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        value = None
+    try:
+        number = int(str(value).strip()) if value is not None else 0
+    except ValueError:
+        number = 0
+    if not 1 <= number <= MAX_CONCURRENCY:
+        raise ConfigProblem(f"{provider.env_key('concurrency')} must be a whole number from 1 "
+                            f"to {MAX_CONCURRENCY}")
+    return number
+
+
 def is_loopback(host: str) -> bool:
     if host.lower() in _LOOPBACK_NAMES:
         return True

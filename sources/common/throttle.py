@@ -18,7 +18,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 REMAINING_HEADER = "X-RateLimit-Remaining"
+DAILY_REMAINING_HEADER = "X-RateLimit-Daily-Remaining"  # 0: nothing more for that key today
 INTERVAL_HEADER = "X-RateLimit-Interval-Milliseconds"  # the length of the interval
+MAX_HEADER = "X-RateLimit-Max"  # requests allowed per interval
 RESET_HEADER = "X-RateLimit-Reset"  # when the window resets (a unix time or seconds)
 MAX_PAUSE = 300.0  # seconds; a longer reset is left to the server's 429 and Retry-After
 _EPOCH_FROM = 1_000_000_000  # a reset above this is a unix time, below it seconds from now
@@ -37,6 +39,23 @@ class RateLimit:
         if not period or period <= 0:
             raise ValueError("a rate limit period must be a positive number of seconds")
         return cls(int(requests), float(period))
+
+
+class DailyLimitReached(Exception):
+    """The server said the day's requests for this key are used up: none is sent for it until
+    the next run (not a `requests` exception, so no retry waits for it)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"{key}: the daily request limit is used up ({DAILY_REMAINING_HEADER}: "
+                         "0); read again next run")
+        self.key = key
+
+
+def _is_zero(value: str | None) -> bool:
+    try:
+        return value is not None and float(value) <= 0
+    except ValueError:
+        return False
 
 
 # how often a thread that waits for an in-flight request's answer looks again
@@ -62,28 +81,40 @@ class RateLimiter:
         self._slots: dict[str, deque[list[float]]] = {}
         self._paused_until: dict[str, float] = {}
         self.waited = 0.0  # seconds spent waiting, all threads together
+        self.spent: set[str] = set()  # keys whose daily quota the server said is used up
+        # the limit each key's answers announce (`X-RateLimit-Max` per interval), kept too:
+        # with requests in flight, "none remaining" comes too late to hold the others back
+        self._announced: dict[str, RateLimit] = {}
 
     def _wait_needed(self, key: str, now: float) -> float:
         wait = self._paused_until.get(key, 0.0) - now
-        if self.limit is not None:
-            slots = self._slots.setdefault(key, deque())
-            while slots and slots[0][0] <= now - self.limit.period:
-                slots.popleft()
-            if len(slots) >= self.limit.requests:
-                ended = slots[0][0]
+        limits = self._limits(key)
+        # kept while no limit is known too: the first answer may announce one
+        slots = self._slots.setdefault(key, deque())
+        horizon = max((limit.period for limit in limits), default=MAX_PAUSE)
+        while slots and slots[0][0] <= now - horizon:
+            slots.popleft()
+        for limit in limits:
+            window = [slot for slot in slots if slot[0] > now - limit.period]
+            if len(window) >= limit.requests:
+                ended = window[0][0]
                 wait = max(wait, IN_FLIGHT_POLL if ended == math.inf
-                           else ended + self.limit.period - now)
+                           else ended + limit.period - now)
         return wait
+
+    def _limits(self, key: str) -> list[RateLimit]:
+        return [limit for limit in (self.limit, self._announced.get(key)) if limit is not None]
 
     def acquire(self, key: str) -> list[float]:
         while True:
             with self._lock:
+                if key in self.spent:
+                    raise DailyLimitReached(key)
                 now = self._clock()
                 wait = self._wait_needed(key, now)
                 if wait <= 0:
                     slot = [math.inf]
-                    if self.limit is not None:
-                        self._slots[key].append(slot)
+                    self._slots[key].append(slot)
                     return slot
                 self.waited += wait
             self._sleep(wait)
@@ -98,9 +129,26 @@ class RateLimiter:
             until = self._clock() + seconds
             self._paused_until[key] = max(self._paused_until.get(key, 0.0), until)
 
+    def _learn(self, key: str, headers: Mapping[str, str]) -> None:
+        maximum, interval = headers.get(MAX_HEADER), headers.get(INTERVAL_HEADER)
+        if maximum is None or interval is None:
+            return
+        try:
+            announced = RateLimit.of(int(maximum), float(interval) / 1000)
+        except ValueError:
+            return
+        if announced is not None and 0 < announced.period <= MAX_PAUSE:
+            with self._lock:
+                self._announced[key] = announced
+                self._slots.setdefault(key, deque())
+
     def observe(self, key: str, headers: Mapping[str, str], now: float | None = None) -> None:
         """Pause `key` when the server says nothing is left in its current interval: for
         the interval's length, or until the announced reset time."""
+        if _is_zero(headers.get(DAILY_REMAINING_HEADER)):
+            with self._lock:
+                self.spent.add(key)
+        self._learn(key, headers)
         remaining = headers.get(REMAINING_HEADER)
         interval, reset = headers.get(INTERVAL_HEADER), headers.get(RESET_HEADER)
         if remaining is None or (interval is None and reset is None):

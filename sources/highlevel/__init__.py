@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import dlt
 from dlt.common.typing import TSecretStrValue, TSecretValue
 from dlt.extract.resource import DltResource
-from requests import HTTPError, Response
+from requests import Response, Session
 
 from sources.common.arrow_items import history_arrow, load_id_on_arrow_items, to_arrow
 from sources.common.bad_input import (
@@ -18,10 +18,10 @@ from sources.common.bad_input import (
     as_rejects,
     count_misfits,
     is_reject,
-    page_not_read,
 )
 from sources.common.columns import ColumnBudget
-from sources.common.config_checks import bounds_for, checked_origin
+from sources.common.config_checks import bounds_for, checked_concurrency, checked_origin
+from sources.common.poller import DEFAULT_CONCURRENCY
 from sources.common.session import counting_session
 from sources.common.stats import ProviderStats, current_stats
 from sources.common.throttle import RateLimit
@@ -30,12 +30,14 @@ from sources.highlevel.accounts import ACCOUNT_COLUMNS, ACCOUNTS_TABLE, account_
 from sources.highlevel.counts import HighLevelCount
 from sources.highlevel.credentials import (
     LocationBearerAuth,
+    discovered_locations,
     location_credentials,
     location_in,
     parse_locations,
 )
 from sources.highlevel.imports import ImportListing, Repeats
-from sources.highlevel.posts import read_posts
+from sources.highlevel.oauth import AgencyOAuthCredentials, agency_settings, agency_tokens
+from sources.highlevel.posts import PostsOfImports
 from sources.highlevel.settings import API_VERSION, CSV_COLUMNS, POST_COLUMNS, PROVIDER, RATE_LIMIT
 
 __all__ = ["PROVIDER", "SOURCE", "highlevel_source", "parse_locations"]
@@ -62,6 +64,7 @@ def highlevel_source(
     access_token: TSecretStrValue | None = None,
     location_tokens: TSecretValue | None = None,
     location_ids: list[str] | None = None,
+    oauth: AgencyOAuthCredentials | None = None,
     base_url: str = PROVIDER.base_url,
     include_users: bool | None = None,
     user_id: str | None = None,
@@ -72,6 +75,7 @@ def highlevel_source(
     listing_overlap_minutes: float = 10.0,
     fetch_posts: bool = True,
     full_refresh: bool = False,
+    concurrency: int = DEFAULT_CONCURRENCY,
 ) -> Iterable[DltResource]:
     """CSV import history of every location, its status changes, and the posts of new or
     changed imports (all imports with `full_refresh`).
@@ -82,7 +86,9 @@ def highlevel_source(
         location_tokens: location id -> that sub-account's token (a Private Integration Token):
             a TOML table, or a JSON object in the environment.
         location_ids: Locations whose import history is read (default: those of
-            `location_tokens`).
+            `location_tokens`, and those where the agency app is installed if `oauth.app_id`).
+        oauth: an agency's Marketplace app (`[sources.highlevel.oauth]`): a token is minted
+            for every location without one of its own.
         base_url: API origin (scheme, host, port); the documented one by default.
         include_users / user_id: optional filters passed through to the listing call.
         page_size / posts_page_size: `limit` asked for; a smaller server-side cap is handled.
@@ -94,6 +100,8 @@ def highlevel_source(
         fetch_posts: read the posts (and their error messages) of new and changed imports.
         full_refresh: read every listing page, and fetch the posts of every import, not only
             of new or changed ones.
+        concurrency: requests in flight at once (locations listed side by side, posts
+            fetched side by side), each location within its own rate limit.
     """
     stats = current_stats(PROVIDER.name)
     base_url = checked_origin(PROVIDER, base_url)
@@ -102,42 +110,48 @@ def highlevel_source(
     tracker = StatusTracker(PROVIDER, stats, compact_finished=True)
     params = {k: v for k, v in (("includeUsers", None if include_users is None else
                                  str(include_users).lower()), ("userId", user_id)) if v}
-    not_read: list[dict[str, Any]] = []
-    locations, credentials = location_credentials(access_token, location_tokens, location_ids)
-    client = _client(stats, LocationBearerAuth(credentials), base_url,
-                     bounds, RateLimit.of(rate_limit_requests, rate_limit_period),
-                     lambda response, reason: not_read.append(
-                         page_not_read(stats, response, reason, tracker.observed_at)))
+    not_read: list[tuple[Response, str]] = []  # appended on the client's threads
+    concurrency = checked_concurrency(PROVIDER, concurrency)
+    session = _session(stats, base_url, bounds,
+                       RateLimit.of(rate_limit_requests, rate_limit_period))
+    agency = agency_tokens(agency_settings(oauth), session, base_url)
+    locations, credentials = location_credentials(access_token, location_tokens, location_ids,
+                                                  agency)
+    client = TolerantClient(base_url=base_url, headers={"Version": API_VERSION},
+                            auth=LocationBearerAuth(credentials), session=session,
+                            on_unreadable=lambda response, reason: not_read.append(
+                                (response, reason)), max_pages=bounds.max_pages)
     listing = ImportListing(
         client, tracker, stats, ColumnBudget("highlevel_csv_uploads", bounds.max_columns,
                                              PROVIDER.env_key("max_columns")), not_read,
         page_size=page_size, params=params, overlap=timedelta(minutes=listing_overlap_minutes),
-        full_refresh=full_refresh, track_changes=fetch_posts, credentials=credentials)
+        full_refresh=full_refresh, track_changes=fetch_posts, concurrency=concurrency,
+        credentials=credentials)
     imports = _imports_resource(listing, locations)
     loaded = (imports, _uploads(imports, stats), _accounts(imports),
               _status_history(imports, tracker))
     load_id_on_arrow_items()
     if not fetch_posts:
         return loaded
-    return (*loaded, _posts(imports, listing, client, stats, posts_page_size, full_refresh))
+    posts = PostsOfImports(client, stats, posts_page_size, concurrency, listing)
+    return (*loaded, _posts(imports, listing, posts, full_refresh))
 
 
-def _client(stats: ProviderStats, auth: LocationBearerAuth, base_url: str, bounds: Any,
-            limit: RateLimit | None, on_unreadable: Any) -> TolerantClient:
-    """The API client: each location's token and the API version on every request, a rate
-    limit per location, pages counted by kind."""
+def _session(stats: ProviderStats, base_url: str, bounds: Any, limit: RateLimit | None
+             ) -> Session:
+    """The API session: a rate limit per location, pages counted by kind."""
     def count_page(response: Response) -> None:
-        listing = urlsplit(response.url).path.endswith("/csv")
+        path = urlsplit(response.url).path
+        if "/social-media-posting/" not in path:
+            return
+        listing = path.endswith("/csv")
         stats.counts[HighLevelCount.LISTING_PAGES if listing else HighLevelCount.POST_PAGES] += 1
 
-    session = counting_session(stats, base_url, bounds, on_response=count_page, limit=limit,
-                               key_of=location_of)
-    return TolerantClient(base_url=base_url, headers={"Version": API_VERSION},
-                          auth=auth, session=session,
-                          on_unreadable=on_unreadable, max_pages=bounds.max_pages)
+    return counting_session(stats, base_url, bounds, on_response=count_page, limit=limit,
+                            key_of=location_of)
 
 
-def _imports_resource(listing: ImportListing, locations: list[str]) -> DltResource:
+def _imports_resource(listing: ImportListing, locations: list[str] | None) -> DltResource:
     @dlt.resource(name="highlevel_imports", selected=False)
     def imports() -> Iterator[list[dict[str, Any]]]:
         """The import history of every location in batches, every field kept (ids
@@ -145,7 +159,11 @@ def _imports_resource(listing: ImportListing, locations: list[str]) -> DltResour
         be loaded as lists of reject rows of their own. Not loaded itself: the transformers
         split it into imports, accounts, history and posts."""
         marks = dlt.current.resource_state().setdefault("listing_marks", {})
-        yield from listing.batches(locations, marks)
+        credentials = listing.credentials
+        yield from listing.batches(
+            discovered_locations(credentials) if locations is None else locations, marks)
+        if credentials.agency is not None:
+            credentials.agency.flush()
 
     return imports
 
@@ -213,8 +231,8 @@ def _status_history(imports: DltResource, tracker: StatusTracker) -> DltResource
     return highlevel_status_history
 
 
-def _posts(imports: DltResource, listing: ImportListing, client: TolerantClient,
-           stats: ProviderStats, page_size: int, full_refresh: bool) -> DltResource:
+def _posts(imports: DltResource, listing: ImportListing, posts: PostsOfImports,
+           full_refresh: bool) -> DltResource:
     @dlt.transformer(
         data_from=imports, name="highlevel_csv_posts",
         # every fetch replaces all posts of that import
@@ -224,29 +242,16 @@ def _posts(imports: DltResource, listing: ImportListing, client: TolerantClient,
         """Posts (with their error messages) of imports that are new or changed, and of those
         whose posts could not be read before."""
         unread: dict[str, str] = dlt.current.resource_state().setdefault("posts_unread", {})
-        for csv in _imports(batch):
-            csv_id, location = csv["_id"], str(csv["locationId"])
-            if not (full_refresh or csv_id in listing.changed or csv_id in unread):
-                continue
-            stats.counts[HighLevelCount.POSTS_FETCHED] += 1
-            try:
-                posts = read_posts(client, stats, location, csv_id, page_size)
-            except HTTPError as exc:
-                # an import deleted between the listing and this call answers 422/404; that
-                # must not cost the other imports their posts
-                if exc.response is None or exc.response.status_code not in (404, 422):
-                    raise
-                stats.counts[HighLevelCount.POSTS_GONE] += 1
-                unread.pop(csv_id, None)
-                continue
-            if listing.rejects:
+        wanted = [(csv["_id"], str(csv["locationId"])) for csv in _imports(batch)
+                  if full_refresh or csv["_id"] in listing.changed or csv["_id"] in unread]
+        for rows in posts.fetch(wanted, unread):
+            if listing.has_rejects:
                 yield as_rejects(PROVIDER.name, listing.take_rejects(), POST_COLUMNS)
-            if posts is None:
-                unread[csv_id] = location
-                continue
-            unread.pop(csv_id, None)
-            if posts:
-                yield posts
+            yield rows
+        if listing.has_rejects:
+            yield as_rejects(PROVIDER.name, listing.take_rejects(), POST_COLUMNS)
+        if listing.credentials.agency is not None:
+            listing.credentials.agency.flush()
 
     return highlevel_csv_posts
 

@@ -14,3 +14,4 @@ class HighLevelCount(Counted):
     POSTS_FETCHED = "imports with posts fetched"
     POSTS_STOPPED = "posts listings stopped"
     POSTS_GONE = "posts unavailable (import gone)"
+    DAILY_LIMIT_SPENT = "locations over their daily limit"

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from simulator.server import Reply, Route, SimRequest
+from sources.highlevel.oauth_fixture import OAuthApp
 
 VERSION = "2021-07-28"
 UNFINISHED = ("pending", "in_review", "in_progress", "importing")
@@ -58,10 +59,19 @@ class HighLevelFixture:
         rate_window: float = RATE_WINDOW_S,
         reported_count: int | None = None,
         location_tokens: dict[str, str] | None = None,
+        oauth: OAuthApp | None = None,
     ) -> None:
         self.token = token  # accepted for every location (an agency-wide test token)
         # sub-account tokens (Private Integration Tokens): each accepted for its location only
         self.location_tokens = dict(location_tokens or {})
+        self.oauth = oauth  # an agency's Marketplace app: its OAuth endpoints and tokens
+        # Social Planner requests (counted from 1) before which every OAuth token expires
+        self.expire_tokens_after: set[int] = set()
+        self.refused_locations: set[str] = set()  # 403 for every token (no access granted)
+        # location -> requests answered before `X-RateLimit-Daily-Remaining: 0`
+        self.daily_quota: dict[str, int] = {}
+        self._served = 0
+        self._served_per_location: dict[str, int] = {}
         self.reported_count = reported_count  # a `count` that lies (hostile mode)
         self.rate_max = rate_max
         self.rate_window = rate_window
@@ -166,12 +176,33 @@ class HighLevelFixture:
             Route("GET", _LOC, self._list),
             Route("GET", _LOC + r"/(?P<csv_id>[^/]+)", self._get_posts),
             Route("DELETE", _LOC + r"/(?P<csv_id>[^/]+)", self._delete),
+            # the app may be swapped (a re-authorization): looked up on every request
+            *(Route(route.method, route.pattern, self._oauth_route(index))
+              for index, route in enumerate(OAuthApp().routes())),
         ]
 
-    def _guard(self, req: SimRequest, location_id: str) -> Reply | dict[str, str]:
-        """Auth, Version header, rate limit and location checks shared by every endpoint: the
-        error reply, or the rate-limit headers of a request that may go on."""
+    def _oauth_route(self, index: int) -> Any:
+        def handle(req: SimRequest) -> Reply:
+            if self.oauth is None:
+                return Reply(404, {"statusCode": 404, "message": "Not Found"})
+            return self.oauth.routes()[index].handler(req)
+        return handle
+
+    def _auth_refusal(self, req: SimRequest, location_id: str) -> Reply | None:
+        """The refusal of a request's token for this location, None if it may go on: agency
+        OAuth tokens expired, for another location or without the scope; sub-account tokens
+        of another location; the locations that refuse every token."""
         sent = (req.header("Authorization") or "").removeprefix("Bearer ")
+        with self._lock:
+            self._served += 1
+            expire = self._served in self.expire_tokens_after
+        if self.oauth is not None and expire:
+            self.oauth.expire_all()
+        if location_id in self.refused_locations:
+            return Reply(403, {"statusCode": 403, "message":
+                               "The token does not have access to this location."})
+        if self.oauth is not None and self.oauth.knows(sent):
+            return self.oauth.check(sent, location_id, write=req.method == "DELETE")
         bound = {t: loc for loc, t in self.location_tokens.items()}
         if sent in bound and bound[sent] != location_id:
             return Reply(401, {"statusCode": 401, "error": "Unauthorized",
@@ -179,6 +210,13 @@ class HighLevelFixture:
         if sent != self.token and sent not in bound:
             return Reply(401, {"statusCode": 401, "error": "Unauthorized",
                                "message": "Invalid token: access token is invalid"})
+        return None
+
+    def _guard(self, req: SimRequest, location_id: str) -> Reply | dict[str, str]:
+        """Auth, Version header, rate limit and location checks shared by every endpoint: the
+        error reply, or the rate-limit headers of a request that may go on."""
+        if (refusal := self._auth_refusal(req, location_id)) is not None:
+            return refusal
         if req.header("Version") != VERSION:
             return Reply(400, {"statusCode": 400, "message": "Bad Request"})
         headers = self._rate_headers(location_id)
@@ -202,12 +240,17 @@ class HighLevelFixture:
         return self._headers(location_id, self.rate_max - len(hits))
 
     def _headers(self, location_id: str, remaining: int) -> dict[str, str]:
+        with self._lock:
+            used = self._served_per_location[location_id] = \
+                self._served_per_location.get(location_id, 0) + 1
+        quota = self.daily_quota.get(location_id)
+        daily = 199_000 if quota is None else max(quota - used, 0)
         return {
             "X-RateLimit-Max": str(self.rate_max),
             "X-RateLimit-Remaining": str(max(remaining, 0)),
             "X-RateLimit-Interval-Milliseconds": str(int(self.rate_window * 1000)),
             "X-RateLimit-Limit-Daily": "200000",
-            "X-RateLimit-Daily-Remaining": "199000",
+            "X-RateLimit-Daily-Remaining": str(daily),
         }
 
     def _paged(self, req: SimRequest, location_id: str

@@ -7,20 +7,23 @@ from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 
-from requests import HTTPError
+from requests import HTTPError, Response
 
-from sources.common.bad_input import TolerantClient, reject
+from sources.common.bad_input import TolerantClient, page_not_read, reject
 from sources.common.columns import ColumnBudget
 from sources.common.config_checks import MAX_STATUS_LENGTH
+from sources.common.fan_out import stepped
 from sources.common.paginators import ListingStopped
 from sources.common.redaction import redact
 from sources.common.stats import ProviderStats
 from sources.common.status import TERMINAL
+from sources.common.throttle import DailyLimitReached
 from sources.common.tracking import StatusTracker
 from sources.highlevel.accounts import import_key
 from sources.highlevel.counts import HighLevelCount
 from sources.highlevel.credentials import LocationCredentials
 from sources.highlevel.listing import ListingWindow, listing_pages, listing_path
+from sources.highlevel.oauth import LocationTokenRefused
 from sources.highlevel.settings import PROVIDER
 
 # records per item handed to dlt: every Arrow item costs dlt a schema merge and validation
@@ -38,39 +41,60 @@ def _usable_id(value: Any) -> bool:
 
 
 class ImportListing:
-    """The import listings of one run. Rejected records, and the pages the client could not
-    read (it appends them to the same list), wait in `rejects` until a resource that loads
-    them takes them; `changed` holds the imports whose status is new or changed (for their
-    posts)."""
+    """The import listings of one run. Rejected records wait in `rejects`, and the pages the
+    client could not read in `unread_pages` (appended on the client's threads), until a
+    resource that loads them takes them; `changed` holds the imports whose status is new or
+    changed (for their posts)."""
 
     def __init__(self, client: TolerantClient, tracker: StatusTracker, stats: ProviderStats,
-                 columns: ColumnBudget, rejects: list[dict[str, Any]], *, page_size: int,
-                 params: Mapping[str, Any], overlap: timedelta, full_refresh: bool,
-                 track_changes: bool, credentials: LocationCredentials | None = None) -> None:
+                 columns: ColumnBudget, unread_pages: list[tuple[Response, str]], *,
+                 page_size: int, params: Mapping[str, Any], overlap: timedelta,
+                 full_refresh: bool, track_changes: bool, concurrency: int = 1,
+                 credentials: LocationCredentials) -> None:
         self.client, self.tracker, self.stats, self.columns = client, tracker, stats, columns
         self.page_size, self.params, self.overlap = page_size, dict(params), overlap
         self.full_refresh, self.track_changes = full_refresh, track_changes
-        self.credentials = credentials
-        self.rejects = rejects
+        self.concurrency, self.credentials = concurrency, credentials
+        self.rejects: list[dict[str, Any]] = []
+        self.unread_pages = unread_pages
+        self.lost: dict[str, int] = {}  # location -> pages its listing could not read
+        self.spent_locations: set[str] = set()  # those whose daily request limit is used up
+        self.failed_locations: set[str] = set()  # those with a failure in the summary
         self.changed: set[str] = set()
         self.listed: set[str] = set()  # ids listed so far in this run
 
+    @property
+    def has_rejects(self) -> bool:
+        return bool(self.rejects or self.unread_pages)
+
     def take_rejects(self) -> list[dict[str, Any]]:
-        rejects = list(self.rejects)
-        self.rejects.clear()  # in place: the client holds this list too
+        """Reject rows of everything waiting, made (and counted) on this thread."""
+        pages = self.unread_pages[:]
+        del self.unread_pages[:len(pages)]  # appends of other threads go after these
+        rejects = self.rejects + [page_not_read(self.stats, response, reason,
+                                                self.tracker.observed_at)
+                                  for response, reason in pages]
+        self.rejects = []
         return rejects
 
     def batches(self, locations: list[str], marks: dict[str, Any]
                 ) -> Iterator[list[dict[str, Any]]]:
-        """Imports of every location in batches of `BATCH`, rejects as lists of their own; a
-        location the API refuses (unknown, no access) or that runs away does not cost the
-        others."""
+        """Imports of every location in batches of `BATCH`, rejects as lists of their own.
+        Locations are listed `concurrency` at a time, each page read here; a location the API
+        refuses (unknown, no access, its daily limit spent) or that runs away does not cost
+        the others."""
         batch: list[dict[str, Any]] = []
-        for location in locations:
-            try:
-                for records in self.location(location, marks):
-                    if self.rejects:
-                        yield self.take_rejects()
+        windows: dict[str, ListingWindow] = {}
+        for step in stepped(locations, self._pages, self.concurrency, "highlevel-listing"):
+            location = step.key
+            if step.done:
+                self._ended(location, step.error, windows.pop(location, None), marks)
+            else:
+                window = windows.setdefault(location, ListingWindow.from_mark(
+                    None if self.full_refresh else marks.get(location), self.overlap))
+                pieces = self._page(location, step.item, window)
+                step.go_on(not window.can_stop and window.failure is None)
+                for records in pieces:
                     if isinstance(records, Repeats):
                         yield records
                         continue
@@ -78,61 +102,94 @@ class ImportListing:
                     if len(batch) >= BATCH:
                         yield batch
                         batch = []
-            except HTTPError as exc:
-                self._refused(location, exc)
-            except ListingStopped as exc:  # what was read loads; the mark stays where it was
-                self.stats.failed_parts.append(f"location {location}: listing stopped: {exc}; "
-                                               "the imports listed before it are loaded")
-            if self.rejects:
+            if self.has_rejects:
                 yield self.take_rejects()
         self.tracker.save()  # the run's last observation is made
         if batch:
             yield batch
 
-    def _refused(self, location: str, exc: HTTPError) -> None:
-        """A location the API refuses (unknown, no access, its own token rejected) fails
-        alone; a shared token rejected, a limit or an outage ends the provider's run."""
-        code = exc.response.status_code if exc.response is not None else 0
-        body = exc.response.text[:200].strip() if exc.response is not None else ""
-        own = self.credentials is not None and location in self.credentials.own
-        if code in (401, 403) and own:
-            self.stats.failed_parts.append(redact(
-                f"location {location}: the API refused its token (HTTP {code}: {body}); check "
-                f"{self.credentials.key_for(location)}[{location}]"))
-            return
-        if code in (401, 403, 429) or code >= 500:
-            raise exc
-        self.stats.failed_parts.append(redact(f"location {location}: HTTP {code}: {body}"))
+    def _pages(self, location: str) -> Iterator[list[Any]]:
+        """One location's listing pages (on a worker thread); how many could not be read is
+        left in `lost` for its mark."""
+        before = self.client.pages_not_read
+        try:
+            yield from listing_pages(self.client, location, self.page_size, self.params)
+        finally:
+            self.lost[location] = self.client.pages_not_read - before
 
-    def location(self, location: str, marks: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
-        """The pages of one location's listing a run needs (`ListingWindow`; every page on a
-        full refresh); its mark moves only when no page was lost."""
-        window = ListingWindow.from_mark(None if self.full_refresh else marks.get(location),
-                                         self.overlap)
-        lost_before = self.client.pages_not_read
-        skip = 0
-        for page in listing_pages(self.client, location, self.page_size, self.params):
-            records = self._usable(page, location)
-            fresh = [r for r in records if r["_id"] not in self.listed]
-            if records and not fresh:
-                raise ListingStopped(f"a listing page at skip={skip} named only imports "
-                                     "already listed in this run (the listing repeats)")
-            skip += len(page)
-            self.listed.update(r["_id"] for r in fresh)
-            self._observe(records)
-            for record in records:
-                # just observed: finished is what its status says (cheaper than the state)
-                window.see(record, PROVIDER.canonical(record.get("status")) not in TERMINAL)
-            yield fresh
-            if len(fresh) < len(records):
-                self.stats.counts[HighLevelCount.LISTED_TWICE] += len(records) - len(fresh)
-                fresh_ids = {id(r) for r in fresh}
-                yield Repeats(r for r in records if id(r) not in fresh_ids)
-            if window.can_stop:
-                self.stats.counts[HighLevelCount.READ_INCREMENTALLY] += 1
-                break
-        if self.client.pages_not_read == lost_before:
+    def _ended(self, location: str, error: BaseException | None,
+               window: ListingWindow | None, marks: dict[str, Any]) -> None:
+        """A location's listing is over: its mark moves only when no page was lost."""
+        lost = self.lost.pop(location, 0)
+        if error is None and window is not None and window.failure is None and not lost:
             marks[location] = window.mark(marks.get(location))
+        elif error is None and window is None and not lost:  # an empty listing
+            marks[location] = ListingWindow(boundary=None).mark(marks.get(location))
+        if window is not None and window.failure is not None:
+            error = window.failure
+        if error is None:
+            return
+        if isinstance(error, ListingStopped):  # what was read loads; the mark stays
+            self.stats.failed_parts.append(f"location {location}: listing stopped: {error}; "
+                                           "the imports listed before it are loaded")
+            return
+        failure = self.location_failure(location, error)
+        if failure is None:
+            raise error
+        self.report_failure(location, failure)
+
+    def report_failure(self, location: str, failure: str) -> None:
+        """One line per failed location in the run's summary, however often it failed."""
+        if location not in self.failed_locations:
+            self.failed_locations.add(location)
+            self.stats.failed_parts.append(failure)
+
+    def location_failure(self, location: str, error: BaseException) -> str | None:
+        """What to report when `error` costs one location only (unknown, no access, its own
+        token refused, its daily limit spent); None when it ends the provider's run (a shared
+        token refused, a limit or an outage, the agency's refresh token rejected)."""
+        if isinstance(error, DailyLimitReached):
+            if location not in self.spent_locations:
+                self.spent_locations.add(location)
+                self.stats.counts[HighLevelCount.DAILY_LIMIT_SPENT] += 1
+            return f"location {location}: {error}"
+        if isinstance(error, LocationTokenRefused):
+            return redact(str(error))
+        if not isinstance(error, HTTPError):
+            return None
+        code = error.response.status_code if error.response is not None else 0
+        body = error.response.text[:200].strip() if error.response is not None else ""
+        if code in (401, 403):
+            refusal = self.credentials.refusal(location, code, body)
+            return None if refusal is None else redact(refusal)
+        if code == 429 or code >= 500:
+            return None
+        return redact(f"location {location}: HTTP {code}: {body}")
+
+    def _page(self, location: str, page: list[Any], window: ListingWindow
+              ) -> list[list[dict[str, Any]]]:
+        """One listing page read into the run: its new imports, and those the run listed
+        before (`Repeats`); a page of repeats only stops the location's listing."""
+        records = self._usable(page, location)
+        fresh = [r for r in records if r["_id"] not in self.listed]
+        if records and not fresh:
+            window.failure = ListingStopped(
+                f"a listing page at skip={window.skipped} named only imports already listed in "
+                "this run (the listing repeats)")
+            return []
+        window.skipped += len(page)
+        self.listed.update(r["_id"] for r in fresh)
+        self._observe(records)
+        for record in records:
+            # just observed: finished is what its status says (cheaper than the state)
+            window.see(record, PROVIDER.canonical(record.get("status")) not in TERMINAL)
+        if window.can_stop:
+            self.stats.counts[HighLevelCount.READ_INCREMENTALLY] += 1
+        if len(fresh) == len(records):
+            return [fresh]
+        self.stats.counts[HighLevelCount.LISTED_TWICE] += len(records) - len(fresh)
+        fresh_ids = {id(r) for r in fresh}
+        return [fresh, Repeats(r for r in records if id(r) not in fresh_ids)]
 
     def _usable(self, page: list[Any], location: str) -> list[dict[str, Any]]:
         """The page's imports prepared for loading; the others go to the rejects raw."""

@@ -58,6 +58,8 @@ class ListingWindow:
     undated_unfinished: bool = False
     ordered: bool = True
     last: datetime | None = None
+    skipped: int = 0  # records before the next page
+    failure: Exception | None = None  # why reading stopped early (the mark then stays)
 
     @classmethod
     def from_mark(cls, mark: Mapping[str, Any] | None, overlap: timedelta) -> ListingWindow:

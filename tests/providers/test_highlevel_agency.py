@@ -1,0 +1,300 @@
+"""HighLevel for agencies over real HTTP: agency OAuth (rotating refresh tokens, location
+tokens, discovery), the token store, refusals that cost one location, daily limits, and
+locations read concurrently with exactly the state of a sequential run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import REPO, cli, read_duckdb
+
+from simulator import Fault, Simulator
+from sources.highlevel.fixture import HighLevelFixture
+from sources.highlevel.oauth_fixture import OAuthApp
+
+DB = "upload_status_data.duckdb"
+OAUTH = "SOURCES__HIGHLEVEL__OAUTH__"
+
+
+def agency(locations: dict[str, int], installed: list[str] | None = None, **app: object
+           ) -> HighLevelFixture:
+    """A fixture whose locations are read with tokens the agency app mints (no shared token
+    works: the fixture's own is never configured)."""
+    names = installed if installed is not None else list(locations)
+    oauth = OAuthApp(installed={loc: f"Sub-account {loc}" for loc in names}, **app)
+    return HighLevelFixture(locations=locations, token="never-configured", oauth=oauth)
+
+
+def agency_env(sim: Simulator, fixture: HighLevelFixture, store: Path,
+               discover: bool = True) -> dict[str, str]:
+    app = fixture.oauth
+    env = {"SOURCES__HIGHLEVEL__BASE_URL": sim.base_url, f"{OAUTH}CLIENT_ID": app.client_id,
+           f"{OAUTH}CLIENT_SECRET": app.client_secret, f"{OAUTH}REFRESH_TOKEN": app.refresh_token,
+           f"{OAUTH}COMPANY_ID": app.company_id, f"{OAUTH}TOKEN_STORE": str(store),
+           "COLUMNS": "200"}
+    if discover:
+        env[f"{OAUTH}APP_ID"] = app.app_id
+    return env
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__HIGHLEVEL__")}
+
+
+def run_cli(tmp_path: Path, env: dict[str, str], *args: str,
+            db: str = DB) -> subprocess.CompletedProcess[str]:
+    return cli("run", "--source", "highlevel", *args, cwd=tmp_path,
+               env={"DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / db), **env},
+               inherit=clean_env())
+
+
+def uploads_per_location(path: Path) -> list[tuple[str, int]]:
+    return read_duckdb(path, """select location_id, count(*) from {ds}.highlevel_csv_uploads
+        group by 1 order by 1""")
+
+
+def left_behind(tmp_path: Path, *skip: Path) -> bytes:
+    """Every byte a run left in its folder (the token store excepted)."""
+    return b"".join(p.read_bytes() for p in sorted(tmp_path.rglob("*"))
+                    if p.is_file() and not any(p == s or p.name.startswith(s.name) for s in skip))
+
+
+def test_agency_oauth_end_to_end_with_discovery(tmp_path):
+    """One refresh (the configured refresh token is spent, the new one stored 0600), a token
+    minted per installed location, each location read with its own; no secret shown or
+    stored outside the token store."""
+    fixture = agency({"loc_a": 4, "loc_b": 3, "loc_c": 2})
+    store = tmp_path / "tokens" / "highlevel.json"
+    with Simulator(fixture) as sim:
+        done = run_cli(tmp_path, {**agency_env(sim, fixture, store), "RUNTIME__LOG_LEVEL": "DEBUG"})
+        sent = {(r.path.split("/")[2], r.headers["authorization"])
+                for r in sim.requests(path_pattern=r"/social-media-posting/.*")}
+    app = fixture.oauth
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert uploads_per_location(tmp_path / DB) == [("loc_a", 4), ("loc_b", 3), ("loc_c", 2)]
+    assert (app.refreshes, app.mints) == (1, 3)
+    assert app.spent == [app.refresh_token]
+    bound = {token: issued.location for token, issued in app.issued.items()}
+    assert {(loc, bound[auth.removeprefix("Bearer ")]) for loc, auth in sent} == \
+        {(loc, loc) for loc in ("loc_a", "loc_b", "loc_c")}
+    assert stat.S_IMODE(store.stat().st_mode) == 0o600
+    stored = json.loads(store.read_text())
+    (entry,) = stored["accounts"].values()
+    assert entry["refresh_token"] != app.refresh_token and entry["refresh_token"] in app.all_secrets
+    everything = done.stdout.encode() + done.stderr.encode() + left_behind(tmp_path, store)
+    for secret in app.all_secrets:
+        assert secret.encode() not in everything
+
+
+def test_rotation_across_two_runs_uses_the_stored_refresh_token(tmp_path):
+    """Run 2 finds the company token expired: it refreshes with the token run 1 stored (the
+    configured one no longer works), and run 3 reuses what run 2 stored."""
+    fixture = agency({"loc_a": 3})
+    store = tmp_path / "store.json"
+    with Simulator(fixture) as sim:
+        env = agency_env(sim, fixture, store)
+        first = run_cli(tmp_path, env)
+        fixture.oauth.expire_all()
+        second = run_cli(tmp_path, env)
+        third = run_cli(tmp_path, env)
+    app = fixture.oauth
+
+    assert [first.returncode, second.returncode, third.returncode] == [0, 0, 0], second.stderr
+    assert app.refreshes == 2  # run 3 used run 2's company token: still fresh
+    assert app.spent[0] == app.refresh_token and app.spent[1] != app.refresh_token
+    assert app.mints == 2  # a location token for run 1, a new one after the expiry
+
+
+def test_tokens_expiring_in_the_middle_of_a_run_are_renewed_and_nothing_is_lost(tmp_path):
+    """Every token expires (server side) while the run reads: the refused request is sent again
+    with a new location token (and company token), once, and every import loads."""
+    fixture = agency({"loc_a": 30, "loc_b": 30})
+    fixture.expire_tokens_after = {12}  # the 12th Social Planner request finds them expired
+    store = tmp_path / "store.json"
+    with Simulator(fixture) as sim:
+        done = run_cli(tmp_path, {**agency_env(sim, fixture, store),
+                                  "SOURCES__HIGHLEVEL__PAGE_SIZE": "5"})
+        refused = sim.requests(path_pattern=r"/social-media-posting/.*")
+    app = fixture.oauth
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert uploads_per_location(tmp_path / DB) == [("loc_a", 30), ("loc_b", 30)]
+    assert 401 in {r.status for r in refused}
+    assert app.refreshes == 2 and app.mints >= 3
+
+
+def test_a_revoked_refresh_token_exits_2_naming_the_key(tmp_path):
+    fixture = agency({"loc_a": 2})
+    fixture.oauth.revoke()
+    with Simulator(fixture) as sim:
+        done = run_cli(tmp_path, agency_env(sim, fixture, tmp_path / "store.json"))
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    message = " ".join(done.stderr.split())
+    assert "SOURCES__HIGHLEVEL__OAUTH__REFRESH_TOKEN was refused" in message
+    assert "re-authorized" in message
+    assert "Traceback" not in done.stderr
+    assert fixture.oauth.refresh_token not in done.stdout + done.stderr
+
+
+def test_a_new_configured_refresh_token_replaces_a_dead_stored_chain(tmp_path):
+    """After a re-authorization the operator puts the new refresh token in the configuration:
+    it is used, not the stored (spent) one."""
+    fixture = agency({"loc_a": 2})
+    store = tmp_path / "store.json"
+    with Simulator(fixture) as sim:
+        env = agency_env(sim, fixture, store)
+        assert run_cli(tmp_path, env).returncode == 0
+        fixture.oauth.revoke()
+        fixture.oauth.expire_all()
+        assert run_cli(tmp_path, env).returncode == 2
+        reauthorized = OAuthApp(installed=fixture.oauth.installed)
+        fixture.oauth = reauthorized
+        again = run_cli(tmp_path, {**env, f"{OAUTH}REFRESH_TOKEN": reauthorized.refresh_token})
+
+    assert again.returncode == 0, again.stderr
+    assert reauthorized.spent == [reauthorized.refresh_token]
+
+
+def test_two_processes_refreshing_at_once_spend_the_refresh_token_once(tmp_path):
+    """Two runs into different destinations share the token store; the refresh answer is slow,
+    so both need it at the same time: the store's lock makes the second use the first's."""
+    fixture = agency({"loc_a": 3, "loc_b": 2})
+    store = tmp_path / "shared-store.json"
+    with Simulator(fixture) as sim:
+        slow = Fault(None, path_pattern=r"/oauth/token", delay=1.5, times=2)
+        sim.inject(slow)
+        env = agency_env(sim, fixture, store)
+        results: dict[str, subprocess.CompletedProcess[str]] = {}
+        runs = [threading.Thread(target=lambda db=db: results.__setitem__(
+            db, run_cli(tmp_path, env, db=db))) for db in ("one.duckdb", "two.duckdb")]
+        for thread in runs:
+            thread.start()
+        for thread in runs:
+            thread.join()
+
+    assert {db: r.returncode for db, r in results.items()} == \
+        {"one.duckdb": 0, "two.duckdb": 0}, [r.stderr for r in results.values()]
+    assert fixture.oauth.refreshes == 1
+    for db in ("one.duckdb", "two.duckdb"):
+        assert uploads_per_location(tmp_path / db) == [("loc_a", 3), ("loc_b", 2)]
+
+
+def test_killed_right_after_a_refresh_the_next_run_still_works(tmp_path):
+    """The rotated refresh token is in the store before any request uses the new access
+    token: a run killed at its first Social Planner request loses nothing."""
+    fixture = agency({"loc_a": 3})
+    store = tmp_path / "store.json"
+    with Simulator(fixture) as sim:
+        held = Fault(None, path_pattern=r"/social-media-posting/.*", delay=30)
+        sim.inject(held)
+        env = agency_env(sim, fixture, store)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pipelines.cli", "run", "--source", "highlevel"],
+            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env={**clean_env(), "PYTHONPATH": str(REPO), **env,
+                 "DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / DB)})
+        assert held.arrived.wait(60)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        held.release.set()
+        fixture.oauth.expire_all()  # the next run must refresh with the stored token
+        again = run_cli(tmp_path, env)
+
+    assert again.returncode == 0, again.stderr
+    assert fixture.oauth.refreshes == 2
+    assert uploads_per_location(tmp_path / DB) == [("loc_a", 3)]
+
+
+def test_one_location_refused_fails_alone(tmp_path):
+    """loc_x is not installed (no token can be minted), loc_y's tokens are refused even after
+    a renewal: each fails alone, naming itself and the key; the others load (exit 1)."""
+    fixture = agency({"loc_a": 2, "loc_b": 3, "loc_x": 1, "loc_y": 1},
+                     installed=["loc_a", "loc_b", "loc_y"])
+    fixture.refused_locations = {"loc_y"}
+    with Simulator(fixture) as sim:
+        env = {**agency_env(sim, fixture, tmp_path / "store.json", discover=False),
+               "SOURCES__HIGHLEVEL__LOCATION_IDS": '["loc_a", "loc_x", "loc_b", "loc_y"]'}
+        done = run_cli(tmp_path, env)
+        tried_y = sim.requests(path_pattern=r"/social-media-posting/loc_y/csv")
+
+    message = " ".join(done.stderr.split())
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "partly failed" in done.stdout
+    assert ("location loc_x: no token from the agency OAuth app" in message
+            and "Location is not installed for this app" in message)
+    assert "location loc_y: the API refused the token the agency app minted for it" in message
+    assert "SOURCES__HIGHLEVEL__OAUTH__CLIENT_ID" in message
+    assert [r.status for r in tried_y] == [403, 403]  # renewed once, then given up
+    assert uploads_per_location(tmp_path / DB) == [("loc_a", 2), ("loc_b", 3)]
+
+
+def test_location_tokens_take_precedence_over_the_agency_app(tmp_path):
+    fixture = agency({"loc_a": 2, "loc_b": 1})
+    fixture.location_tokens = {"loc_b": "pit-B-own-4411"}
+    with Simulator(fixture) as sim:
+        env = {**agency_env(sim, fixture, tmp_path / "store.json", discover=False),
+               "SOURCES__HIGHLEVEL__LOCATION_IDS": '["loc_a", "loc_b"]',
+               "SOURCES__HIGHLEVEL__LOCATION_TOKENS": '{"loc_b": "pit-B-own-4411"}'}
+        done = run_cli(tmp_path, env)
+        sent_b = {r.headers["authorization"]
+                  for r in sim.requests(path_pattern=r"/social-media-posting/loc_b/.*")}
+
+    assert done.returncode == 0, done.stderr
+    assert sent_b == {"Bearer pit-B-own-4411"}
+    assert fixture.oauth.mints == 1  # loc_a only
+
+
+@pytest.mark.parametrize(("env", "named"), [
+    ({f"{OAUTH}CLIENT_ID": "cid"}, f"agency OAuth is partly configured: {OAUTH}CLIENT_SECRET, "
+     f"{OAUTH}REFRESH_TOKEN, {OAUTH}COMPANY_ID missing"),
+    ({f"{OAUTH}CLIENT_ID": "cid", f"{OAUTH}CLIENT_SECRET": "s3cret-x", f"{OAUTH}REFRESH_TOKEN":
+      "rt-1234", f"{OAUTH}COMPANY_ID": "comp"},
+     "SOURCES__HIGHLEVEL__LOCATION_IDS is missing"),
+    ({f"{OAUTH}CLIENT_ID": "cid", f"{OAUTH}CLIENT_SECRET": "s3cret-x", f"{OAUTH}REFRESH_TOKEN":
+      "rt-1234\n", f"{OAUTH}COMPANY_ID": "comp"},
+     f"{OAUTH}REFRESH_TOKEN has surrounding whitespace"),
+])
+def test_agency_configuration_mistakes_exit_2_naming_the_key(tmp_path, env, named):
+    done = cli("run", "--source", "highlevel", cwd=tmp_path,
+               env={"SOURCES__HIGHLEVEL__BASE_URL": "http://127.0.0.1:9", **env},
+               inherit=clean_env())
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert named in " ".join(done.stderr.split())
+    assert "Traceback" not in done.stderr
+
+
+def test_a_wrong_client_secret_exits_2_naming_the_client_keys(tmp_path):
+    fixture = agency({"loc_a": 1})
+    with Simulator(fixture) as sim:
+        done = run_cli(tmp_path, {**agency_env(sim, fixture, tmp_path / "s.json"),
+                                  f"{OAUTH}CLIENT_SECRET": "not-the-secret-99"})
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"check {OAUTH}CLIENT_ID and {OAUTH}CLIENT_SECRET" in " ".join(done.stderr.split())
+
+
+def test_agency_keys_as_a_toml_table_in_secrets_toml(tmp_path):
+    fixture = agency({"loc_a": 2, "loc_b": 1})
+    app = fixture.oauth
+    (tmp_path / ".dlt").mkdir()
+    with Simulator(fixture) as sim:
+        (tmp_path / ".dlt" / "secrets.toml").write_text(
+            f'[sources.highlevel]\nbase_url = "{sim.base_url}"\n\n'
+            f'[sources.highlevel.oauth]\nclient_id = "{app.client_id}"\n'
+            f'client_secret = "{app.client_secret}"\nrefresh_token = "{app.refresh_token}"\n'
+            f'company_id = "{app.company_id}"\napp_id = "{app.app_id}"\n')
+        done = cli("run", "--source", "highlevel", cwd=tmp_path, inherit=clean_env())
+
+    assert done.returncode == 0, done.stderr
+    store = tmp_path / ".dlt" / "highlevel_tokens.json"  # the default store
+    assert stat.S_IMODE(store.stat().st_mode) == 0o600
+    assert uploads_per_location(tmp_path / DB) == [("loc_a", 2), ("loc_b", 1)]
