@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-import dlt
 from dlt.common.configuration.exceptions import ConfigurationException
 from requests import HTTPError, RequestException
 
@@ -15,10 +14,9 @@ from pipelines.destination import loader_file_format, make_pipeline, writing
 from pipelines.errors import config_message, describe_failure
 from pipelines.reconcile import reconcile_state
 from pipelines.usage import UsageError
-from sources.common.config_checks import ConfigProblem
+from sources.common.config_checks import ConfigProblem, NotConfigured
 from sources.common.job_refs import InvalidJobRef, check_id
 from sources.common.stats import collecting
-from sources.highlevel.credentials import ACCESS_TOKEN_KEY, LOCATION_TOKENS_KEY, token_map
 from sources.highlevel.prune import (
     delete_imports,
     deletions_source,
@@ -52,12 +50,12 @@ def prune(location: str, statuses: Sequence[str], older_than_days: float | None,
         check_id(location, "location id")
     except InvalidJobRef as exc:
         raise UsageError(str(exc)) from None
-    base_url = dlt.config.get("sources.highlevel.base_url") or PROVIDER.base_url
     now = now or datetime.now(timezone.utc)
     with collecting(PROVIDER.name) as stats:
         try:
-            token, key = _token_of(location)
-            client = prune_client(token, str(base_url), stats, key=key)
+            client, credentials = prune_client(location, stats)
+        except NotConfigured as exc:
+            raise UsageError(f"missing configuration: {exc}") from None
         except (ConfigProblem, ConfigurationException) as exc:
             raise UsageError(config_message(PROVIDER, exc)) from None
         if not yes:  # a dry run only reads the API
@@ -70,25 +68,22 @@ def prune(location: str, statuses: Sequence[str], older_than_days: float | None,
                                                     older_than_days, now, stats))
             if not result.matches:
                 return result
+            refused: list[str] = []
             try:
-                result.outcomes = delete_imports(client, location, result.matches, now)
+                result.outcomes = delete_imports(client, location, result.matches, now, refused)
             except (HTTPError, RequestException) as exc:
                 raise UsageError(describe_failure(PROVIDER, exc)) from None
+            finally:
+                if credentials.agency is not None:
+                    credentials.agency.flush()
             pipeline.run(deletions_source(result.outcomes),
                          loader_file_format=loader_file_format(pipeline))
+            if refused:  # the deletions made before it are loaded above
+                raise UsageError(
+                    f"location {location}: the token was refused for DELETE ({refused[0]}): "
+                    "deleting needs the socialplanner/csv.write scope; check "
+                    f"{credentials.key_for(location)}")
     return result
-
-
-def _token_of(location: str) -> tuple[str, str]:
-    """The location's own token (LOCATION_TOKENS) or the shared one, and its key."""
-    own = token_map(dlt.secrets.get("sources.highlevel.location_tokens"))
-    if location in own:
-        return own[location], f"{LOCATION_TOKENS_KEY}[{location}]"
-    token = dlt.secrets.get("sources.highlevel.access_token")
-    if not token:
-        raise UsageError(f"missing configuration: a token for location {location} in "
-                         f"{LOCATION_TOKENS_KEY}, or {ACCESS_TOKEN_KEY}")
-    return str(token), ACCESS_TOKEN_KEY
 
 
 def _matches(client: Any, location: str, statuses: Sequence[str], older_than_days: float | None,

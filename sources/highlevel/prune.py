@@ -14,32 +14,45 @@ from typing import Any
 from urllib.parse import quote
 
 import dlt
+from dlt.common.configuration.inject import with_config
+from dlt.common.typing import TSecretStrValue, TSecretValue
 from dlt.extract.resource import DltResource
 from dlt.sources.helpers.rest_client import RESTClient
-from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 
-from sources.common.config_checks import bounds_for, checked_origin, checked_secret
+from sources.common.config_checks import bounds_for, checked_origin
+from sources.common.redaction import redact
 from sources.common.session import counting_session
 from sources.common.stats import ProviderStats, current_stats
 from sources.common.throttle import RateLimit
 from sources.common.tracking import HISTORY_HINTS, StatusTracker
+from sources.highlevel.credentials import (
+    LocationBearerAuth,
+    LocationCredentials,
+    location_credentials,
+)
 from sources.highlevel.listing import created_at, listing_pages, listing_path
+from sources.highlevel.oauth import AgencyOAuthCredentials, agency_settings, agency_tokens
 from sources.highlevel.settings import API_VERSION, DELETION_COLUMNS, PROVIDER, RATE_LIMIT
 
 DELETED = "deleted"  # HighLevel's own word, mapped to cancelled
 GONE_CODES = (404, 422)  # the API's answers for an import that no longer exists
 
-def prune_client(access_token: str, base_url: str, stats: ProviderStats,
-                 limit: RateLimit | None = RATE_LIMIT, key: str = PROVIDER.secret_env_key
-                 ) -> RESTClient:
-    """The client prune uses; `ConfigProblem` for a credential (configured at `key`) or base
-    URL it must not use."""
-    access_token = checked_secret(access_token, key)
+@with_config(sections=("sources", PROVIDER.name))
+def prune_client(location: str, stats: ProviderStats, base_url: str = PROVIDER.base_url,
+                 access_token: TSecretStrValue | None = None,
+                 location_tokens: TSecretValue | None = None,
+                 oauth: AgencyOAuthCredentials | None = None,
+                 limit: RateLimit | None = RATE_LIMIT) -> tuple[RESTClient, LocationCredentials]:
+    """The client prune uses for `location`, with the credentials a run would read it with
+    (configuration injected as for the source); `ConfigProblem` / `NotConfigured` for a
+    credential or base URL it must not or cannot use."""
     base_url = checked_origin(PROVIDER, base_url)
-    return RESTClient(base_url=base_url, headers={"Version": API_VERSION},
-                      auth=BearerTokenAuth(access_token),
-                      session=counting_session(stats, base_url, bounds_for(PROVIDER),
-                                               limit=limit))
+    session = counting_session(stats, base_url, bounds_for(PROVIDER), limit=limit)
+    agency = agency_tokens(agency_settings(oauth), session, base_url)
+    _, credentials = location_credentials(access_token, location_tokens, [location], agency)
+    client = RESTClient(base_url=base_url, headers={"Version": API_VERSION},
+                        auth=LocationBearerAuth(credentials), session=session)
+    return client, credentials
 
 
 def matching_imports(client: RESTClient, location: str, statuses: Sequence[str],
@@ -63,14 +76,19 @@ def matching_imports(client: RESTClient, location: str, statuses: Sequence[str],
 
 
 def delete_imports(client: RESTClient, location: str, imports: Sequence[dict[str, Any]],
-                   at: datetime) -> list[dict[str, Any]]:
-    """One DELETE per import; a row per import with the answer (errors included)."""
+                   at: datetime, refused: list[str]) -> list[dict[str, Any]]:
+    """One DELETE per import; a row per import with the answer (errors included). The first
+    401/403 ends the deletions (the token cannot delete: `refused` gets the server's reason),
+    the rows of those done before it are returned."""
     rows = []
     for record in imports:
         csv_id = str(record["_id"])
         response = client.request(f"{listing_path(location)}/{quote(csv_id, safe='')}",
                                   method="DELETE")
         code = response.status_code
+        if code in (401, 403):
+            refused.append(f"HTTP {code}: {redact(response.text[:200].strip())}")
+            break
         outcome = ("deleted" if 200 <= code < 300 else
                    "already gone" if code in GONE_CODES else f"failed: HTTP {code}")
         rows.append({"csv_id": csv_id, "location_id": location,

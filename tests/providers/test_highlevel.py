@@ -561,6 +561,6 @@ def test_prune_reads_with_the_location_s_own_token(tmp_path):
     assert f"dry run: {failed} would be deleted" in listed.stdout and failed > 0
     assert sent == {"Bearer pit-A-prune-3"}
     assert other.returncode == 2
-    assert ("a token for location loc_b in SOURCES__HIGHLEVEL__LOCATION_TOKENS, or "
-            "SOURCES__HIGHLEVEL__ACCESS_TOKEN") in other.stderr
+    assert ("no token for location(s) loc_b: add them to SOURCES__HIGHLEVEL__LOCATION_TOKENS "
+            "or set SOURCES__HIGHLEVEL__ACCESS_TOKEN") in " ".join(other.stderr.split())
     assert "pit-A-prune-3" not in listed.stdout + listed.stderr + other.stderr

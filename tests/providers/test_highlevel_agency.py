@@ -24,13 +24,14 @@ DB = "upload_status_data.duckdb"
 OAUTH = "SOURCES__HIGHLEVEL__OAUTH__"
 
 
-def agency(locations: dict[str, int], installed: list[str] | None = None, **app: object
+def agency(locations: dict[str, int], installed: list[str] | None = None, **fixture: object
            ) -> HighLevelFixture:
     """A fixture whose locations are read with tokens the agency app mints (no shared token
     works: the fixture's own is never configured)."""
     names = installed if installed is not None else list(locations)
-    oauth = OAuthApp(installed={loc: f"Sub-account {loc}" for loc in names}, **app)
-    return HighLevelFixture(locations=locations, token="never-configured", oauth=oauth)
+    oauth = OAuthApp(installed={loc: f"Sub-account {loc}" for loc in names})
+    return HighLevelFixture(locations=locations, token="never-configured", oauth=oauth,
+                            **fixture)
 
 
 def agency_env(sim: Simulator, fixture: HighLevelFixture, store: Path,
@@ -298,3 +299,27 @@ def test_agency_keys_as_a_toml_table_in_secrets_toml(tmp_path):
     store = tmp_path / ".dlt" / "highlevel_tokens.json"  # the default store
     assert stat.S_IMODE(store.stat().st_mode) == 0o600
     assert uploads_per_location(tmp_path / DB) == [("loc_a", 2), ("loc_b", 1)]
+
+
+def test_prune_with_the_agency_app_says_when_the_write_scope_is_missing(tmp_path):
+    """The app's location tokens have only csv.readonly: the DELETE is refused (renewed once),
+    nothing is deleted, exit 2 naming the scope. With the scope granted the same command
+    deletes (the cached read-only token is renewed once)."""
+    fixture = agency({"loc_a": 6}, unfinished_share=0.0)
+    failed = [r["_id"] for r in fixture.imports["loc_a"] if r["status"] == "failed"]
+    with Simulator(fixture) as sim:
+        env = {**agency_env(sim, fixture, tmp_path / "store.json", discover=False),
+               "DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / DB)}
+        prune = ("highlevel-prune", "--location", "loc_a", "--status", "failed", "--yes")
+        refused = cli(*prune, cwd=tmp_path, env=env, inherit=clean_env())
+        deletes_refused = sim.requests(method="DELETE")
+        fixture.oauth.scopes = ("socialplanner/csv.readonly", "socialplanner/csv.write")
+        granted = cli(*prune, cwd=tmp_path, env=env, inherit=clean_env())
+
+    message = " ".join(refused.stderr.split())
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert ("location loc_a: the token was refused for DELETE (HTTP 401: " in message
+            and "deleting needs the socialplanner/csv.write scope" in message)
+    assert [r.status for r in deletes_refused] == [401, 401]  # renewed once, then given up
+    assert granted.returncode == 0, granted.stdout + granted.stderr
+    assert {r["_id"] for r in fixture.imports["loc_a"]}.isdisjoint(failed) and failed
