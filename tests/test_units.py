@@ -11,9 +11,10 @@ import requests
 
 from pipelines.errors import describe_failure, redact
 from sources import providers
+from sources.common.fan_out import completed, round_robin, stepped
 from sources.common.job_refs import InvalidJobRef, JobRef
 from sources.common.paginators import PageItemsPaginator, SkipLimitPaginator
-from sources.common.throttle import RateLimit, RateLimiter
+from sources.common.throttle import DailyLimitReached, RateLimit, RateLimiter
 from sources.highlevel import PROVIDER
 from sources.highlevel.listing import ListingWindow
 from sources.upload_post import history as upload_post
@@ -243,6 +244,47 @@ def test_no_rate_limit_configured_never_waits():
     assert clock.now == 0.0
     with pytest.raises(ValueError):
         RateLimit.of(5, 0)
+
+
+def test_rate_limiter_keeps_the_announced_limit_and_what_others_used():
+    """No limit configured: the answers' `X-RateLimit-Max` per interval is kept (requests in
+    flight cannot wait for "none remaining"), what the server counted beyond this process's
+    requests holds slots, and a spent daily quota refuses the key."""
+    clock = _FakeClock()
+    limiter = RateLimiter(None, clock=clock, sleep=clock.sleep)
+    limiter.release(limiter.acquire("loc"))
+    limiter.observe("loc", {"X-RateLimit-Max": "4", "X-RateLimit-Remaining": "1",
+                            "X-RateLimit-Interval-Milliseconds": "1000"})
+    limiter.release(limiter.acquire("loc"))  # the 4th in the server's window: no wait
+    assert clock.now == 0.0
+    limiter.acquire("loc")  # 1 of ours + 2 of another process + 1: a window later
+    assert clock.now == pytest.approx(1.0)
+    limiter.observe("other", {"X-RateLimit-Daily-Remaining": "0"})
+    with pytest.raises(DailyLimitReached, match="other: the daily request limit is used up"):
+        limiter.acquire("other")
+
+
+def test_fan_out_hands_each_walk_on_only_when_told_and_keeps_its_order():
+    def walk(key: str):
+        for i in range(5):
+            yield f"{key}{i}"
+
+    seen: dict[str, list[str]] = {}
+    ended = []
+    for step in stepped(["a", "b", "c"], walk, 2):
+        if step.done:
+            ended.append((step.key, step.error))
+            continue
+        seen.setdefault(step.key, []).append(step.item)
+        step.go_on(step.key != "b" or len(seen["b"]) < 2)  # b is stopped after two
+    assert seen == {"a": ["a0", "a1", "a2", "a3", "a4"], "b": ["b0", "b1"],
+                    "c": ["c0", "c1", "c2", "c3", "c4"]}
+    assert sorted(ended) == [("a", None), ("b", None), ("c", None)]
+    outcomes = list(completed(lambda n: 10 // n, [1, 2, 0, 5], 3))
+    assert sorted(o.result for o in outcomes if o.error is None) == [2, 5, 10]
+    assert [type(o.error) for o in outcomes if o.error] == [ZeroDivisionError]
+    assert round_robin(["a1", "a2", "b1", "a3", "c1", "b2"], key=lambda s: s[0]) == \
+        ["a1", "b1", "c1", "a2", "b2", "a3"]
 
 
 def _listing(*stamps: str, unfinished: tuple[int, ...] = ()) -> ListingWindow:

@@ -46,9 +46,10 @@ class DailyLimitReached(Exception):
     the next run (not a `requests` exception, so no retry waits for it)."""
 
     def __init__(self, key: str) -> None:
-        super().__init__(f"{key}: the daily request limit is used up ({DAILY_REMAINING_HEADER}: "
-                         "0); read again next run")
         self.key = key
+        self.reason = (f"the daily request limit is used up ({DAILY_REMAINING_HEADER}: 0); "
+                       "read again next run")
+        super().__init__(f"{key}: {self.reason}")
 
 
 def _is_zero(value: str | None) -> bool:
@@ -130,17 +131,25 @@ class RateLimiter:
             self._paused_until[key] = max(self._paused_until.get(key, 0.0), until)
 
     def _learn(self, key: str, headers: Mapping[str, str]) -> None:
+        """The limit a key's answers announce; and what the server counted that this
+        process did not send (another process's requests, an earlier run's) as used slots."""
         maximum, interval = headers.get(MAX_HEADER), headers.get(INTERVAL_HEADER)
         if maximum is None or interval is None:
             return
         try:
             announced = RateLimit.of(int(maximum), float(interval) / 1000)
+            remaining = int(headers.get(REMAINING_HEADER, maximum))
         except ValueError:
             return
-        if announced is not None and 0 < announced.period <= MAX_PAUSE:
-            with self._lock:
-                self._announced[key] = announced
-                self._slots.setdefault(key, deque())
+        if announced is None or not 0 < announced.period <= MAX_PAUSE:
+            return
+        with self._lock:
+            self._announced[key] = announced
+            slots = self._slots.setdefault(key, deque())
+            now = self._clock()
+            mine = sum(1 for slot in slots if slot[0] > now - announced.period)
+            for _ in range(min(announced.requests - remaining - mine, announced.requests)):
+                slots.appendleft([now])
 
     def observe(self, key: str, headers: Mapping[str, str], now: float | None = None) -> None:
         """Pause `key` when the server says nothing is left in its current interval: for

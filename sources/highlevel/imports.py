@@ -152,7 +152,7 @@ class ImportListing:
             if location not in self.spent_locations:
                 self.spent_locations.add(location)
                 self.stats.counts[HighLevelCount.DAILY_LIMIT_SPENT] += 1
-            return f"location {location}: {error}"
+            return f"location {location}: {error.reason}"
         if isinstance(error, LocationTokenRefused):
             return redact(str(error))
         if not isinstance(error, HTTPError):
