@@ -52,6 +52,7 @@ def prune(location: str, statuses: Sequence[str], older_than_days: float | None,
         raise UsageError(str(exc)) from None
     now = now or datetime.now(timezone.utc)
     with collecting(PROVIDER.name) as stats:
+        pipeline = make_pipeline(destination, dataset)  # the token store may be kept there
         try:
             client, credentials = prune_client(location, stats)
         except NotConfigured as exc:
@@ -61,7 +62,6 @@ def prune(location: str, statuses: Sequence[str], older_than_days: float | None,
         if not yes:  # a dry run only reads the API
             return PruneResult(location, _matches(client, location, statuses, older_than_days,
                                                   now, stats))
-        pipeline = make_pipeline(destination, dataset)
         with writing(pipeline, wait, on_wait):  # its history rows go through the state
             reconcile_state(pipeline)
             result = PruneResult(location, _matches(client, location, statuses,

@@ -36,6 +36,7 @@ DEFAULT_LIFETIME = 86_399.0  # seconds, when an answer leaves `expires_in` out
 MAX_MARGIN = 300.0  # renew this long before expiry at most (a tenth of a short lifetime)
 DISCOVERY_PAGE = 100
 DEFAULT_STORE_FILE = "highlevel_tokens.json"
+DESTINATION_STORE = "destination"  # TOKEN_STORE's value for the store in the destination
 
 
 @configspec
@@ -105,10 +106,23 @@ def agency_tokens(settings: AgencySettings | None, session: requests.Session, ba
 
 
 def token_store(settings: AgencySettings) -> TokenStore:
-    """`TOKEN_STORE`: a file path (default `.dlt/highlevel_tokens.json`, git-ignored)."""
-    path = settings.token_store or str(Path(dlt.current.run_context().settings_dir)
-                                       / DEFAULT_STORE_FILE)
-    return FileTokenStore(path, TOKEN_STORE_KEY)
+    """`TOKEN_STORE`: a file path (default `.dlt/highlevel_tokens.json`, git-ignored), or
+    `destination`: a table of the run's dataset, encrypted with `STORE_KEY`."""
+    if settings.token_store != DESTINATION_STORE:
+        path = settings.token_store or str(Path(dlt.current.run_context().settings_dir)
+                                           / DEFAULT_STORE_FILE)
+        return FileTokenStore(path, TOKEN_STORE_KEY)
+    if not settings.store_key:
+        raise ConfigProblem(f"{TOKEN_STORE_KEY} = {DESTINATION_STORE} needs {STORE_KEY_KEY}, "
+                            "the key the stored tokens are encrypted with")
+    from sources.highlevel.destination_store import DestinationTokenStore  # cryptography
+
+    try:
+        pipeline = dlt.current.pipeline()
+    except Exception:  # no pipeline is running: nowhere to keep them
+        raise ConfigProblem(f"{TOKEN_STORE_KEY} = {DESTINATION_STORE} works only inside a "
+                            "pipeline run") from None
+    return DestinationTokenStore(pipeline, settings.store_key, STORE_KEY_KEY)
 
 
 class OAuthRefused(Exception):

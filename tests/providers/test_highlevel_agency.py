@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import REPO, cli, read_duckdb
+from conftest import REPO, cli, postgres_dsn, read_duckdb
 
 from simulator import Fault, Simulator
 from sources.highlevel.fixture import HighLevelFixture
@@ -323,3 +323,50 @@ def test_prune_with_the_agency_app_says_when_the_write_scope_is_missing(tmp_path
     assert [r.status for r in deletes_refused] == [401, 401]  # renewed once, then given up
     assert granted.returncode == 0, granted.stdout + granted.stderr
     assert {r["_id"] for r in fixture.imports["loc_a"]}.isdisjoint(failed) and failed
+
+
+@pytest.mark.parametrize("destination", ["duckdb", "postgres"])
+def test_token_store_in_the_destination_for_ephemeral_runners(tmp_path, destination):
+    """Each run starts in an empty folder (as a CI runner does): the rotated refresh token
+    lives, encrypted, in the destination; run 2 refreshes with it. No token is readable in
+    the destination; another key is a configuration error naming STORE_KEY."""
+    from cryptography.fernet import Fernet
+
+    fixture = agency({"loc_a": 2})
+    key = Fernet.generate_key().decode()
+    dataset = f"us_tok_{os.getpid()}_{destination}"
+    target = ({"DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / DB)} if destination == "duckdb"
+              else {"DESTINATION__POSTGRES__CREDENTIALS": postgres_dsn()})
+
+    def ephemeral(n: int, **more: str) -> subprocess.CompletedProcess[str]:
+        runner = tmp_path / f"runner{n}"
+        runner.mkdir()
+        return cli("run", "--source", "highlevel", "--destination", destination, "--dataset",
+                   dataset, cwd=runner, inherit=clean_env(),
+                   env={**agency_env(sim, fixture, Path("unused")), **target,
+                        f"{OAUTH}TOKEN_STORE": "destination", f"{OAUTH}STORE_KEY": key,
+                        "DLT_DATA_DIR": str(runner / "dlt"), **more})
+
+    with Simulator(fixture) as sim:
+        first = ephemeral(1)
+        fixture.oauth.expire_all()
+        second = ephemeral(2)
+        fixture.oauth.expire_all()
+        wrong = ephemeral(3, **{f"{OAUTH}STORE_KEY": Fernet.generate_key().decode()})
+
+    assert (first.returncode, second.returncode) == (0, 0), first.stderr + second.stderr
+    assert fixture.oauth.refreshes == 2 and fixture.oauth.spent[1] != fixture.oauth.refresh_token
+    assert wrong.returncode == 2
+    assert f"{OAUTH}STORE_KEY cannot open the tokens stored" in " ".join(wrong.stderr.split())
+    if destination == "duckdb":
+        stored = (tmp_path / DB).read_bytes()
+    else:
+        import psycopg2
+
+        with psycopg2.connect(postgres_dsn()) as con, con.cursor() as cur:
+            cur.execute(f"SELECT name, sealed FROM {dataset}._upload_status_tokens")
+            stored = repr(cur.fetchall()).encode()
+            cur.execute(f"DROP SCHEMA {dataset} CASCADE")
+        assert b"highlevel" in stored
+    for secret in fixture.oauth.all_secrets:
+        assert secret.encode() not in stored
