@@ -19,7 +19,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +27,13 @@ import duckdb
 import pyarrow as pa
 import requests
 
-from pipelines.destination import duckdb_destination
+from bench.agency import bench_locations, bench_posts_rate_limited
+from bench.common import CONCURRENCY, LATENCY, Run, ours, pipeline_in, step_seconds
 from pipelines.environment import temporary_env as env
-from pipelines.runner import run_providers
 from simulator.process import SimProcess
 from sources.highlevel.fixture import HighLevelFixture
 from sources.lobstr.fixture import LobstrFixture
 
-LATENCY = 0.020  # seconds per status request, as the issue measured against
-CONCURRENCY = 16
 POLL_JOBS = 5_000
 LOAD_IMPORTS = 100_000
 LOAD_ATTEMPTS = 3
@@ -64,35 +61,6 @@ def highlevel_imports(locations: dict[str, int], **kwargs: Any) -> Callable[[str
         return [HighLevelFixture(locations=locations, token=token, rate_max=10**9, **kwargs)]
 
     return build
-
-
-@dataclass
-class Run:
-    wall: float
-    extract: float
-    requests: int
-    outcome: str
-
-
-def pipeline_in(folder: Path, name: str = "upload_status") -> dlt.Pipeline:
-    """The pipeline `upload-status run` makes (its DuckDB settings), in `folder`."""
-    return dlt.pipeline(name, destination=duckdb_destination(str(folder / "bench.duckdb")),
-                        dataset_name="upload_status", pipelines_dir=str(folder / "pipelines"))
-
-
-def step_seconds(pipeline: dlt.Pipeline, step: str) -> float:
-    trace = pipeline.last_trace
-    spans = [s for s in trace.steps if s.step == step] if trace else []
-    return sum((s.finished_at - s.started_at).total_seconds() for s in spans)
-
-
-def ours(provider: str, folder: Path, full_refresh: bool = False) -> Run:
-    pipeline = pipeline_in(folder)
-    started = time.perf_counter()
-    report = run_providers([provider], pipeline=pipeline, full_refresh=full_refresh)
-    wall = time.perf_counter() - started
-    stats = report.providers[0]
-    return Run(wall, step_seconds(pipeline, "extract"), stats.requests, stats.outcome)
 
 
 def lobstr_env(sim: SimProcess, jobs: int, **extra: str) -> dict[str, str]:
@@ -339,6 +307,13 @@ def bench_scaling(work: Path, loaded_100k: dict[str, Any]) -> list[str]:
     return rows
 
 
+def agency_goals(work: Path, goals: list[str]) -> None:
+    before = len(goals)
+    bench_locations(work, goals)
+    bench_posts_rate_limited(work, goals)
+    print("\n".join(goals[before:]), flush=True)
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
@@ -354,11 +329,19 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--write", type=Path, help="also write the results to this file")
+    parser.add_argument("--only", choices=["agency"], help="run only these benchmarks (their "
+                        "lines are printed, nothing written)")
     args = parser.parse_args()
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="upload-status-bench-"))
     os.environ.setdefault("RUNTIME__LOG_LEVEL", "WARNING")
     goals: list[str] = []
+    if args.only == "agency":
+        try:
+            agency_goals(work, goals)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     try:
         bench_polling(work, goals)
         print("\n".join(goals), flush=True)
@@ -367,6 +350,7 @@ def main() -> None:
         before = len(goals)
         loaded = bench_loading(work, goals)
         print("\n".join(goals[before:]), flush=True)
+        agency_goals(work, goals)
         scaling = bench_scaling(work, loaded)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -264,6 +264,20 @@ def test_location_tokens_take_precedence_over_the_agency_app(tmp_path):
     ({f"{OAUTH}CLIENT_ID": "cid", f"{OAUTH}CLIENT_SECRET": "s3cret-x", f"{OAUTH}REFRESH_TOKEN":
       "rt-1234\n", f"{OAUTH}COMPANY_ID": "comp"},
      f"{OAUTH}REFRESH_TOKEN has surrounding whitespace"),
+    ({"SOURCES__HIGHLEVEL__ACCESS_TOKEN": "tok-1234", "SOURCES__HIGHLEVEL__LOCATION_IDS":
+      '["l1"]', "SOURCES__HIGHLEVEL__CONCURRENCY": "0"},
+     "SOURCES__HIGHLEVEL__CONCURRENCY must be a whole number from 1 to 256"),
+    ({"SOURCES__HIGHLEVEL__ACCESS_TOKEN": "tok-1234", "SOURCES__HIGHLEVEL__LOCATION_IDS":
+      '["l1"]', "SOURCES__HIGHLEVEL__CONCURRENCY": "many"},
+     "SOURCES__HIGHLEVEL__CONCURRENCY has the wrong type"),
+    ({f"{OAUTH}CLIENT_ID": "cid", f"{OAUTH}CLIENT_SECRET": "s3cret-x", f"{OAUTH}REFRESH_TOKEN":
+      "rt-1234", f"{OAUTH}COMPANY_ID": "comp", f"{OAUTH}APP_ID": "app",
+      f"{OAUTH}TOKEN_STORE": "destination"},
+     f"{OAUTH}TOKEN_STORE = destination needs {OAUTH}STORE_KEY"),
+    ({f"{OAUTH}CLIENT_ID": "cid", f"{OAUTH}CLIENT_SECRET": "s3cret-x", f"{OAUTH}REFRESH_TOKEN":
+      "rt-1234", f"{OAUTH}COMPANY_ID": "comp", f"{OAUTH}APP_ID": "app",
+      f"{OAUTH}TOKEN_STORE": "destination", f"{OAUTH}STORE_KEY": "not-a-key"},
+     f"{OAUTH}STORE_KEY is not a Fernet key"),
 ])
 def test_agency_configuration_mistakes_exit_2_naming_the_key(tmp_path, env, named):
     done = cli("run", "--source", "highlevel", cwd=tmp_path,

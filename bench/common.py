@@ -1,0 +1,47 @@
+"""What every benchmark shares: the latency and concurrency measured against, and a run of
+the project's own pipeline into a DuckDB file in a folder."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import dlt
+
+from pipelines.destination import duckdb_destination
+from pipelines.runner import run_providers
+
+LATENCY = 0.020  # seconds per status request, as the issue measured against
+CONCURRENCY = 16
+
+
+@dataclass
+class Run:
+    wall: float
+    extract: float
+    requests: int
+    outcome: str
+
+
+def pipeline_in(folder: Path, name: str = "upload_status") -> dlt.Pipeline:
+    """The pipeline `upload-status run` makes (its DuckDB settings), in `folder`."""
+    return dlt.pipeline(name, destination=duckdb_destination(str(folder / "bench.duckdb")),
+                        dataset_name="upload_status", pipelines_dir=str(folder / "pipelines"))
+
+
+def step_seconds(pipeline: dlt.Pipeline, step: str) -> float:
+    trace = pipeline.last_trace
+    spans = [s for s in trace.steps if s.step == step] if trace else []
+    return sum((s.finished_at - s.started_at).total_seconds() for s in spans)
+
+
+def ours(provider: str, folder: Path, full_refresh: bool = False) -> Run:
+    pipeline = pipeline_in(folder)
+    started = time.perf_counter()
+    report = run_providers([provider], pipeline=pipeline, full_refresh=full_refresh)
+    wall = time.perf_counter() - started
+    stats = report.providers[0]
+    return Run(wall, step_seconds(pipeline, "extract"), stats.requests, stats.outcome)
+
+
