@@ -105,6 +105,11 @@ def checked_secret(value: object, key: str) -> str:
     error of the HTTP library). Registered for redaction either way."""
     if isinstance(value, str):
         register(value, value.strip())
+    return checked_value(value, key)
+
+
+def checked_value(value: object, key: str) -> str:
+    """A setting that is not a secret (an id, a path) held to the same form as one."""
     if not isinstance(value, str) or not value.strip():
         raise ConfigProblem(f"{key} is empty")
     if value != value.strip():

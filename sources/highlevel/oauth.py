@@ -21,7 +21,7 @@ from dlt.common.configuration import configspec
 from dlt.common.configuration.specs import CredentialsConfiguration
 from dlt.common.typing import TSecretStrValue
 
-from sources.common.config_checks import ConfigProblem, checked_secret
+from sources.common.config_checks import ConfigProblem, checked_secret, checked_value
 from sources.common.job_refs import InvalidJobRef, check_id
 from sources.common.redaction import redact, register
 from sources.highlevel.settings import API_VERSION, PROVIDER
@@ -35,6 +35,7 @@ STORE_KEY_KEY = f"{KEY_PREFIX}STORE_KEY"
 DEFAULT_LIFETIME = 86_399.0  # seconds, when an answer leaves `expires_in` out
 MAX_MARGIN = 300.0  # renew this long before expiry at most (a tenth of a short lifetime)
 DISCOVERY_PAGE = 100
+SECRET_FIELDS = frozenset({"client_secret", "refresh_token", "store_key"})
 DEFAULT_STORE_FILE = "highlevel_tokens.json"
 DESTINATION_STORE = "destination"  # TOKEN_STORE's value for the store in the destination
 
@@ -84,8 +85,9 @@ def agency_settings(spec: AgencyOAuthCredentials | None) -> AgencySettings | Non
     missing = [f"{KEY_PREFIX}{name.upper()}" for name in required if values[name] in (None, "")]
     if missing:
         raise ConfigProblem(f"agency OAuth is partly configured: {', '.join(missing)} missing")
-    checked = {name: checked_secret(str(values[name]), f"{KEY_PREFIX}{name.upper()}")
-               for name in fields if values[name] not in (None, "")}
+    checked = {name: (checked_secret if name in SECRET_FIELDS else checked_value)(
+        str(values[name]), f"{KEY_PREFIX}{name.upper()}")
+        for name in fields if values[name] not in (None, "")}
     for name in ("company_id", "app_id"):
         if name in checked:
             try:
