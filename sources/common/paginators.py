@@ -7,7 +7,7 @@ from typing import Any
 from dlt.sources.helpers.rest_client.paginators import OffsetPaginator, PageNumberPaginator
 from requests import Request, Response
 
-from sources.common.responses import select
+from sources.common.responses import compiled, select
 
 
 class ListingStopped(Exception):
@@ -25,8 +25,9 @@ class SkipLimitPaginator(OffsetPaginator):
     """
 
     def __init__(self, limit: int, total_path: str = "results.count") -> None:
+        # compiled once per process: dlt would parse it anew for every listing
         super().__init__(limit=limit, offset_param="skip", limit_param="limit",
-                         total_path=total_path)
+                         total_path=compiled(total_path) if total_path else None)
         self._largest = 0
 
     def update_state(self, response: Response, data: list[Any] | None = None) -> None:

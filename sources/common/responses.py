@@ -33,11 +33,11 @@ def reason_not_read(exc: ValueError, default: str) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def _compiled(path: str) -> Any:
+def compiled(path: str) -> Any:
     return jsonpath.compile_path(path)
 
 
 def select(path: jsonpath.TJsonPath, response: Response) -> list[Any]:
     """Values at `path` (a JSONPath, compiled once per process) in the answer's JSON."""
-    return jsonpath.find_values(_compiled(path) if isinstance(path, str) else path,
+    return jsonpath.find_values(compiled(path) if isinstance(path, str) else path,
                                 body(response))

@@ -130,19 +130,19 @@ class RateLimiter:
             until = self._clock() + seconds
             self._paused_until[key] = max(self._paused_until.get(key, 0.0), until)
 
-    def _learn(self, key: str, headers: Mapping[str, str]) -> None:
+    def _learn(self, key: str, headers: Mapping[str, str]) -> bool:
         """The limit a key's answers announce; and what the server counted that this
         process did not send (another process's requests, an earlier run's) as used slots."""
         maximum, interval = headers.get(MAX_HEADER), headers.get(INTERVAL_HEADER)
         if maximum is None or interval is None:
-            return
+            return False
         try:
             announced = RateLimit.of(int(maximum), float(interval) / 1000)
             remaining = int(headers.get(REMAINING_HEADER, maximum))
         except ValueError:
-            return
+            return False
         if announced is None or not 0 < announced.period <= MAX_PAUSE:
-            return
+            return False
         with self._lock:
             self._announced[key] = announced
             slots = self._slots.setdefault(key, deque())
@@ -150,14 +150,18 @@ class RateLimiter:
             mine = sum(1 for slot in slots if slot[0] > now - announced.period)
             for _ in range(min(announced.requests - remaining - mine, announced.requests)):
                 slots.appendleft([now])
+        return True
 
     def observe(self, key: str, headers: Mapping[str, str], now: float | None = None) -> None:
         """Pause `key` when the server says nothing is left in its current interval: for
-        the interval's length, or until the announced reset time."""
+        the interval's length, or until the announced reset time. An answer that announces
+        its limit (`X-RateLimit-Max`) is kept as that limit instead: the window then frees up
+        request by request, not all at once an interval after the last one."""
         if _is_zero(headers.get(DAILY_REMAINING_HEADER)):
             with self._lock:
                 self.spent.add(key)
-        self._learn(key, headers)
+        if self._learn(key, headers):
+            return
         remaining = headers.get(REMAINING_HEADER)
         interval, reset = headers.get(INTERVAL_HEADER), headers.get(RESET_HEADER)
         if remaining is None or (interval is None and reset is None):
