@@ -217,9 +217,12 @@ class TolerantClient(RESTClient):
         query = urlencode(request.params, doseq=True)
         prepared.url = f"{request.url}?{query}" if query else request.url
         prepared.headers.update(request.headers)
-        prepared.hooks = {"response": list(request.hooks.get("response", []))}
+        prepared.hooks = {"response": []}
         auth = request.auth or self.auth
-        return auth(prepared) if auth is not None else prepared
+        if auth is not None:  # before the request's hooks, as requests orders them
+            prepared = auth(prepared)
+        prepared.hooks["response"].extend(request.hooks.get("response", []))
+        return prepared
 
     def paginate(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         for number, page in enumerate(super().paginate(*args, **kwargs), 1):
