@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 from collections.abc import Iterator, Mapping
 from datetime import datetime
@@ -22,6 +23,7 @@ from urllib.parse import urlencode, urlsplit
 
 import dlt
 import pendulum
+from dlt.common import logger as dlt_logger
 from dlt.common.data_types import coerce_value
 from dlt.common.schema.typing import TTableSchemaColumns
 from dlt.extract.items import DataItemWithMeta
@@ -200,7 +202,10 @@ class TolerantClient(RESTClient):
     def _send_request(self, request: Any, **kwargs: Any) -> Response:
         try:
             if _plain_get(request) and not kwargs:
-                return self.session.send(self._prepared(request))
+                prepared = self._prepared(request)
+                if dlt_logger.isEnabledFor(logging.INFO):  # as dlt logs them (redacted)
+                    self._log_request(request, prepared.url or "")
+                return self.session.send(prepared)
             return super()._send_request(request, **kwargs)
         except AnswerRefused as exc:  # never retried; an error status still counts as one
             response = exc.marked_response()
