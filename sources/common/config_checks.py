@@ -4,6 +4,8 @@ credential may go to, the credential is one header value, the bounds are positiv
 from __future__ import annotations
 
 import ipaddress
+import json
+from typing import Any
 from urllib.parse import urlsplit
 
 from dlt.common.configuration import configspec, resolve_configuration
@@ -106,6 +108,17 @@ def checked_secret(value: object, key: str) -> str:
     if isinstance(value, str):
         register(value, value.strip())
     return checked_value(value, key)
+
+
+def json_object(text: str, not_json: str, not_object: str) -> dict[str, Any]:
+    """`text` parsed as a JSON object; ConfigProblem with `not_json` or `not_object`."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise ConfigProblem(not_json) from None
+    if not isinstance(value, dict):
+        raise ConfigProblem(not_object)
+    return value
 
 
 def checked_value(value: object, key: str) -> str:

@@ -5,7 +5,6 @@ Private Integration Token), else one the agency OAuth app mints for it, else the
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,7 +13,12 @@ from urllib.parse import unquote, urlsplit
 from requests import PreparedRequest, Response
 from requests.auth import AuthBase
 
-from sources.common.config_checks import ConfigProblem, NotConfigured, checked_secret
+from sources.common.config_checks import (
+    ConfigProblem,
+    NotConfigured,
+    checked_secret,
+    json_object,
+)
 from sources.common.job_refs import InvalidJobRef, check_id
 from sources.highlevel.oauth import APP_ID_KEY, CLIENT_ID_KEY, REFRESH_TOKEN_KEY, AgencyTokens
 from sources.highlevel.settings import PROVIDER
@@ -54,11 +58,8 @@ def token_map(value: Any) -> dict[str, str]:
     if value is None:
         return {}
     if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise ConfigProblem(f"{LOCATION_TOKENS_KEY} is not a JSON object of location id -> "
-                                "token") from None
+        value = json_object(value, f"{LOCATION_TOKENS_KEY} is not a JSON object of location "
+                            "id -> token", f"{LOCATION_TOKENS_KEY} must map location ids to tokens")
     if not isinstance(value, Mapping):
         raise ConfigProblem(f"{LOCATION_TOKENS_KEY} must map location ids to tokens")
     tokens = {}

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from sources.common.config_checks import ConfigProblem
+from sources.common.config_checks import ConfigProblem, json_object
 
 
 class TokenStore(Protocol):
@@ -74,14 +74,9 @@ class FileTokenStore:
             return {}
         except OSError as exc:
             raise ConfigProblem(f"{self.key}: cannot read {self.path}: {exc.strerror}") from None
-        try:
-            document = json.loads(text)
-        except ValueError:
-            raise ConfigProblem(f"{self.key}: {self.path} is not a token store (not JSON); "
-                                "move it away and run again") from None
-        if not isinstance(document, dict):
-            raise ConfigProblem(f"{self.key}: {self.path} is not a token store")
-        return document
+        return json_object(text, f"{self.key}: {self.path} is not a token store (not JSON); "
+                           "move it away and run again",
+                           f"{self.key}: {self.path} is not a token store")
 
     def write(self, document: dict[str, Any]) -> None:
         """Replace the file atomically: a new file (0600) written and synced, renamed over the
