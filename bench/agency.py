@@ -77,29 +77,39 @@ def _row(what: str, run: Run, fixed: Run, requests_made: int, base: tuple[float,
             f"one-location run (goal <= 1.5x); {run.wall / base[0]:.2f}x the script |")
 
 
+ATTEMPTS = 2  # this machine's speed drifts: the best of two, each side alike
+
+
 def bench_locations(work: Path, lines: list[str]) -> None:
-    """1,000 locations x 5 imports: the first run (with posts) and a run with nothing new."""
+    """1,000 locations x 5 imports: the first run (with posts) and a run with nothing new,
+    the best of `ATTEMPTS` each, alternating with the script."""
     with SimProcess(agency_imports(1, IMPORTS_PER_LOCATION), latency=LATENCY) as one, \
             env(agency_env(one, 1)):
         ours("highlevel", work / "agency_warm_up")  # the process's first run pays its imports
-        fixed_first = ours("highlevel", work / "agency_one")
-        fixed_again = ours("highlevel", work / "agency_one")
+        fixed_first = min((ours("highlevel", work / f"agency_one{i}") for i in range(ATTEMPTS)),
+                          key=lambda r: r.wall)
+        fixed_again = min((ours("highlevel", work / "agency_one0") for _ in range(ATTEMPTS)),
+                          key=lambda r: r.wall)
+    firsts, agains, scripts_first, scripts_again = [], [], [], []
     with SimProcess(agency_imports(LOCATIONS, IMPORTS_PER_LOCATION), latency=LATENCY) as sim:
-        with env(agency_env(sim, LOCATIONS)):
-            first = ours("highlevel", work / "agency")
-            first_requests = len(sim.log())
-            sim.clear()
-            again = ours("highlevel", work / "agency")
-            again_requests = len(sim.log())
-        assert first.outcome == again.outcome == "loaded", (first, again)
-        base_first = script(sim, LOCATIONS, posts=True)
-        base_again = script(sim, LOCATIONS, posts=False)
-    assert base_first[1] == first_requests and base_again[1] == again_requests
+        for attempt in range(ATTEMPTS):
+            with env(agency_env(sim, LOCATIONS)):
+                sim.clear()
+                firsts.append((ours("highlevel", work / f"agency{attempt}"), len(sim.log())))
+                sim.clear()
+                agains.append((ours("highlevel", work / f"agency{attempt}"), len(sim.log())))
+            scripts_first.append(script(sim, LOCATIONS, posts=True))
+            scripts_again.append(script(sim, LOCATIONS, posts=False))
+    first, first_requests = min(firsts, key=lambda r: r[0].wall)
+    again, again_requests = min(agains, key=lambda r: r[0].wall)
+    assert first.outcome == again.outcome == "loaded", (first, again)
+    assert {n for _, n in scripts_first} == {first_requests}
+    assert {n for _, n in scripts_again} == {again_requests}
     lines.append(_row(f"first run with posts, {LOCATIONS:,} locations x "
-                      f"{IMPORTS_PER_LOCATION} imports", first, fixed_first, first_requests,
-                      base_first))
-    lines.append(_row(f"no-change run, {LOCATIONS:,} locations", again, fixed_again,
-                      again_requests, base_again))
+                      f"{IMPORTS_PER_LOCATION} imports (best of {ATTEMPTS})", first, fixed_first,
+                      first_requests, min(scripts_first)))
+    lines.append(_row(f"no-change run, {LOCATIONS:,} locations (best of {ATTEMPTS})", again,
+                      fixed_again, again_requests, min(scripts_again)))
 
 
 def bench_posts_rate_limited(work: Path, lines: list[str]) -> None:

@@ -131,8 +131,8 @@ class RateLimiter:
             self._paused_until[key] = max(self._paused_until.get(key, 0.0), until)
 
     def _learn(self, key: str, headers: Mapping[str, str]) -> bool:
-        """The limit a key's answers announce; and what the server counted that this
-        process did not send (another process's requests, an earlier run's) as used slots."""
+        """The limit a key's answers announce; and, at its first answer, what the server
+        counted that this process did not send (an earlier run's requests) as used slots."""
         maximum, interval = headers.get(MAX_HEADER), headers.get(INTERVAL_HEADER)
         if maximum is None or interval is None:
             return False
@@ -144,12 +144,14 @@ class RateLimiter:
         if announced is None or not 0 < announced.period <= MAX_PAUSE:
             return False
         with self._lock:
+            first = key not in self._announced
             self._announced[key] = announced
             slots = self._slots.setdefault(key, deque())
-            now = self._clock()
-            mine = sum(1 for slot in slots if slot[0] > now - announced.period)
-            for _ in range(min(announced.requests - remaining - mine, announced.requests)):
-                slots.appendleft([now])
+            if first:  # later answers are counted by the server by arrival, ours by end
+                now = self._clock()
+                mine = sum(1 for slot in slots if slot[0] > now - announced.period)
+                for _ in range(min(announced.requests - remaining - mine, announced.requests)):
+                    slots.appendleft([now])
         return True
 
     def observe(self, key: str, headers: Mapping[str, str], now: float | None = None) -> None:
