@@ -143,16 +143,21 @@ def location_credentials(access_token: Any, location_tokens: Any,
 
 def discovered_locations(credentials: LocationCredentials) -> list[str]:
     """The locations where the agency app is installed, then those with a token of their own
-    that it does not name; an id that cannot be one is left out (ConfigProblem if all are)."""
+    that it does not name; an id that cannot be one is left out. ConfigProblem when there is
+    none: a run that reads nothing must not look like one that read everything."""
     assert credentials.agency is not None
-    found: list[str] = []
-    for location in credentials.agency.installed_locations():
+    found = dict.fromkeys(credentials.agency.installed_locations())
+    for location in list(found):
         try:
-            found.append(check_id(location, "location id"))
+            check_id(location, "location id")
         except InvalidJobRef:
-            continue
-    seen = set(found)
-    return found + [location for location in credentials.own if location not in seen]
+            del found[location]
+    found.update(dict.fromkeys(credentials.own))
+    if not found:
+        raise ConfigProblem(f"the agency app ({APP_ID_KEY}) is installed in no location of "
+                            f"company {credentials.agency.settings.company_id}: install it, or "
+                            f"name the locations in {LOCATION_IDS_KEY}")
+    return list(found)
 
 
 class LocationBearerAuth(AuthBase):

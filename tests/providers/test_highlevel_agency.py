@@ -384,3 +384,30 @@ def test_token_store_in_the_destination_for_ephemeral_runners(tmp_path, destinat
         assert b"highlevel" in stored
     for secret in fixture.oauth.all_secrets:
         assert secret.encode() not in stored
+
+
+def test_an_app_installed_nowhere_is_a_configuration_error(tmp_path):
+    fixture = agency({"loc_a": 1}, installed=[])
+    with Simulator(fixture) as sim:
+        done = run_cli(tmp_path, agency_env(sim, fixture, tmp_path / "store.json"))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert (f"the agency app ({OAUTH}APP_ID) is installed in no location of company comp_sim"
+            in " ".join(done.stderr.split()))
+
+
+def test_discovery_pages_through_every_installed_location(tmp_path):
+    locations = {f"loc_{i:03d}": i % 2 for i in range(101)}  # over one page of 100
+    fixture = agency(locations)
+    with Simulator(fixture) as sim:
+        # 104 company-level requests: over the 100 per 10 s the client keeps to by default
+        done = run_cli(tmp_path, {**agency_env(sim, fixture, tmp_path / "store.json"),
+                                  "SOURCES__HIGHLEVEL__RATE_LIMIT_REQUESTS": "1000"})
+        discovery = sim.requests(path_pattern=r"/oauth/installedLocations")
+        listed = {r.path.split("/")[2] for r in sim.requests(
+            path_pattern=r"/social-media-posting/[^/]+/csv")}
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [r.query["skip"] for r in discovery] == ["0", "100"]
+    assert listed == set(locations) and fixture.oauth.mints == 101
+    assert read_duckdb(tmp_path / DB, "select count(*) from {ds}.highlevel_csv_uploads") == \
+        [(50,)]
