@@ -186,7 +186,7 @@ class LocationBearerAuth(AuthBase):
         if location is None or agency is None:
             return response
         stale = str(request.headers.get("Authorization", "")).removeprefix("Bearer ")
-        token = agency.renew(location, stale)
+        token = agency.location_token(location, stale)
         response.close()
         retry = request.copy()
         retry.headers["Authorization"] = f"Bearer {token}"

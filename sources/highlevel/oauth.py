@@ -204,8 +204,6 @@ class AgencyTokens:
         self._location_locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
         self._unsaved: set[str] = set()
-        self.refreshes = 0
-        self.mints = 0
 
     # --- the company token ----------------------------------------------------------------
     def company_token(self, stale: str | None = None) -> str:
@@ -250,23 +248,16 @@ class AgencyTokens:
         register(new_refresh)
         entry.update(refresh_token=new_refresh, company=token.stored())
         self._save(document, entry)  # durable before the new access token is used
-        self.refreshes += 1
         return token
 
     # --- location tokens ------------------------------------------------------------------
-    def location_token(self, location: str) -> str:
-        with self._lock_of(location):
-            token = self._locations.get(location)
-            if token is not None and token.fresh(self.clock()):
-                return token.value
-            return self._mint(location).value
-
-    def renew(self, location: str, stale: str) -> str:
-        """A new token for `location` after `stale` was refused (once per refusal)."""
+    def location_token(self, location: str, stale: str | None = None) -> str:
+        """A fresh token for `location`; a new one if `stale` (refused) is the one in hand,
+        unless another thread renewed it meanwhile."""
         with self._lock_of(location):
             token = self._locations.get(location)
             if token is not None and token.value != stale and token.fresh(self.clock()):
-                return token.value  # another thread renewed it meanwhile
+                return token.value
             return self._mint(location).value
 
     def _mint(self, location: str) -> Token:
@@ -281,7 +272,6 @@ class AgencyTokens:
         except OAuthRefused as exc:
             raise LocationTokenRefused(location, str(exc)) from None
         self._locations[location] = token
-        self.mints += 1
         with self._locks_lock:
             self._unsaved.add(location)
         return token
