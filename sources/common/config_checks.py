@@ -26,17 +26,13 @@ MAX_CONCURRENCY = 256
 
 
 def checked_concurrency(provider: Provider, value: object) -> int:
-    """Requests in flight at once: a whole number from 1 to `MAX_CONCURRENCY`."""
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        value = None
-    try:
-        number = int(str(value).strip()) if value is not None else 0
-    except ValueError:
-        number = 0
-    if not 1 <= number <= MAX_CONCURRENCY:
+    """Requests in flight at once: a whole number from 1 to `MAX_CONCURRENCY` (dlt has made
+    a configured value an int already)."""
+    if isinstance(value, bool) or not isinstance(value, int) or \
+            not 1 <= value <= MAX_CONCURRENCY:
         raise ConfigProblem(f"{provider.env_key('concurrency')} must be a whole number from 1 "
                             f"to {MAX_CONCURRENCY}")
-    return number
+    return value
 
 
 def is_loopback(host: str) -> bool:

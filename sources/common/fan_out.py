@@ -52,6 +52,7 @@ def stepped(keys: Iterable[K], walk: Callable[[K], Iterator[Any]], concurrency: 
         if closed.is_set():
             return
         walker = walk(key)
+        error: BaseException | None = None
         try:
             for item in walker:
                 reply: queue.Queue[bool] = queue.Queue(1)
@@ -59,11 +60,10 @@ def stepped(keys: Iterable[K], walk: Callable[[K], Iterator[Any]], concurrency: 
                 if not _answer(reply, closed):
                     break
         except BaseException as exc:  # handed to the consumer
+            error = exc
+        finally:
             walker.close()
-            steps.put(Step(key, done=True, error=exc))
-            return
-        walker.close()
-        steps.put(Step(key, done=True))
+        steps.put(Step(key, done=True, error=error))
 
     keys = list(keys)
     if not keys:

@@ -121,12 +121,10 @@ class ImportListing:
                window: ListingWindow | None, marks: dict[str, Any]) -> None:
         """A location's listing is over: its mark moves only when no page was lost."""
         lost = self.lost.pop(location, 0)
-        if error is None and window is not None and window.failure is None and not lost:
+        window = window or ListingWindow(boundary=None)  # a listing without a page
+        error = error or window.failure
+        if error is None and not lost:
             marks[location] = window.mark(marks.get(location))
-        elif error is None and window is None and not lost:  # an empty listing
-            marks[location] = ListingWindow(boundary=None).mark(marks.get(location))
-        if window is not None and window.failure is not None:
-            error = window.failure
         if error is None:
             return
         if isinstance(error, ListingStopped):  # what was read loads; the mark stays

@@ -7,6 +7,7 @@ before the access token that came with it is used.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 import time
@@ -76,8 +77,7 @@ def agency_settings(spec: AgencyOAuthCredentials | None) -> AgencySettings | Non
     unusable key of a partial configuration."""
     if spec is None:
         return None
-    fields = ("client_id", "client_secret", "refresh_token", "company_id", "app_id",
-              "token_store", "store_key")
+    fields = [field.name for field in dataclasses.fields(AgencySettings)]
     values = {name: getattr(spec, name, None) for name in fields}
     if all(value in (None, "") for value in values.values()):
         return None
@@ -364,15 +364,16 @@ class AgencyTokens:
             headers["Authorization"] = f"Bearer {bearer}"
         response = self.session.request(method, f"{self.base_url}/{path}", headers=headers,
                                         **kwargs)
-        body = redact(response.text[:300].strip())
-        if refresh and response.status_code in (400, 401):
-            _refresh_refused(response, body)
-        if response.status_code == 401:
-            raise _Unauthorized(f"HTTP 401: {body}")
-        if response.status_code >= 400:
-            if response.status_code in (429,) or response.status_code >= 500:
+        code = response.status_code
+        if code >= 400:
+            if code == 429 or code >= 500:  # after dlt's retries: ends the provider's run
                 response.raise_for_status()
-            raise OAuthRefused(f"{path}: HTTP {response.status_code}: {body}")
+            body = redact(response.text[:300].strip())
+            if refresh and code in (400, 401):
+                _refresh_refused(response, body)
+            if code == 401:
+                raise _Unauthorized(f"HTTP 401: {body}")
+            raise OAuthRefused(f"{path}: HTTP {code}: {body}")
         try:
             answer = response.json()
         except ValueError:
