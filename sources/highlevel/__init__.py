@@ -35,8 +35,14 @@ from sources.highlevel.credentials import (
     location_in,
     parse_locations,
 )
-from sources.highlevel.imports import ImportListing, Repeats
+from sources.highlevel.imports import BATCH, ImportListing, Repeats
 from sources.highlevel.oauth import AgencyOAuthCredentials, agency_settings, agency_tokens
+from sources.highlevel.post_rows import (
+    POSTS_COLUMNS,
+    POSTS_TABLE,
+    declare_list_tables,
+    post_items,
+)
 from sources.highlevel.posts import PostsOfImports
 from sources.highlevel.settings import API_VERSION, CSV_COLUMNS, POST_COLUMNS, PROVIDER, RATE_LIMIT
 
@@ -234,25 +240,37 @@ def _status_history(imports: DltResource, tracker: StatusTracker) -> DltResource
 def _posts(imports: DltResource, listing: ImportListing, posts: PostsOfImports,
            full_refresh: bool) -> DltResource:
     @dlt.transformer(
-        data_from=imports, name="highlevel_csv_posts",
+        data_from=imports, name=POSTS_TABLE,
         # every fetch replaces all posts of that import
         write_disposition={"disposition": "merge", "strategy": "delete-insert"},
-        primary_key=("csv_id", "post_index"), merge_key="csv_id", columns=POST_COLUMNS)
+        primary_key=("csv_id", "post_index"), merge_key="csv_id", columns=POSTS_COLUMNS)
     def highlevel_csv_posts(batch: list[dict[str, Any]]) -> Iterator[Any]:
         """Posts (with their error messages) of imports that are new or changed, and of those
-        whose posts could not be read before."""
+        whose posts could not be read before, in batches of about `BATCH` posts; each import
+        once a run (the listing may name it twice)."""
         unread: dict[str, str] = dlt.current.resource_state().setdefault("posts_unread", {})
         wanted = [(csv["_id"], str(csv["locationId"])) for csv in _imports(batch)
-                  if full_refresh or csv["_id"] in listing.changed or csv["_id"] in unread]
+                  if (full_refresh or csv["_id"] in listing.changed or csv["_id"] in unread)
+                  and csv["_id"] not in fetched]
+        fetched.update(csv_id for csv_id, _ in wanted)
+        schema = dlt.current.source_schema()
+        read: list[dict[str, Any]] = []
         for rows in posts.fetch(wanted, unread):
             if listing.has_rejects:
                 yield as_rejects(PROVIDER.name, listing.take_rejects(), POST_COLUMNS)
-            yield rows
+            read.extend(rows)
+            if len(read) >= BATCH:
+                yield from post_items(read, schema)
+                read = []
+        if read:
+            yield from post_items(read, schema)
         if listing.has_rejects:
             yield as_rejects(PROVIDER.name, listing.take_rejects(), POST_COLUMNS)
         if listing.credentials.agency is not None:
             listing.credentials.agency.flush()
 
+    fetched: set[str] = set()
+    declare_list_tables(highlevel_csv_posts)
     return highlevel_csv_posts
 
 

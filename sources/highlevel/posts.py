@@ -41,9 +41,10 @@ def read_posts(client: TolerantClient, location: str, csv_id: str, page_size: in
     try:
         for page in client.paginate(path, paginator=SkipLimitPaginator(limit=page_size),
                                     data_selector="results.posts"):
-            rows.extend({"csv_id": csv_id, "location_id": location, "post_index": len(rows) + i,
+            # the position counted from before the page (`len(rows)` grows while extending)
+            rows.extend({"csv_id": csv_id, "location_id": location, "post_index": index,
                          **(post if isinstance(post, dict) else {"value": post})}
-                        for i, post in enumerate(page))
+                        for index, post in enumerate(page, start=len(rows)))
     except ListingStopped as exc:
         return PostsRead(None, str(exc))
     return PostsRead(None if client.pages_not_read > lost_before else rows)
