@@ -1,4 +1,4 @@
-"""The pipeline as a plain dlt script, for schedulers that take scripts (`dlt deploy`).
+"""The pipeline as a plain dlt script, for schedulers that run a script.
 
 `python upload_status_pipeline.py` does what `upload-status run` does, with the same exit codes
 (0 loaded, 1 a provider failed, 2 configuration error or the dataset busy, 130/143

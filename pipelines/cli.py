@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipelines import redacted_output
+from pipelines.environment import unset_empty_settings
 from pipelines.interrupt import Interrupted, stopping_on_signals
 from pipelines.render import console, err_console, print_report, print_report_tables
 from pipelines.report import load_report
@@ -31,6 +32,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 def _everything_redacted() -> None:
     """Load upload/import job statuses from SaaS APIs into DuckDB or any dlt destination."""
     redacted_output.install()
+    if empty := unset_empty_settings():
+        err_console.print(f"[yellow]note[/] empty, taken as not set: {', '.join(empty)}")
 
 
 def _registry() -> dict[str, ProviderPackage]:
@@ -183,12 +186,15 @@ class Format(str, Enum):
     table = "table"
     csv = "csv"
     json = "json"
+    markdown = "markdown"
 
 
 @app.command()
 def report(
     since: Annotated[int, typer.Option(help="Days back to report on.", min=1)] = 30,
-    format: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
+    format: Annotated[Format, typer.Option(
+        "--format", help="table (a terminal), csv, json, or markdown (a CI step summary, "
+                         "a chat message).")] = Format.table,
     chart: Annotated[Path | None, typer.Option(
         help="Also write a PNG chart of success rates and volumes to this file.")] = None,
     stuck_hours: Annotated[float, typer.Option(
@@ -210,6 +216,10 @@ def report(
         print(rep.to_json())
     elif format is Format.csv:
         print(rep.to_csv(), end="")
+    elif format is Format.markdown:
+        from pipelines.markdown import report_markdown
+
+        print(report_markdown(rep), end="")
     else:
         print_report_tables(rep)
     if chart is not None:

@@ -70,9 +70,14 @@ def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
-def print_report_tables(rep: Report) -> None:
-    """The report as tables a person reads: period totals first, then the detail."""
-    sections = [
+Section = tuple[str, tuple[str, ...], list[list[str]]]  # title, columns, cells
+LEFT_ALIGNED = {"provider", "reason", "job_id", "scope_id", "status", "native_status", "day"}
+
+
+def report_sections(rep: Report) -> list[Section]:
+    """The report as titled tables of text cells, in reading order: period totals first,
+    then the detail (tables in a terminal, Markdown in a step summary or a chat message)."""
+    listed = [
         ("Success rate per provider since " + str(rep.since), rep.totals,
          ("provider", "jobs", "succeeded", "partial", "failed", "cancelled", "in_flight",
           "success_rate")),
@@ -82,32 +87,31 @@ def print_report_tables(rep: Report) -> None:
         (f"Unfinished for more than {rep.stuck_hours:g} hours", rep.stuck,
          ("provider", "job_id", "scope_id", "status", "native_status", "hours_unfinished")),
     ]
-    for index, (title, rows, columns) in enumerate(sections):
-        if index == 1:
-            console.print(_per_day_table(rep))
+    sections = [(title, columns, [[_percent(row[c]) if c == "success_rate" else
+                                   "" if row.get(c) is None else str(row[c]) for c in columns]
+                                  for row in rows]) for title, rows, columns in listed]
+    sections.insert(1, _per_day(rep))
+    return sections
+
+
+def print_report_tables(rep: Report) -> None:
+    for title, columns, rows in report_sections(rep):
         table = Table(title=title, title_justify="left")
         for column in columns:
-            table.add_column(column, justify="left" if column in (
-                "provider", "reason", "job_id", "scope_id", "status", "native_status", "day"
-            ) else "right", overflow="fold")
+            table.add_column(column, justify="left" if column in LEFT_ALIGNED else "right",
+                             overflow="fold")
         for row in rows:
-            table.add_row(*(_percent(row[c]) if c == "success_rate" else
-                            "" if row.get(c) is None else str(row[c]) for c in columns))
+            table.add_row(*row)
         if not rows:
             table.add_row(*(["none"] + [""] * (len(columns) - 1)))
         console.print(table)
 
 
-def _per_day_table(rep: Report) -> Table:
+def _per_day(rep: Report) -> Section:
     """Days down, providers across: success rate (jobs) in each cell."""
     providers = sorted({r["provider"] for r in rep.rates})
     cells = {(r["day"], r["provider"]): r for r in rep.rates}
-    table = Table(title="Success rate (jobs) per day", title_justify="left")
-    table.add_column("day")
-    for provider in providers:
-        table.add_column(provider, justify="right")
-    for day in sorted({r["day"] for r in rep.rates}):
-        table.add_row(str(day), *(
-            f"{_percent(c['success_rate'])} ({c['jobs']})" if (c := cells.get((day, p))) else ""
-            for p in providers))
-    return table
+    rows = [[str(day), *(f"{_percent(c['success_rate'])} ({c['jobs']})"
+                         if (c := cells.get((day, p))) else "" for p in providers)]
+            for day in sorted({r["day"] for r in rep.rates})]
+    return "Success rate (jobs) per day", ("day", *providers), rows

@@ -13,6 +13,7 @@ from dlt.common.configuration.exceptions import (
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines.destination import loader_file_format, make_pipeline, writing
+from pipelines.environment import unset_empty_settings
 from pipelines.errors import config_message, describe_failure, exception_chain
 from pipelines.gc_tuning import fewer_collections
 from pipelines.interrupt import Interrupted, signal_in
@@ -46,7 +47,9 @@ def run_providers(
     With no names, every provider whose configuration is complete runs; the rest are skipped.
     A named provider without its credential is a configuration error, unless
     `skip_unconfigured` (a scheduler's task per provider, where one not in use is skipped).
+    An empty setting counts as not set (`unset_empty_settings`).
     """
+    unset_empty_settings()
     packages = providers()
     unknown = [n for n in names or [] if n not in packages]
     if unknown:

@@ -632,3 +632,46 @@ def test_views_fill_a_missing_table_per_select_whatever_the_aliases():
     first, second = tree.sql(dialect="duckdb").split(" UNION ALL ")
     assert first == "SELECT j.status AS status FROM ds.present_jobs AS j"
     assert "CAST(NULL AS TEXT) AS status" in second and "ds.missing_jobs" not in second
+
+
+def test_markdown_report_keeps_every_value_in_its_cell():
+    from datetime import date
+
+    from pipelines.markdown import report_markdown
+    from pipelines.report import Report
+
+    rep = Report(since=date(2026, 11, 25), generated_at=datetime(2026, 12, 2, tzinfo=timezone.utc),
+                 stuck_hours=24)
+    rep.totals = [{"provider": "lobstr", "jobs": 3, "succeeded": 1, "partial": 0, "failed": 1,
+                   "cancelled": 0, "in_flight": 1, "success_rate": 0.5}]
+    rep.rates = [{**rep.totals[0], "day": date(2026, 12, 1)}]
+    rep.failure_reasons = [{"provider": "lobstr", "reason": "bad | row\nat *line* 2",
+                            "occurrences": 2, "jobs": 1}]
+
+    text = report_markdown(rep)
+
+    lines = text.splitlines()
+    assert lines[0] == "## Upload status since 2026-11-25"
+    assert "| lobstr | 3 | 1 | 0 | 1 | 0 | 1 | 50.0% |" in lines
+    assert "| 2026-12-01 | 50.0% (3) |" in lines
+    assert "| lobstr | bad \\| row at \\*line\\* 2 | 2 | 1 |" in lines
+    stuck = lines.index("### Unfinished for more than 24 hours")
+    assert lines[stuck + 2] == "None."
+    tables = "\n".join("T" if line.startswith("|") else "" for line in lines).split("\n\n")
+    assert len([t for t in tables if "T" in t]) == 3  # totals, per day, reasons
+    cells = [line.replace("\\|", "").count("|") for line in lines if line.startswith("|")]
+    header_cells = {8 + 1, 2 + 1, 4 + 1}  # every row as many cells as its header
+    assert set(cells) == header_cells
+
+
+def test_empty_settings_are_taken_as_not_set():
+    from pipelines.environment import unset_empty_settings
+
+    environ = {"SOURCES__LOBSTR__API_KEY": "", "SOURCES__CLEARTAX__AUTH_TOKEN": "  ",
+               "SOURCES__UPLOAD_POST__API_KEY": "k", "DESTINATION__POSTGRES__CREDENTIALS": "",
+               "HOME": "", "MY__THING": ""}
+
+    assert unset_empty_settings(environ) == [
+        "DESTINATION__POSTGRES__CREDENTIALS", "SOURCES__CLEARTAX__AUTH_TOKEN",
+        "SOURCES__LOBSTR__API_KEY"]
+    assert environ == {"SOURCES__UPLOAD_POST__API_KEY": "k", "HOME": "", "MY__THING": ""}

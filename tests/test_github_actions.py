@@ -1,0 +1,164 @@
+"""The GitHub Actions example replayed as GitHub runs it: the job's and steps' environment with
+the repository's secrets and variables substituted (one that is not set becomes an empty
+string), every `run` step in `bash -e` from a checkout, `if: always()` steps after a failure,
+and the step summary file; against the simulator and a real Postgres database of its own."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import re
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg2
+import pytest
+import yaml
+from conftest import REPO, point_at, postgres_dsn
+
+from simulator import Simulator
+from sources import providers
+from sources.cleartax.fixture import ClearTaxFixture
+from sources.highlevel.fixture import HighLevelFixture
+from sources.lobstr.fixture import LobstrFixture
+from sources.upload_post.fixture import UploadPostFixture
+
+WORKFLOW = REPO / "examples/github-actions/upload-status.yml"
+EXPRESSION = re.compile(r"\$\{\{\s*(secrets|vars)\.(\w+)\s*\}\}")
+
+
+@dataclass
+class Step:
+    name: str
+    code: int
+    stdout: str
+    stderr: str
+
+
+def replay(workflow: dict[str, Any], settings: dict[str, str], checkout: Path,
+           base_env: dict[str, str]) -> tuple[list[Step], str]:
+    """Every `run` step of the `load` job but the install (the test's virtualenv stands in);
+    a step after a failed one runs only with `if: always()`. Steps and the step summary."""
+    job = workflow["jobs"]["load"]
+    summary = checkout / "step_summary.md"
+    summary.touch()
+    done: list[Step] = []
+    for step in job["steps"]:
+        if "run" not in step or step["name"] == "Install":
+            continue
+        if any(s.code for s in done) and step.get("if") != "always()":
+            continue
+        env = {**base_env, "GITHUB_STEP_SUMMARY": str(summary), "CI": "true",
+               **{k: EXPRESSION.sub(lambda m: settings.get(m[2], ""), str(v))
+                  for k, v in {**job.get("env", {}), **step.get("env", {})}.items()}}
+        ran = subprocess.run(["bash", "--noprofile", "--norc", "-e", "-c", step["run"]],
+                             cwd=checkout, env=env, capture_output=True, text=True, timeout=300)
+        done.append(Step(step["name"], ran.returncode, ran.stdout, ran.stderr))
+    return done, summary.read_text()
+
+
+def _admin(dsn: str, sql: str) -> None:
+    con = psycopg2.connect(dsn)
+    try:
+        con.autocommit = True  # CREATE/DROP DATABASE run outside a transaction
+        con.cursor().execute(sql)
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def database() -> Iterator[str]:
+    """A Postgres database of its own (the workflow loads into the default dataset)."""
+    dsn = postgres_dsn()
+    name = f"gh_{uuid.uuid4().hex[:10]}"
+    _admin(dsn, f"CREATE DATABASE {name}")
+    yield urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
+    _admin(dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    """Every provider with a few jobs that finish, one of each failing."""
+    highlevel = HighLevelFixture(locations={"loc1": 4})
+    lobstr, cleartax, upload_post = LobstrFixture(), ClearTaxFixture(), UploadPostFixture()
+    server = Simulator(highlevel, upload_post, lobstr, cleartax).start()
+    server.ids = {  # type: ignore[attr-defined]
+        "SOURCES__HIGHLEVEL__LOCATION_IDS": ["loc1"],
+        "SOURCES__LOBSTR__UPLOAD_TASK_IDS": [lobstr.add("a" * 32, ["SUCCESS"]),
+                                             lobstr.add("b" * 32, ["FAILURE"])],
+        "SOURCES__CLEARTAX__ACTIVITIES": [cleartax.add("te-1", "act-1", ["PROCESSED"])],
+        "SOURCES__UPLOAD_POST__REQUEST_IDS": [
+            upload_post.add("request", "req-1", ["completed"]).split(":", 1)[1]],
+    }
+    yield server
+    server.stop()
+
+
+CONFIGURED = {  # what a user with these providers sets; the rest stays unset
+    "highlevel": ("SOURCES__HIGHLEVEL__ACCESS_TOKEN", "SOURCES__HIGHLEVEL__LOCATION_IDS"),
+    "upload_post": ("SOURCES__UPLOAD_POST__API_KEY", "SOURCES__UPLOAD_POST__REQUEST_IDS"),
+    "lobstr": ("SOURCES__LOBSTR__API_KEY", "SOURCES__LOBSTR__UPLOAD_TASK_IDS"),
+    "cleartax": ("SOURCES__CLEARTAX__AUTH_TOKEN", "SOURCES__CLEARTAX__ACTIVITIES"),
+}
+
+
+@pytest.mark.parametrize("used", [("lobstr",), ("lobstr", "cleartax"),
+                                  ("highlevel", "upload_post", "lobstr", "cleartax")])
+def test_the_workflow_runs_for_any_subset_of_providers(used, sim, database, tmp_path: Path):
+    checkout = tmp_path / "checkout"
+    (checkout / ".dlt").mkdir(parents=True)
+    shutil.copy(REPO / ".dlt/config.toml", checkout / ".dlt/config.toml")
+    settings = {"DESTINATION__POSTGRES__CREDENTIALS": database}
+    origins: dict[str, str] = {}
+    for name in used:
+        fixture = sim.fixtures[name]
+        credential, ids = CONFIGURED[name]
+        settings[credential] = fixture.token
+        settings[ids] = json.dumps(sim.ids[ids])
+        origins.update((k, v) for k, v in point_at(sim, fixture).items() if "BASE_URL" in k)
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__",
+                                                                        "DESTINATION__"))}
+    base_env.update(origins, PATH=f"{REPO / '.venv/bin'}{os.pathsep}{os.environ['PATH']}",
+                    PYTHONPATH=str(REPO))
+
+    steps, summary = replay(yaml.safe_load(WORKFLOW.read_text()), settings, checkout, base_env)
+
+    load, report = (s for s in steps if s.name.startswith(("Load", "Report")))
+    assert load.code == 0, load.stderr
+    for name in providers():
+        shown = re.search(rf"│ {name}\s+│ (\w[\w ]*?)\s+│", load.stdout)
+        assert shown and shown[1] == ("loaded" if name in used else "skipped"), load.stdout
+    assert "config error" not in load.stdout + load.stderr
+    assert report.code == 0, report.stderr
+    assert summary.startswith("## Upload status since")
+    table = [line for line in summary.splitlines() if line.startswith("| ")]
+    assert table[0] == ("| provider | jobs | succeeded | partial | failed | cancelled | "
+                        "in\\_flight | success\\_rate |")
+    assert sorted(line.split(" | ")[0][2:].replace("\\_", "_")
+                  for line in table[1:len(used) + 1]) == sorted(used)
+    assert "┃" not in summary and "│" not in summary  # no box drawing in Markdown
+    assert (checkout / "success-rates.png").stat().st_size > 1000
+    for step in steps:  # no credential in any log
+        for secret in (v for k, v in settings.items() if "IDS" not in k and "ACTIV" not in k):
+            assert secret not in step.stdout + step.stderr
+
+
+def test_every_setting_the_workflow_passes_is_one_upload_status_reads():
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    env = workflow["jobs"]["load"]["env"]
+    for key, value in env.items():
+        if key.startswith("RUNTIME__"):
+            continue
+        kind = "secrets" if key.endswith(("TOKEN", "KEY", "CREDENTIALS")) else "vars"
+        assert value == "${{ " + f"{kind}.{key}" + " }}", key
+        if key.startswith("SOURCES__"):
+            _, provider, field = key.lower().split("__")
+            assert field in inspect.signature(providers()[provider].source).parameters, key
+    assert {k.split("__")[1].lower() for k in env if k.startswith("SOURCES__")} == set(providers())
