@@ -239,6 +239,26 @@ def demo(
     raise typer.Exit(run_demo(fresh=not keep))
 
 
+@app.command("dlt", context_settings={"allow_extra_args": True,
+                                     "ignore_unknown_options": True})
+def dlt_pipeline(
+    ctx: typer.Context,
+    destination: Annotated[str | None, typer.Option(help="dlt destination; default duckdb.")
+                           ] = None,
+    dataset: Annotated[str | None, typer.Option(help="Dataset (schema) name.")] = None,
+) -> None:
+    """dlt's `dlt pipeline` command on this project's pipeline: `upload-status dlt info`,
+    `trace`, `schema`, `failed-jobs`, `load-package` ... (the same arguments)."""
+    from pipelines.dlt_cli import run_dlt_pipeline
+
+    try:
+        code = run_dlt_pipeline(ctx.args, destination, dataset)
+    except UsageError as exc:
+        err_console.print(f"[bold red]error[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    raise typer.Exit(code)
+
+
 @app.command("providers")
 def list_providers() -> None:
     """Every provider this installation has (one folder each under sources/), with the keys

@@ -14,6 +14,7 @@ import duckdb
 from dlt.common.destination import Destination
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
+from pipelines import duckdb_compat  # noqa: F401  (dlt's Arrow reads on DuckDB 2.0)
 from pipelines.local_state import pipelines_dir_for
 from pipelines.run_lock import LockHeld, holding, lock_for
 from pipelines.usage import UsageError
@@ -56,6 +57,30 @@ def ensure_duckdb_free(path: str) -> None:
             f"DuckDB file {path} is in use by another process (PID {holder}), e.g. a BI tool "
             "or another run. DuckDB lets one process write a file at a time: close it there "
             "(or have the tool read a copy) and run again.") from None
+
+
+# BI tools embed DuckDB 1.x readers (Evidence's driver among them), which refuse a file in
+# DuckDB 2.0's storage format; a file made with this format stays readable by DuckDB >= 1.4
+STORAGE_COMPATIBILITY = "v1.4.0"
+STORAGE_KEY = "destination.duckdb.storage_compatibility_version"
+
+
+def create_duckdb_file(path: str) -> None:
+    """Create a new DuckDB file in the storage format DESTINATION__DUCKDB__STORAGE_
+    COMPATIBILITY_VERSION names (`STORAGE_COMPATIBILITY` by default, `latest` for DuckDB's
+    own); later opens keep a file's format. UsageError naming the key for a value DuckDB
+    refuses."""
+    if Path(path).exists():
+        return
+    version = str(dlt.config.get(STORAGE_KEY) or STORAGE_COMPATIBILITY).strip()
+    try:
+        duckdb.connect(path, config={"storage_compatibility_version": version}).close()
+    except (duckdb.InvalidInputException, duckdb.NotImplementedException) as exc:
+        Path(path).unlink(missing_ok=True)
+        raise UsageError(
+            f"DESTINATION__DUCKDB__STORAGE_COMPATIBILITY_VERSION: DuckDB cannot write format "
+            f"{version!r} ({str(exc).split(', valid options')[0]}); use e.g. "
+            f"{STORAGE_COMPATIBILITY} or latest") from None
 
 
 # DuckDB's own default (80 % of RAM) holds a whole merge in memory; capped, it spills to disk,
@@ -106,6 +131,7 @@ def writing(pipeline: dlt.Pipeline, wait: float = 0,
     try:
         with holding(lock, wait, on_wait):
             if (path := duckdb_file(pipeline)) is not None:
+                create_duckdb_file(path)  # under the lock: one process creates it
                 ensure_duckdb_free(path)  # a BI tool may hold the file without our lock
             yield
     except LockHeld as exc:

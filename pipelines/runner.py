@@ -11,8 +11,10 @@ from dlt.common.configuration.exceptions import (
     ConfigValueCannotBeCoercedException,
 )
 from dlt.pipeline.exceptions import PipelineStepFailed
+from dlt.pipeline.trace import PipelineTrace
 
 from pipelines.destination import loader_file_format, make_pipeline, writing
+from pipelines.dlt_tooling import publish_schema, save_run_trace
 from pipelines.environment import unset_empty_settings
 from pipelines.errors import config_message, describe_failure, exception_chain
 from pipelines.gc_tuning import fewer_collections
@@ -65,6 +67,7 @@ def _run_locked(pipeline: dlt.Pipeline, packages: dict[str, ProviderPackage],
     report = RunReport(destination=pipeline.destination.destination_name,
                        dataset=pipeline.dataset_name)
     order = list(dict.fromkeys(names or packages))
+    traces: list[PipelineTrace] = []
     try:
         finish_interrupted(pipeline, report)
         if (found := reconcile_state(pipeline)) is not None:
@@ -77,13 +80,19 @@ def _run_locked(pipeline: dlt.Pipeline, packages: dict[str, ProviderPackage],
                 source = _make_source(package, stats, bool(names) and not skip_unconfigured,
                                       refresh)
                 if source is not None:
-                    _load_provider(pipeline, package.provider, source, stats)
+                    try:
+                        _load_provider(pipeline, package.provider, source, stats)
+                    finally:
+                        if pipeline.last_trace is not None:
+                            traces.append(pipeline.last_trace)
         if any(p.outcome == "loaded" for p in report.providers):
             refresh_views(pipeline, report)
     except Interrupted as exc:  # no further provider starts; what was extracted waits
         report.interrupted = exc.signum
         for name in order[len(report.providers):]:
             report.providers.append(ProviderStats(name, outcome="not started"))
+    finally:
+        save_run_trace(pipeline, traces)
     return report
 
 
@@ -180,6 +189,11 @@ def refresh_views(pipeline: dlt.Pipeline, report: RunReport) -> None:
         report.views = create_views(pipeline)
     except Exception as exc:  # the loads stand; the operator learns why the views did not
         report.views_error = f"views not created: {type(exc).__name__}: {exc}"
+        return
+    try:
+        publish_schema(pipeline, report.views)
+    except Exception as exc:  # dlt's tools see less; nothing loaded is lost
+        report.views_error = f"dataset schema not stored: {type(exc).__name__}: {exc}"
 
 
 def _missing_keys(exc: ConfigFieldMissingException, provider: Provider) -> str:

@@ -1,0 +1,37 @@
+"""`upload-status dlt ...`: dlt's own `dlt pipeline` command on this project's pipeline, which
+lives in a folder of its own per destination + dataset (`local_state`) and loads a DuckDB file
+dlt would not guess (`upload_status_data.duckdb`)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipelines.destination import PIPELINE_NAME, duckdb_file, make_pipeline
+from pipelines.usage import UsageError
+
+
+def dlt_command(args: Sequence[str]) -> list[str]:
+    """The `dlt` executable of this environment, with `args`."""
+    beside = Path(sys.executable).with_name("dlt")
+    found = str(beside) if beside.exists() else shutil.which("dlt")
+    if found is None:
+        raise UsageError("dlt's command line is not installed in this environment")
+    return [found, *args]
+
+
+def run_dlt_pipeline(args: Sequence[str], destination: str | None, dataset: str | None) -> int:
+    """Run `dlt pipeline --pipelines-dir <ours> upload_status <args>` and return its exit
+    code; a DuckDB destination's file is passed as dlt's credentials."""
+    pipeline = make_pipeline(destination, dataset)
+    env = dict(os.environ)
+    if (path := duckdb_file(pipeline)) is not None:
+        env["DESTINATION__DUCKDB__CREDENTIALS"] = str(Path(path).resolve())
+    env.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+    command = dlt_command(["pipeline", "--pipelines-dir", pipeline.pipelines_dir,
+                           PIPELINE_NAME, *args])
+    return subprocess.run(command, env=env).returncode
