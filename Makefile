@@ -4,12 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench lint clean
+.PHONY: install demo test bench lint lock clean
 
-$(STAMP): pyproject.toml
+# installs the versions constraints.txt pins (the lock), inside pyproject.toml's bounds
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -18,15 +19,27 @@ demo: $(STAMP)
 	$(BIN)/upload-status demo
 
 # Postgres tests run against UPLOAD_STATUS_TEST_POSTGRES, or a throwaway local server started here;
-# the Airflow DAG test makes its own virtualenv once (scripts/airflow-venv.sh, ~/.cache)
+# the Airflow DAG test, the DuckDB 1.x reader and the lowest-bounds run make their own
+# virtualenvs once (scripts/*-venv.sh, ~/.cache)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	scripts/ensure-test-tools.sh
 	scripts/with-postgres.sh $(BIN)/pytest -n 2 --dist worksteal -q
+	scripts/with-postgres.sh scripts/test-lowest-bounds.sh
 
 # every performance goal against a baseline measured in the same run (bench/RESULTS.md)
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+# the newest versions pyproject.toml allows, written to constraints.txt (then `make test`)
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --upgrade pip
+	.lock-venv/bin/pip install --quiet -e '.[dev]'
+	{ sed -n '1,2p' constraints.txt; .lock-venv/bin/pip freeze --exclude-editable; } > constraints.new
+	mv constraints.new constraints.txt
+	rm -rf .lock-venv
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
