@@ -18,14 +18,15 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/upload-status demo
 
-# Postgres tests run against UPLOAD_STATUS_TEST_POSTGRES, or a throwaway local server started here;
+# Postgres and MariaDB tests run against UPLOAD_STATUS_TEST_POSTGRES / _MYSQL, or throwaway local
+# servers started here;
 # the Airflow DAG test, the DuckDB 1.x reader and the lowest-bounds run make their own
 # virtualenvs once (scripts/*-venv.sh, ~/.cache)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	scripts/ensure-test-tools.sh
-	scripts/with-postgres.sh $(BIN)/pytest -n 2 --dist worksteal -q
-	scripts/with-postgres.sh scripts/test-lowest-bounds.sh
+	scripts/with-postgres.sh scripts/with-mariadb.sh $(BIN)/pytest -n 2 --dist worksteal -q
+	scripts/with-postgres.sh scripts/with-mariadb.sh scripts/test-lowest-bounds.sh
 
 # every performance goal against a baseline measured in the same run (bench/RESULTS.md)
 bench: $(STAMP)

@@ -27,7 +27,11 @@ def dataset_schema(pipeline: dlt.Pipeline, views: Sequence[str]) -> Schema:
             for table in pipeline.schemas[name].data_tables():
                 schema.update_table(deepcopy(table))
     with pipeline.destination_client() as client:
-        for view, columns in client.get_storage_tables(views):
+        for view in views:
+            try:
+                ((_, columns),) = client.get_storage_tables([view])
+            except ValueError:
+                continue  # a type dlt cannot map (SQLite's views have untyped columns)
             if columns:
                 schema.update_table(new_table(view, write_disposition="skip",
                                               columns=list(columns.values())))

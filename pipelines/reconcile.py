@@ -30,7 +30,8 @@ def newest_stored_state(pipeline: dlt.Pipeline) -> dict[str, Any] | None:
         state = sql.make_qualified_table_name(client.schema.state_table_name)
         loads = sql.make_qualified_table_name(client.schema.loads_table_name)
         first, last = sql._limit_clause_sql(1)
-        name = sql.capabilities.escape_literal(pipeline.pipeline_name)
+        # a standard SQL literal: dlt's sqlalchemy destination has no literal escaper
+        name = "'" + pipeline.pipeline_name.replace("'", "''") + "'"
         try:
             rows = sql.execute_sql(
                 f"SELECT {first} s.state FROM {state} AS s JOIN {loads} AS l ON l.load_id = "

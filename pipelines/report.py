@@ -18,7 +18,7 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from pipelines.destination import duckdb_file, ensure_duckdb_free, make_pipeline
 from pipelines.usage import UsageError
-from pipelines.views import sql_dialect
+from pipelines.views import render, sql_dialect
 
 FINISHED_OK = ("succeeded", "partial", "failed")
 
@@ -57,10 +57,10 @@ class Report:
 def _rows(pipeline: dlt.Pipeline, sql: str) -> list[dict[str, Any]]:
     """Run DuckDB-dialect `sql` (with `{ds}`) in the destination's own dialect."""
     dialect = sql_dialect(pipeline)
-    native = sqlglot.transpile(sql.format(ds=pipeline.dataset_name), read="duckdb",
-                               write=dialect)[0]
+    native = render(sqlglot.parse_one(sql.format(ds=pipeline.dataset_name), read="duckdb"),
+                    dialect)
     with pipeline.sql_client() as client, client.execute_query(native) as cursor:
-        names = [d[0] for d in cursor.description]
+        names = list(cursor.columns_schema)  # dlt's cursors all have it (not `description`)
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
@@ -112,6 +112,8 @@ def build_report(pipeline: dlt.Pipeline, since_days: int = 30, stuck_hours: floa
         ORDER BY since, j.provider, j.job_id""")
     for row in report.stuck:
         started = row["since"]
+        if isinstance(started, str):  # SQLite keeps timestamps as text
+            started = datetime.fromisoformat(started)
         if started.tzinfo is None:  # some drivers hand back naive UTC
             started = started.replace(tzinfo=timezone.utc)
         row["hours_unfinished"] = round((now - started).total_seconds() / 3600, 1)

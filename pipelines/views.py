@@ -11,6 +11,7 @@ a typed NULL: a view over an empty account is valid and empty, never an error.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 import dlt
@@ -34,13 +35,18 @@ TERMINAL_LIST = ", ".join(f"'{s}'" for s in sorted(TERMINAL))
 UTC_DAY = "CAST((COALESCE(j.submitted_at, j.first_seen_at) AT TIME ZONE 'UTC') AS DATE)"
 
 def status_map_view(providers: Sequence[Provider]) -> View:
-    rows = [f"({literal(p.name)}, {literal(native)}, {literal(canonical)})"
+    rows = [(literal(p.name), literal(native), literal(canonical))
             for p in providers for native, canonical in p.status_map.items()]
-    # every canonical status once, so a provider with an empty map still yields a valid VALUES
-    rows += [f"(NULL, NULL, {literal(s)})" for s in CANONICAL]
+    # every canonical status once, so a provider with an empty map still yields rows
+    rows += [("NULL", "NULL", literal(s)) for s in CANONICAL]
+    # a UNION of SELECTs rather than VALUES: SQLite and MySQL name no VALUES columns
+    first, *rest = rows
+    selects = [f"SELECT CAST({first[0]} AS VARCHAR) AS provider, CAST({first[1]} AS VARCHAR) "
+               f"AS native_status, CAST({first[2]} AS VARCHAR) AS status"]
+    selects += [f"SELECT {', '.join(row)}" for row in rest]
     return View("upload_status_map", f"""
         SELECT m.provider, m.native_status, m.status, m.status IN ({TERMINAL_LIST}) AS is_terminal
-        FROM (VALUES {", ".join(rows)}) AS m(provider, native_status, status)
+        FROM ({" UNION ALL ".join(selects)}) AS m
         WHERE m.provider IS NOT NULL""")
 
 
@@ -113,9 +119,58 @@ def all_views(providers: Sequence[Provider]) -> list[View]:
             failures_view(providers)]
 
 
+# SQLAlchemy dialect names -> sqlglot's, for dlt's `sqlalchemy` destination (which names no
+# sqlglot dialect: it reaches many databases)
+_SQLALCHEMY_DIALECTS = {"sqlite": "sqlite", "mysql": "mysql", "mariadb": "mysql",
+                        "postgresql": "postgres", "mssql": "tsql", "oracle": "oracle",
+                        "duckdb": "duckdb", "trino": "trino", "snowflake": "snowflake"}
+
+
+# databases whose timestamps have no zone (dlt stores them in UTC): `x AT TIME ZONE 'UTC'` is
+# `x` there, and they have no such syntax
+_NAIVE_UTC = {"sqlite", "mysql"}
+
+
+_TEMPORAL = {exp.DataType.Type.TIMESTAMP, exp.DataType.Type.TIMESTAMPTZ,
+             exp.DataType.Type.DATETIME}
+
+
+def render(tree: exp.Expression, dialect: str) -> str:
+    """A parsed DuckDB-dialect statement as SQL of `dialect`."""
+    if dialect in _NAIVE_UTC:
+        for node in list(tree.find_all(exp.AtTimeZone)):
+            zone = node.args.get("zone")
+            if isinstance(zone, exp.Literal) and zone.this.upper() == "UTC":
+                node.replace(node.this)
+    if dialect == "sqlite":
+        # timestamps are text there, as dlt writes them (UTC, `YYYY-MM-DD HH:MM:SS.ffffff`,
+        # which sorts as time does); SQLite's CAST(... AS TIMESTAMP) would keep the year only
+        for cast in list(tree.find_all(exp.Cast)):
+            if cast.to.this in _TEMPORAL:
+                value = cast.this
+                if isinstance(value, exp.Literal) and value.is_string:
+                    value = exp.Literal.string(_utc_text(value.this))
+                cast.replace(value)
+    return tree.sql(dialect=dialect)
+
+
+def _utc_text(iso: str) -> str:
+    moment = datetime.fromisoformat(iso)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
 def sql_dialect(pipeline: dlt.Pipeline) -> str:
-    """The sqlglot dialect of the pipeline's destination (DuckDB's where dlt names none)."""
-    return pipeline.destination.capabilities().sqlglot_dialect or "duckdb"
+    """The sqlglot dialect of the pipeline's destination: dlt's for it, the engine's for
+    `sqlalchemy`, else DuckDB's."""
+    dialect = pipeline.destination.capabilities().sqlglot_dialect
+    if dialect:
+        return dialect
+    if pipeline.destination.destination_name == "sqlalchemy":
+        with pipeline.sql_client() as client:
+            return _SQLALCHEMY_DIALECTS.get(client.dialect_name, client.dialect_name)
+    return "duckdb"
 
 
 def _column_types(pipeline: dlt.Pipeline, providers: Sequence[Provider]
@@ -187,7 +242,7 @@ def view_statements(pipeline: dlt.Pipeline, client: Any, dialect: str,
     statements = []
     for view, tree in zip(views, trees, strict=True):
         tree = fill_missing(tree, dataset, present, types)
-        body = tree.sql(dialect=dialect)
+        body = render(tree, dialect)
         target = exp.table_(view.name, db=dataset).sql(dialect=dialect)
         statements.append((view.name, f"CREATE VIEW {target} AS {body}"))
     return statements

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +165,18 @@ def postgres_dsn() -> str:
     return dsn
 
 
+_ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def read_through_dlt(pipeline: dlt.Pipeline, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of `sql` read with the destination's own SQL client; a date SQLite hands back as
+    text is read as a date (SQLite has no date type; the views' days are ISO text there)."""
+    with pipeline.sql_client() as client:
+        rows = client.execute_sql(sql.replace("{ds}", pipeline.dataset_name)) or []
+    return [tuple(date.fromisoformat(v) if isinstance(v, str) and _ISO_DAY.match(v) else v
+                  for v in row) for row in rows]
+
+
 @contextmanager
 def warehouse_at(kind: str, folder: Path, db_path: Path) -> Iterator[Warehouse]:
     """The pipeline into a DuckDB file at `db_path` or into a real Postgres server (a schema
@@ -172,6 +186,23 @@ def warehouse_at(kind: str, folder: Path, db_path: Path) -> Iterator[Warehouse]:
         pipeline = dlt.pipeline("upload_status", destination=dlt.destinations.duckdb(
             str(db_path)), dataset_name=DATASET, pipelines_dir=pipelines_dir)
         yield Warehouse("duckdb", pipeline, lambda sql: read_duckdb(db_path, sql))
+        return
+    if kind == "mariadb":  # through dlt's sqlalchemy destination; a database per dataset
+        dataset = f"us_{uuid.uuid4().hex[:12]}"  # parallel tests share the server
+        pipeline = dlt.pipeline("upload_status", destination=dlt.destinations.sqlalchemy(
+            mysql_url()), dataset_name=dataset, pipelines_dir=pipelines_dir)
+        try:
+            yield Warehouse("mariadb", pipeline, lambda sql: read_through_dlt(pipeline, sql))
+        finally:
+            with pipeline.sql_client() as client:
+                for name in (dataset, f"{dataset}_staging"):
+                    client.execute_sql(f"DROP DATABASE IF EXISTS {name}")
+        return
+    if kind == "sqlite":  # through dlt's sqlalchemy destination
+        pipeline = dlt.pipeline("upload_status", destination=dlt.destinations.sqlalchemy(
+            f"sqlite:///{folder / 'warehouse.sqlite'}"), dataset_name=DATASET,
+            pipelines_dir=pipelines_dir)
+        yield Warehouse("sqlite", pipeline, lambda sql: read_through_dlt(pipeline, sql))
         return
     import psycopg2
 
@@ -191,6 +222,15 @@ def warehouse_at(kind: str, folder: Path, db_path: Path) -> Iterator[Warehouse]:
         with psycopg2.connect(dsn) as con, con.cursor() as cur:
             for schema in (dataset, f"{dataset}_staging"):
                 cur.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def mysql_url() -> str:
+    url = os.environ.get("UPLOAD_STATUS_TEST_MYSQL")
+    if not url:
+        if os.environ.get("CI") == "true":
+            pytest.fail("UPLOAD_STATUS_TEST_MYSQL is not set: run the tests with `make test`")
+        pytest.skip("no MariaDB server: `make test` starts one")
+    return url
 
 
 @pytest.fixture(params=["duckdb", "postgres"])

@@ -170,7 +170,7 @@ class Scenario:
             self.observed[key].append(row["native_status"])
 
 
-@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+@pytest.fixture(scope="module", params=["duckdb", "postgres", "sqlite", "mariadb"])
 def loaded(request, tmp_path_factory):
     """The scenario run twice, with the simulator advancing in between; loaded once per
     destination for the tests of this module, which only read it."""
@@ -306,6 +306,9 @@ def test_report_reads_the_same_numbers_from_each_destination(loaded):
 
 def test_the_guide_sql_runs_on_each_destination(loaded):
     _, warehouse = loaded
+    if warehouse.name not in ("duckdb", "postgres"):
+        pytest.skip("the guide's SQL is written for DuckDB and Postgres (percentiles, "
+                    "EXTRACT(EPOCH ...)); the views and report are what other databases get")
     guide = (Path(__file__).parents[1] / "docs" / "bi-guide.md").read_text()
     queries = [q.strip().rstrip(";") for q in re.findall(r"```sql\n(.*?)```", guide, re.S)
                if q.lstrip().upper().startswith("SELECT")]
