@@ -122,11 +122,23 @@ def duckdb_file(pipeline: dlt.Pipeline) -> str | None:
     return path if plain else None
 
 
+def refuse_appending(pipeline: dlt.Pipeline) -> None:
+    """UsageError for a destination where dlt's merge falls back to append (plain files):
+    every run would store every job again."""
+    if pipeline.destination.destination_name == "filesystem":
+        raise UsageError(
+            "the filesystem destination cannot merge: dlt appends every run there, so every "
+            "job would be stored again by each run. Load into a database (DuckDB, the default, "
+            "Postgres, ...); Delta tables (table_format=\"delta\") are not supported by "
+            "upload-status yet.")
+
+
 @contextmanager
 def writing(pipeline: dlt.Pipeline, wait: float = 0,
             on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
     """Hold the run lock of the pipeline's destination + dataset (`run_lock`) for the block:
     UsageError naming the holder when another process has it (after `wait` seconds)."""
+    refuse_appending(pipeline)
     lock = lock_for(pipeline.destination, pipeline.dataset_name, Path(pipeline.pipelines_dir))
     try:
         with holding(lock, wait, on_wait):

@@ -181,10 +181,8 @@ def _load_provider(pipeline: dlt.Pipeline, provider: Provider, source: Any,
 
 
 def refresh_views(pipeline: dlt.Pipeline, report: RunReport) -> None:
-    """Create the BI views anew over what is loaded now; a destination without SQL (files)
-    has none."""
-    if pipeline.destination.destination_name == "filesystem":
-        return
+    """Create the BI views anew over what is loaded now (file destinations are refused before
+    a run: `refuse_appending`)."""
     try:
         report.views = create_views(pipeline)
     except Exception as exc:  # the loads stand; the operator learns why the views did not

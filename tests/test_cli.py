@@ -196,3 +196,21 @@ def test_polled_provider_tokens_never_reach_output_or_files(polled_sim, tmp_path
         for path in tmp_path.rglob("*"):
             if path.is_file():
                 assert secret.encode() not in path.read_bytes(), path
+
+
+def test_the_filesystem_destination_is_refused_before_anything_is_written(polled_sim,
+                                                                          tmp_path: Path):
+    """dlt falls back from merge to append on plain files: every run would store every job
+    again (90 rows for 30 imports after 3 runs), so nothing starts."""
+    lobstr = polled_sim.fixtures["lobstr"]
+    env = {"SOURCES__LOBSTR__UPLOAD_TASK_IDS": json.dumps([lobstr.add("a" * 32, ["SUCCESS"])]),
+           "DESTINATION__FILESYSTEM__BUCKET_URL": str(tmp_path / "lake")}
+
+    for command in (("run", "--destination", "filesystem"),
+                    ("track", "lobstr", "b" * 32, "--destination", "filesystem")):
+        done = cli(*command, cwd=tmp_path, env=env)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "appends every run" in done.stderr and "Delta" in done.stderr
+        assert "Traceback" not in done.stderr
+    assert not (tmp_path / "lake").exists()
+    assert polled_sim.requests() == []
