@@ -15,6 +15,7 @@ from dlt.common.destination import Destination
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from pipelines import duckdb_compat  # noqa: F401  (dlt's Arrow reads on DuckDB 2.0)
+from pipelines.lakehouse import refuse_appending
 from pipelines.local_state import pipelines_dir_for
 from pipelines.run_lock import LockHeld, holding, lock_for
 from pipelines.usage import UsageError
@@ -122,17 +123,6 @@ def duckdb_file(pipeline: dlt.Pipeline) -> str | None:
     return path if plain else None
 
 
-def refuse_appending(pipeline: dlt.Pipeline) -> None:
-    """UsageError for a destination where dlt's merge falls back to append (plain files):
-    every run would store every job again."""
-    if pipeline.destination.destination_name == "filesystem":
-        raise UsageError(
-            "the filesystem destination cannot merge: dlt appends every run there, so every "
-            "job would be stored again by each run. Load into a database (DuckDB, the default, "
-            "Postgres, ...); Delta tables (table_format=\"delta\") are not supported by "
-            "upload-status yet.")
-
-
 @contextmanager
 def writing(pipeline: dlt.Pipeline, wait: float = 0,
             on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
@@ -151,5 +141,7 @@ def writing(pipeline: dlt.Pipeline, wait: float = 0,
 
 
 def loader_file_format(pipeline: dlt.Pipeline) -> str | None:
-    # DuckDB loads parquet far faster than insert_values; others keep their own default
-    return "parquet" if pipeline.destination.destination_name == "duckdb" else None
+    # DuckDB loads parquet far faster than insert_values; Delta tables are parquet; others
+    # keep their own default
+    return "parquet" if pipeline.destination.destination_name in ("duckdb", "filesystem") \
+        else None

@@ -12,6 +12,7 @@ from requests import HTTPError, RequestException
 
 from pipelines.destination import loader_file_format, make_pipeline, writing
 from pipelines.errors import config_message, describe_failure
+from pipelines.lakehouse import for_destination
 from pipelines.reconcile import reconcile_state
 from pipelines.usage import UsageError
 from sources.common.config_checks import ConfigProblem, NotConfigured
@@ -76,7 +77,7 @@ def prune(location: str, statuses: Sequence[str], older_than_days: float | None,
             finally:
                 if credentials.agency is not None:
                     credentials.agency.flush()
-            pipeline.run(deletions_source(result.outcomes),
+            pipeline.run(for_destination(deletions_source(result.outcomes), pipeline),
                          loader_file_format=loader_file_format(pipeline))
             if refused:  # the deletions made before it are loaded above
                 raise UsageError(

@@ -7,6 +7,8 @@ import csv
 import io
 import json
 from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -17,6 +19,7 @@ import sqlglot
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from pipelines.destination import duckdb_file, ensure_duckdb_free, make_pipeline
+from pipelines.lakehouse import is_lakehouse, lake_connection, refuse_appending
 from pipelines.usage import UsageError
 from pipelines.views import render, sql_dialect
 
@@ -54,14 +57,32 @@ class Report:
         return out.getvalue()
 
 
-def _rows(pipeline: dlt.Pipeline, sql: str) -> list[dict[str, Any]]:
-    """Run DuckDB-dialect `sql` (with `{ds}`) in the destination's own dialect."""
+Query = Callable[[str], list[dict[str, Any]]]
+
+
+@contextmanager
+def _reader(pipeline: dlt.Pipeline) -> Iterator[Query]:
+    """Runs DuckDB-dialect SQL (with `{ds}`) where the pipeline loads: in the destination's own
+    dialect, or over Delta tables in an in-memory DuckDB holding the views."""
+    dataset = pipeline.dataset_name
+    if is_lakehouse(pipeline):
+        with lake_connection(pipeline) as con:
+            def over_lake(sql: str) -> list[dict[str, Any]]:
+                cursor = con.execute(sql.format(ds=dataset))
+                names = [d[0] for d in cursor.description]
+                return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+            yield over_lake
+        return
     dialect = sql_dialect(pipeline)
-    native = render(sqlglot.parse_one(sql.format(ds=pipeline.dataset_name), read="duckdb"),
-                    dialect)
-    with pipeline.sql_client() as client, client.execute_query(native) as cursor:
-        names = list(cursor.columns_schema)  # dlt's cursors all have it (not `description`)
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def in_destination(sql: str) -> list[dict[str, Any]]:
+        native = render(sqlglot.parse_one(sql.format(ds=dataset), read="duckdb"), dialect)
+        with pipeline.sql_client() as client, client.execute_query(native) as cursor:
+            names = list(cursor.columns_schema)  # dlt's cursors all have it (not `description`)
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    yield in_destination
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:
@@ -70,11 +91,17 @@ def _ratio(numerator: int, denominator: int) -> float | None:
 
 def build_report(pipeline: dlt.Pipeline, since_days: int = 30, stuck_hours: float = 24.0,
                  top: int = 5, now: datetime | None = None) -> Report:
+    with _reader(pipeline) as rows:
+        return _build(rows, since_days, stuck_hours, top, now)
+
+
+def _build(rows: Query, since_days: int, stuck_hours: float, top: int,
+           now: datetime | None) -> Report:
     now = now or datetime.now(timezone.utc)
     since = (now - timedelta(days=since_days)).date()
     report = Report(since=since, generated_at=now, stuck_hours=stuck_hours)
     day = f"DATE '{since.isoformat()}'"
-    report.rates = _rows(pipeline, f"""
+    report.rates = rows(f"""
         SELECT provider, day, jobs, succeeded, partial, failed, cancelled, in_flight,
                success_rate
         FROM {{ds}}.upload_success_rates WHERE day >= {day} ORDER BY provider, day""")
@@ -88,10 +115,10 @@ def build_report(pipeline: dlt.Pipeline, since_days: int = 30, stuck_hours: floa
         t["succeeded"], sum(t[k] for k in FINISHED_OK))} for p, t in sorted(totals.items())]
     in_period = f"""CAST((COALESCE(j.submitted_at, j.first_seen_at) AT TIME ZONE 'UTC') AS DATE)
                     >= {day}"""
-    report.statuses = _rows(pipeline, f"""
+    report.statuses = rows(f"""
         SELECT j.provider, j.status, COUNT(*) AS jobs FROM {{ds}}.upload_jobs AS j
         WHERE {in_period} GROUP BY j.provider, j.status ORDER BY j.provider, jobs DESC""")
-    reasons = _rows(pipeline, f"""
+    reasons = rows(f"""
         SELECT f.provider, f.reason, COUNT(*) AS occurrences, COUNT(DISTINCT f.job_id) AS jobs
         FROM {{ds}}.upload_failures AS f
         JOIN {{ds}}.upload_jobs AS j ON j.provider = f.provider AND j.job_id = f.job_id
@@ -103,7 +130,7 @@ def build_report(pipeline: dlt.Pipeline, since_days: int = 30, stuck_hours: floa
         if kept[row["provider"]] <= top:
             report.failure_reasons.append(row)
     cutoff = (now - timedelta(hours=stuck_hours)).isoformat()
-    report.stuck = _rows(pipeline, f"""
+    report.stuck = rows(f"""
         SELECT j.provider, j.job_id, j.scope_id, j.status, j.native_status,
                COALESCE(j.submitted_at, j.first_seen_at) AS since, j.last_seen_at
         FROM {{ds}}.upload_jobs AS j
@@ -124,6 +151,7 @@ def load_report(destination: str | None, dataset: str | None, since_days: int,
                 stuck_hours: float, top: int) -> Report:
     """The report over what the pipeline has loaded; UsageError when nothing is there yet."""
     pipeline = make_pipeline(destination, dataset)
+    refuse_appending(pipeline)
     if (path := duckdb_file(pipeline)) is not None:
         if not Path(path).exists():
             raise UsageError(f"no DuckDB file {path} yet: run `upload-status run` first (or "

@@ -19,6 +19,7 @@ from pipelines.environment import unset_empty_settings
 from pipelines.errors import config_message, describe_failure, exception_chain
 from pipelines.gc_tuning import fewer_collections
 from pipelines.interrupt import Interrupted, signal_in
+from pipelines.lakehouse import for_destination, is_lakehouse
 from pipelines.reconcile import forget_stored_schema, missing_tables, reconcile_state
 from pipelines.resume import finish_interrupted
 from pipelines.run_report import RunReport
@@ -150,7 +151,8 @@ def _load_provider(pipeline: dlt.Pipeline, provider: Provider, source: Any,
     """Extract, normalize and load one provider; the outcome and errors go to `stats`."""
     try:
         with fewer_collections():
-            pipeline.run(source, loader_file_format=loader_file_format(pipeline))
+            pipeline.run(for_destination(source, pipeline),
+                         loader_file_format=loader_file_format(pipeline))
     except Interrupted:  # between dlt's steps: an extracted package waits for the next run
         stats.outcome = "interrupted"
         raise
@@ -181,8 +183,10 @@ def _load_provider(pipeline: dlt.Pipeline, provider: Provider, source: Any,
 
 
 def refresh_views(pipeline: dlt.Pipeline, report: RunReport) -> None:
-    """Create the BI views anew over what is loaded now (file destinations are refused before
-    a run: `refuse_appending`)."""
+    """Create the BI views anew over what is loaded now (Delta tables have none stored: the
+    report makes them over the tables when it reads; plain files are refused before a run)."""
+    if is_lakehouse(pipeline):
+        return
     try:
         report.views = create_views(pipeline)
     except Exception as exc:  # the loads stand; the operator learns why the views did not

@@ -11,6 +11,7 @@ from pathlib import Path
 import dlt
 
 from pipelines.destination import loader_file_format, make_pipeline, writing
+from pipelines.lakehouse import for_destination
 from pipelines.reconcile import reconcile_state
 from pipelines.usage import UsageError
 from sources import providers
@@ -74,6 +75,6 @@ def track_jobs(name: str, ids: Sequence[str], destination: str | None = None,
     pipeline = pipeline or make_pipeline(destination, dataset)
     with writing(pipeline, wait, on_wait), collecting(name) as stats:
         reconcile_state(pipeline)  # register on top of what the destination holds
-        pipeline.run(registration_source(provider, unique),
+        pipeline.run(for_destination(registration_source(provider, unique), pipeline),
                      loader_file_format=loader_file_format(pipeline))
     return TrackResult(name, len(unique), stats.counts[Count.REGISTERED], invalid)

@@ -198,6 +198,20 @@ def warehouse_at(kind: str, folder: Path, db_path: Path) -> Iterator[Warehouse]:
                 for name in (dataset, f"{dataset}_staging"):
                     client.execute_sql(f"DROP DATABASE IF EXISTS {name}")
         return
+    if kind == "delta":  # the filesystem destination as Delta tables, read through DuckDB
+        from pipelines.lakehouse import lake_connection
+
+        pipeline = dlt.pipeline("upload_status", destination=dlt.destinations.filesystem(
+            str(folder / "lake")), dataset_name=DATASET, pipelines_dir=pipelines_dir)
+
+        def query_lake(sql: str) -> list[tuple[Any, ...]]:
+            with lake_connection(pipeline) as con:
+                return con.execute(sql.replace("{ds}", DATASET)).fetchall()
+
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("DESTINATION__FILESYSTEM__TABLE_FORMAT", "delta")
+            yield Warehouse("delta", pipeline, query_lake)
+        return
     if kind == "sqlite":  # through dlt's sqlalchemy destination
         pipeline = dlt.pipeline("upload_status", destination=dlt.destinations.sqlalchemy(
             f"sqlite:///{folder / 'warehouse.sqlite'}"), dataset_name=DATASET,

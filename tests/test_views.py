@@ -170,7 +170,7 @@ class Scenario:
             self.observed[key].append(row["native_status"])
 
 
-@pytest.fixture(scope="module", params=["duckdb", "postgres", "sqlite", "mariadb"])
+@pytest.fixture(scope="module", params=["duckdb", "postgres", "sqlite", "mariadb", "delta"])
 def loaded(request, tmp_path_factory):
     """The scenario run twice, with the simulator advancing in between; loaded once per
     destination for the tests of this module, which only read it."""
@@ -306,7 +306,7 @@ def test_report_reads_the_same_numbers_from_each_destination(loaded):
 
 def test_the_guide_sql_runs_on_each_destination(loaded):
     _, warehouse = loaded
-    if warehouse.name not in ("duckdb", "postgres"):
+    if warehouse.name not in ("duckdb", "postgres", "delta"):  # Delta is read by DuckDB
         pytest.skip("the guide's SQL is written for DuckDB and Postgres (percentiles, "
                     "EXTRACT(EPOCH ...)); the views and report are what other databases get")
     guide = (Path(__file__).parents[1] / "docs" / "bi-guide.md").read_text()
@@ -319,3 +319,28 @@ def test_the_guide_sql_runs_on_each_destination(loaded):
     success_by_day, reasons, completion, _stuck, platforms = results
     assert success_by_day and reasons and completion and platforms
     assert all(p50 <= p90 for *_, p50, p90 in completion)
+
+
+def test_delta_tables_hold_each_row_once_as_parquet(loaded):
+    """Two runs into Delta tables (merged by upsert): no row twice in any table, and only
+    parquet data files (dlt's default jsonl would be appended beside them)."""
+    _, warehouse = loaded
+    if warehouse.name != "delta":
+        pytest.skip("Delta tables only")
+    from pipelines.lakehouse import lake_connection
+
+    lake = Path(warehouse.pipeline.destination.config_params["bucket_url"])
+    with lake_connection(warehouse.pipeline) as con:
+        tables = [name for (name,) in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = "
+            "'upload_status' AND table_type = 'VIEW' AND table_name NOT LIKE 'upload_%'"
+        ).fetchall()]
+        assert len(tables) >= 10
+        for table in tables:
+            total, distinct = con.execute(
+                f"SELECT COUNT(*), COUNT(DISTINCT _dlt_id) FROM upload_status.{table}").fetchone()
+            assert total == distinct, table
+    data_files = [f for f in lake.rglob("*") if f.is_file() and "_delta_log" not in f.parts
+                  and not f.parent.name.startswith("_dlt") and f.name != "init"]
+    assert data_files and all(f.suffix == ".parquet" for f in data_files), {
+        f.suffix for f in data_files}
