@@ -15,7 +15,8 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 project = tomllib.load(open(sys.argv[1], "rb"))["project"]
 extras = project["optional-dependencies"]
-for dep in project["dependencies"] + extras["postgres"]:
+dlt_extras = [d for d in extras["dev"] if d.startswith("dlt[")]  # dlt's, at its lowest too
+for dep in project["dependencies"] + extras["postgres"] + dlt_extras:
     req, _, marker = dep.partition(";")
     m = re.match(r"^([A-Za-z0-9_.-]+)(\[[^\]]*\])?\s*>=\s*([^,\s]+)", req.strip())
     if m:
