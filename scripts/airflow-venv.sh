@@ -7,14 +7,12 @@ AIRFLOW_VERSION=3.3.2
 root=$(cd "$(dirname "$0")/.." && pwd)
 python=${PYTHON:-python3}
 pyver=$("$python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
-deps=$("$python" - "$root/pyproject.toml" <<'PY'
-import sys, tomllib
-project = tomllib.load(open(sys.argv[1], "rb"))["project"]
-print("\n".join(project["dependencies"] + project["optional-dependencies"]["postgres"]))
-PY
-)
+deps=$("$python" "$root/scripts/requirements.py" postgres)
 key=$(printf '%s\n%s\n' "$AIRFLOW_VERSION" "$deps" | sha256sum | cut -c1-12)
 venv="${UPLOAD_STATUS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/upload-status}/airflow-$AIRFLOW_VERSION-py$pyver-$key"
+mkdir -p "$(dirname "$venv")"
+exec 9>"$venv.lock"
+flock 9  # two test workers asking at once: one creates it, the other waits and takes it
 if [[ ! -f "$venv/.complete" ]]; then
     echo "airflow-venv: creating $venv (Airflow $AIRFLOW_VERSION; a few minutes, once)" >&2
     rm -rf "$venv"

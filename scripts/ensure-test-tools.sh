@@ -5,10 +5,6 @@
 set -euo pipefail
 missing=()
 command -v faketime >/dev/null || missing+=(faketime)
-if [[ ${#missing[@]} -gt 0 && $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-    echo "ensure-test-tools: installing ${missing[*]}" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null 2>&1 \
-        || { apt-get update -q >/dev/null && \
-             apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; }
+if [[ ${#missing[@]} -gt 0 ]]; then
+    "$(dirname "$0")/install-debian.sh" "${missing[@]}"
 fi

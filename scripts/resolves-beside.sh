@@ -6,16 +6,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 python=${PYTHON:-python3}
 beside=$1
-deps=$("$python" - "$root/pyproject.toml" <<'PY'
-import sys
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-project = tomllib.load(open(sys.argv[1], "rb"))["project"]
-print("\n".join(project["dependencies"] + project["optional-dependencies"]["postgres"]))
-PY
-)
+deps=$("$python" "$root/scripts/requirements.py" postgres)
 cache="${UPLOAD_STATUS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/upload-status}/resolved"
 key=$(printf '%s\n%s\n' "$beside" "$deps" | sha256sum | cut -c1-16)
 [[ -f "$cache/$key" ]] && { echo "resolves (cached): $beside"; exit 0; }

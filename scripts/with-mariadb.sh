@@ -12,12 +12,8 @@ if [[ -n "${UPLOAD_STATUS_TEST_MYSQL:-}" ]]; then
 fi
 
 server=$(command -v mariadbd || ls /usr/sbin/mariadbd 2>/dev/null || true)
-if [[ -z "$server" && $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-    echo "with-mariadb: installing Debian's mariadb-server package" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q --no-install-recommends mariadb-server >/dev/null 2>&1 \
-        || { apt-get update -q >/dev/null && \
-             apt-get install -y -q --no-install-recommends mariadb-server >/dev/null; }
+if [[ -z "$server" ]]; then
+    "$(dirname "$0")/install-debian.sh" mariadb-server
     server=$(command -v mariadbd || ls /usr/sbin/mariadbd 2>/dev/null || true)
 fi
 if [[ -z "$server" ]]; then

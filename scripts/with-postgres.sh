@@ -13,12 +13,8 @@ fi
 find_bindir() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 
 bindir=$(find_bindir)
-if [[ -z "$bindir" && $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-    echo "with-postgres: installing Debian's postgresql package" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q --no-install-recommends postgresql >/dev/null 2>&1 \
-        || { apt-get update -q >/dev/null && \
-             apt-get install -y -q --no-install-recommends postgresql >/dev/null; }
+if [[ -z "$bindir" ]]; then
+    "$(dirname "$0")/install-debian.sh" postgresql
     bindir=$(find_bindir)
 fi
 if [[ -z "$bindir" ]]; then

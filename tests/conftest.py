@@ -156,13 +156,19 @@ class Warehouse:
     query: Callable[[str], list[tuple[Any, ...]]]  # `{ds}` stands for the dataset
 
 
-def postgres_dsn() -> str:
-    dsn = os.environ.get("UPLOAD_STATUS_TEST_POSTGRES")
-    if not dsn:
+def server_address(variable: str, server: str) -> str:
+    """The address `make test` puts in `variable` (its own throwaway server); a test without it
+    is skipped, or fails under CI=true."""
+    address = os.environ.get(variable)
+    if not address:
         if os.environ.get("CI") == "true":
-            pytest.fail("UPLOAD_STATUS_TEST_POSTGRES is not set: run the tests with `make test`")
-        pytest.skip("no PostgreSQL server: `make test` starts one")
-    return dsn
+            pytest.fail(f"{variable} is not set: run the tests with `make test`")
+        pytest.skip(f"no {server} server: `make test` starts one")
+    return address
+
+
+def postgres_dsn() -> str:
+    return server_address("UPLOAD_STATUS_TEST_POSTGRES", "PostgreSQL")
 
 
 _ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -239,12 +245,7 @@ def warehouse_at(kind: str, folder: Path, db_path: Path) -> Iterator[Warehouse]:
 
 
 def mysql_url() -> str:
-    url = os.environ.get("UPLOAD_STATUS_TEST_MYSQL")
-    if not url:
-        if os.environ.get("CI") == "true":
-            pytest.fail("UPLOAD_STATUS_TEST_MYSQL is not set: run the tests with `make test`")
-        pytest.skip("no MariaDB server: `make test` starts one")
-    return url
+    return server_address("UPLOAD_STATUS_TEST_MYSQL", "MariaDB")
 
 
 @pytest.fixture(params=["duckdb", "postgres"])
