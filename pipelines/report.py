@@ -19,9 +19,9 @@ import sqlglot
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from pipelines.destination import duckdb_file, ensure_duckdb_free, make_pipeline
+from pipelines.dialects import render, sql_dialect
 from pipelines.lakehouse import is_lakehouse, lake_connection, refuse_appending
 from pipelines.usage import UsageError
-from pipelines.views import render, sql_dialect
 
 FINISHED_OK = ("succeeded", "partial", "failed")
 

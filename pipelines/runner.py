@@ -83,9 +83,10 @@ def _run_locked(pipeline: dlt.Pipeline, packages: dict[str, ProviderPackage],
                 if source is not None:
                     try:
                         _load_provider(pipeline, package.provider, source, stats)
-                    finally:
-                        if pipeline.last_trace is not None:
-                            traces.append(pipeline.last_trace)
+                    finally:  # a run that failed before dlt traced it leaves the last one
+                        if (trace := pipeline.last_trace) is not None and (
+                                not traces or traces[-1] is not trace):
+                            traces.append(trace)
         if any(p.outcome == "loaded" for p in report.providers):
             refresh_views(pipeline, report)
     except Interrupted as exc:  # no further provider starts; what was extracted waits

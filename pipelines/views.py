@@ -11,7 +11,6 @@ a typed NULL: a view over an empty account is valid and empty, never an error.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
 from typing import Any
 
 import dlt
@@ -19,6 +18,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.optimizer.scope import traverse_scope
 
+from pipelines.dialects import render, sql_dialect
 from sources import providers as registered
 from sources.common.analytics import View, literal
 from sources.common.provider import Provider
@@ -117,60 +117,6 @@ def all_views(providers: Sequence[Provider]) -> list[View]:
     return [status_map_view(providers), history_view(providers), jobs_view(providers),
             success_rates_view(), *(v for p in providers for v in p.views),
             failures_view(providers)]
-
-
-# SQLAlchemy dialect names -> sqlglot's, for dlt's `sqlalchemy` destination (which names no
-# sqlglot dialect: it reaches many databases)
-_SQLALCHEMY_DIALECTS = {"sqlite": "sqlite", "mysql": "mysql", "mariadb": "mysql",
-                        "postgresql": "postgres", "mssql": "tsql", "oracle": "oracle",
-                        "duckdb": "duckdb", "trino": "trino", "snowflake": "snowflake"}
-
-
-# databases whose timestamps have no zone (dlt stores them in UTC): `x AT TIME ZONE 'UTC'` is
-# `x` there, and they have no such syntax
-_NAIVE_UTC = {"sqlite", "mysql"}
-
-
-_TEMPORAL = {exp.DataType.Type.TIMESTAMP, exp.DataType.Type.TIMESTAMPTZ,
-             exp.DataType.Type.DATETIME}
-
-
-def render(tree: exp.Expression, dialect: str) -> str:
-    """A parsed DuckDB-dialect statement as SQL of `dialect`."""
-    if dialect in _NAIVE_UTC:
-        for node in list(tree.find_all(exp.AtTimeZone)):
-            zone = node.args.get("zone")
-            if isinstance(zone, exp.Literal) and zone.this.upper() == "UTC":
-                node.replace(node.this)
-    if dialect == "sqlite":
-        # timestamps are text there, as dlt writes them (UTC, `YYYY-MM-DD HH:MM:SS.ffffff`,
-        # which sorts as time does); SQLite's CAST(... AS TIMESTAMP) would keep the year only
-        for cast in list(tree.find_all(exp.Cast)):
-            if cast.to.this in _TEMPORAL:
-                value = cast.this
-                if isinstance(value, exp.Literal) and value.is_string:
-                    value = exp.Literal.string(_utc_text(value.this))
-                cast.replace(value)
-    return tree.sql(dialect=dialect)
-
-
-def _utc_text(iso: str) -> str:
-    moment = datetime.fromisoformat(iso)
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
-    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-def sql_dialect(pipeline: dlt.Pipeline) -> str:
-    """The sqlglot dialect of the pipeline's destination: dlt's for it, the engine's for
-    `sqlalchemy`, else DuckDB's."""
-    dialect = pipeline.destination.capabilities().sqlglot_dialect
-    if dialect:
-        return dialect
-    if pipeline.destination.destination_name == "sqlalchemy":
-        with pipeline.sql_client() as client:
-            return _SQLALCHEMY_DIALECTS.get(client.dialect_name, client.dialect_name)
-    return "duckdb"
 
 
 def _column_types(pipeline: dlt.Pipeline, providers: Sequence[Provider]

@@ -17,12 +17,7 @@ if [[ -z "$server" ]]; then
     server=$(command -v mariadbd || ls /usr/sbin/mariadbd 2>/dev/null || true)
 fi
 if [[ -z "$server" ]]; then
-    if [[ "${CI:-}" == "true" ]]; then
-        echo "with-mariadb: no MariaDB server and none could be installed" >&2
-        exit 1
-    fi
-    echo "with-mariadb: no MariaDB server found; the MariaDB tests will be skipped" >&2
-    exec "$@"
+    exec "$(dirname "$0")/without-server.sh" with-mariadb MariaDB "$@"
 fi
 
 data=$(mktemp -d "${TMPDIR:-/tmp}/upload-status-mariadb.XXXXXX")

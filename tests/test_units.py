@@ -675,3 +675,25 @@ def test_empty_settings_are_taken_as_not_set():
         "DESTINATION__POSTGRES__CREDENTIALS", "SOURCES__CLEARTAX__AUTH_TOKEN",
         "SOURCES__LOBSTR__API_KEY"]
     assert environ == {"SOURCES__UPLOAD_POST__API_KEY": "k", "HOME": "", "MY__THING": ""}
+
+
+def test_sql_rendered_for_databases_without_time_zones():
+    import sqlglot
+
+    from pipelines.dialects import render
+
+    sql = ("SELECT CAST((j.t AT TIME ZONE 'UTC') AS DATE) AS day FROM ds.j AS j "
+           "WHERE j.t < CAST('2026-12-01T19:12:28.5+01:00' AS TIMESTAMPTZ) "
+           "AND CAST(j.u AS TIMESTAMP) IS NOT NULL")
+
+    def tree():
+        return sqlglot.parse_one(sql, read="duckdb")
+
+    sqlite = render(tree(), "sqlite")
+    assert "AT TIME ZONE" not in sqlite and "TIMESTAMP" not in sqlite
+    assert "'2026-12-01 18:12:28.500000'" in sqlite  # UTC, as dlt writes SQLite timestamps
+    assert "NOT j.u IS NULL" in sqlite  # no cast left
+    mysql = render(tree(), "mysql")
+    assert "AT TIME ZONE" not in mysql and "CAST(j.u AS DATETIME)" in mysql
+    assert "'2026-12-01 18:12:28.500000'" in mysql
+    assert "AT TIME ZONE 'UTC'" in render(tree(), "postgres")
