@@ -64,13 +64,19 @@ def test_every_provider_asset_under_the_default_executor(dagster, polled_sim, tm
     finally:
         con.close()
 
-    # a rejected credential (a new job to poll) fails that asset and the run, not the others
+    # a rejected credential (a new job to poll) fails that asset and the run; the others load
     secret = "tok-DAGSTER-9f3e-never-shown"
     failed = materialize(dagster, tmp_path, {
         **settings, "SOURCES__LOBSTR__API_KEY": secret,
-        "SOURCES__LOBSTR__UPLOAD_TASK_IDS": json.dumps([lobstr.add("c" * 32, ["PENDING"])])})
+        "SOURCES__LOBSTR__UPLOAD_TASK_IDS": json.dumps([lobstr.add("c" * 32, ["PENDING"])]),
+        "SOURCES__CLEARTAX__ACTIVITIES": json.dumps(
+            [cleartax.add("te-1", "act-2", ["PROCESSED"])])})
     log = failed.stdout + failed.stderr
-    assert failed.returncode != 0
-    assert 'upload_status_lobstr' in log and "STEP_FAILURE" in log
-    assert "upload_status_cleartax - STEP_SUCCESS" in log
+    assert failed.returncode != 0 and "Materialization failed" in log
     assert secret not in log
+    con = duckdb.connect(str(tmp_path / "upload_status_data.duckdb"), read_only=True)
+    try:
+        jobs = set(con.execute("SELECT provider, job_id FROM upload_status.upload_jobs").fetchall())
+    finally:
+        con.close()
+    assert ("cleartax", "act-2") in jobs and ("lobstr", "c" * 32) not in jobs
