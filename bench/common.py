@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dlt
+from dlt.pipeline.trace import load_trace
 
 from pipelines.destination import duckdb_destination
 from pipelines.runner import run_providers
@@ -31,7 +32,9 @@ def pipeline_in(folder: Path, name: str = "upload_status") -> dlt.Pipeline:
 
 
 def step_seconds(pipeline: dlt.Pipeline, step: str) -> float:
-    trace = pipeline.last_trace
+    # the run's providers as the runner saved them (the last `pipeline.run` in memory may be
+    # the dataset schema's load)
+    trace = load_trace(pipeline.working_dir)
     spans = [s for s in trace.steps if s.step == step] if trace else []
     return sum((s.finished_at - s.started_at).total_seconds() for s in spans)
 

@@ -65,8 +65,9 @@ def _tables(schema: Schema) -> list[TTableSchema]:
 
 
 def save_run_trace(pipeline: dlt.Pipeline, traces: Sequence[PipelineTrace]) -> None:
-    """The providers' `pipeline.run` traces as one, the steps in the order they ran."""
-    if len(traces) < 2:
+    """The providers' `pipeline.run` traces as one, the steps in the order they ran (dlt kept
+    only the last run's: another provider's, or the dataset schema's load)."""
+    if not traces:
         return
     first, last = traces[0], traces[-1]
     merged = first._replace(steps=[step for trace in traces for step in trace.steps],
