@@ -41,6 +41,14 @@ def cli(*args: str, cwd: Path, env: dict[str, str] | None = None,
                           capture_output=True, text=True, timeout=300)
 
 
+def cached_venv(script: str) -> Path:
+    """The virtualenv `scripts/<script>` prints (built once, then cached in ~/.cache)."""
+    made = subprocess.run([str(REPO / "scripts" / script)], capture_output=True, text=True,
+                          timeout=1800)
+    assert made.returncode == 0, made.stderr[-3000:]
+    return Path(made.stdout.strip())
+
+
 @pytest.fixture(autouse=True)
 def _isolated_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No user config leaks in; retries back off quickly so fault tests stay fast."""

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import REPO
+from conftest import REPO, cached_venv
 
 from sources.cleartax.fixture import ClearTaxFixture
 from sources.lobstr.fixture import LobstrFixture
@@ -21,10 +21,7 @@ DEFINITIONS = REPO / "examples/dagster/definitions.py"
 
 @pytest.fixture(scope="module")
 def dagster() -> Path:
-    made = subprocess.run([str(REPO / "scripts/dagster-venv.sh")], capture_output=True,
-                          text=True, timeout=1800)
-    assert made.returncode == 0, made.stderr[-3000:]
-    return Path(made.stdout.strip()) / "bin" / "dagster"
+    return cached_venv("dagster-venv.sh") / "bin" / "dagster"
 
 
 def materialize(dagster: Path, cwd: Path, settings: dict[str, str]

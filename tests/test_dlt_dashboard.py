@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import REPO, cli
+from conftest import REPO, cached_venv, cli
 
 
 def listeners(port: int) -> set[str]:
@@ -31,10 +31,7 @@ def listeners(port: int) -> set[str]:
 
 @pytest.fixture(scope="module")
 def dashboard_python() -> Path:
-    made = subprocess.run([str(REPO / "scripts/dashboard-venv.sh")], capture_output=True,
-                          text=True, timeout=1800)
-    assert made.returncode == 0, made.stderr[-3000:]
-    return Path(made.stdout.strip()) / "bin" / "python"
+    return cached_venv("dashboard-venv.sh") / "bin" / "python"
 
 
 def test_the_dashboard_starts_and_answers_on_loopback(dashboard_python, polled_sim,

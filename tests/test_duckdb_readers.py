@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import REPO, cli
+from conftest import REPO, cached_venv, cli
 
 from sources.highlevel.fixture import HighLevelFixture
 
@@ -31,10 +31,7 @@ print(json.dumps({"version": duckdb.__version__,
 
 @pytest.fixture(scope="module")
 def duckdb1() -> Path:
-    made = subprocess.run([str(REPO / "scripts/duckdb1-venv.sh")], capture_output=True,
-                          text=True, timeout=600)
-    assert made.returncode == 0, made.stderr
-    return Path(made.stdout.strip()) / "bin" / "python"
+    return cached_venv("duckdb1-venv.sh") / "bin" / "python"
 
 
 def guide_queries() -> list[str]:
