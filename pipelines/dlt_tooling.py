@@ -38,15 +38,15 @@ def dataset_schema(pipeline: dlt.Pipeline, views: Sequence[str]) -> Schema:
     return schema
 
 
-def publish_schema(pipeline: dlt.Pipeline, views: Sequence[str]) -> bool:
+def publish_schema(pipeline: dlt.Pipeline, views: Sequence[str]) -> None:
     """Make the dataset's schema the pipeline's default and store it, with the state naming it,
     in the destination: a load of a source without resources (its package holds the schema
-    and the state only, so no table is created). Only when either changed; True if loaded."""
+    and the state only, so no table is created). Only when either changed."""
     schema = dataset_schema(pipeline, views)
     stored = pipeline.schemas.get(SCHEMA_NAME)
     if (stored is not None and _tables(stored) == _tables(schema)
             and pipeline.default_schema_name == SCHEMA_NAME):
-        return False
+        return
     pipeline.schemas.save_schema(schema)  # a source without resources would not save it
     with pipeline.managed_state():
         pipeline.default_schema_name = SCHEMA_NAME
@@ -56,7 +56,6 @@ def publish_schema(pipeline: dlt.Pipeline, views: Sequence[str]) -> bool:
         return []
 
     pipeline.run(dataset_tables())
-    return True
 
 
 def _tables(schema: Schema) -> list[TTableSchema]:

@@ -75,14 +75,16 @@ def _reader(pipeline: dlt.Pipeline) -> Iterator[Query]:
             yield over_lake
         return
     dialect = sql_dialect(pipeline)
+    # one client for every query: dlt resolves the configuration and opens the database anew
+    # for each
+    with pipeline.sql_client() as client:
+        def in_destination(sql: str) -> list[dict[str, Any]]:
+            native = render(sqlglot.parse_one(sql.format(ds=dataset), read="duckdb"), dialect)
+            with client.execute_query(native) as cursor:
+                names = list(cursor.columns_schema)  # dlt's cursors all have it
+                return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
-    def in_destination(sql: str) -> list[dict[str, Any]]:
-        native = render(sqlglot.parse_one(sql.format(ds=dataset), read="duckdb"), dialect)
-        with pipeline.sql_client() as client, client.execute_query(native) as cursor:
-            names = list(cursor.columns_schema)  # dlt's cursors all have it (not `description`)
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-    yield in_destination
+        yield in_destination
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:

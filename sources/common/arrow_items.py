@@ -18,6 +18,7 @@ import dlt
 import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.common.normalizers.naming import NamingConvention
+from dlt.common.schema import Schema
 from dlt.common.schema.detections import is_iso_timestamp
 from dlt.common.schema.typing import TTableSchemaColumns
 
@@ -42,6 +43,13 @@ def load_id_on_arrow_items() -> None:
     Arrow): a table fed both ways would otherwise hold rows without one, and its column is
     NOT NULL. Set where the config is read at extract time, in the process that extracts."""
     dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
+
+
+def known_columns(schema: Schema, table: str, declared: TTableSchemaColumns
+                  ) -> TTableSchemaColumns:
+    """The columns `schema` holds for `table` (types seen in earlier loads), else those
+    declared: what `to_arrow` types a batch by."""
+    return schema.tables.get(table, {}).get("columns") or declared
 
 
 def arrow_schema(columns: TTableSchemaColumns) -> pa.Schema:

@@ -12,7 +12,12 @@ from dlt.common.typing import TSecretStrValue, TSecretValue
 from dlt.extract.resource import DltResource
 from requests import Response, Session
 
-from sources.common.arrow_items import history_arrow, load_id_on_arrow_items, to_arrow
+from sources.common.arrow_items import (
+    history_arrow,
+    known_columns,
+    load_id_on_arrow_items,
+    to_arrow,
+)
 from sources.common.bad_input import (
     TolerantClient,
     as_rejects,
@@ -190,7 +195,7 @@ def _uploads(imports: DltResource, stats: ProviderStats) -> DltResource:
         if not batch:
             return
         schema = dlt.current.source_schema()
-        known = schema.tables.get("highlevel_csv_uploads", {}).get("columns") or CSV_COLUMNS
+        known = known_columns(schema, "highlevel_csv_uploads", CSV_COLUMNS)
         table = to_arrow(batch, known, schema.naming, unnested=("accountIds",))
         if table is not None:
             yield table

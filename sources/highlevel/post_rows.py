@@ -14,7 +14,7 @@ from dlt.common.schema import Schema
 from dlt.common.schema.typing import TTableSchemaColumns
 from dlt.extract.resource import DltResource
 
-from sources.common.arrow_items import to_arrow
+from sources.common.arrow_items import known_columns, to_arrow
 from sources.highlevel.settings import POST_COLUMNS
 
 POSTS_TABLE = "highlevel_csv_posts"
@@ -75,11 +75,12 @@ def post_items(posts: list[dict[str, Any]], schema: Schema) -> Iterator[Any]:
         for key, table in POST_LISTS.items():
             if isinstance(items := post.get(key), list):
                 lists[table].extend(_list_rows(post, items))
-    yield _items(posts, _known(schema, POSTS_TABLE, POSTS_COLUMNS), schema, tuple(POST_LISTS))
+    yield _items(posts, known_columns(schema, POSTS_TABLE, POSTS_COLUMNS), schema,
+                 tuple(POST_LISTS))
     for table, rows in lists.items():
         if rows:
             yield dlt.mark.with_table_name(
-                _items(rows, _known(schema, table, LIST_COLUMNS), schema), table)
+                _items(rows, known_columns(schema, table, LIST_COLUMNS), schema), table)
 
 
 def _list_rows(post: Mapping[str, Any], items: list[Any]) -> Iterator[dict[str, Any]]:
@@ -89,10 +90,6 @@ def _list_rows(post: Mapping[str, Any], items: list[Any]) -> Iterator[dict[str, 
         yield {**(item if isinstance(item, dict) else {"value": item}),
                "csv_id": post["csv_id"], "_dlt_parent_id": parent, "_dlt_root_id": parent,
                "_dlt_list_idx": index, "_dlt_id": row_key(parent, index)}
-
-
-def _known(schema: Schema, table: str, declared: TTableSchemaColumns) -> TTableSchemaColumns:
-    return schema.tables.get(table, {}).get("columns") or declared
 
 
 def _items(rows: list[dict[str, Any]], known: TTableSchemaColumns, schema: Schema,
