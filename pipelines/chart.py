@@ -29,6 +29,22 @@ def rolling_rates(report: Report, window_days: int = 7) -> dict[str, list[tuple[
     return lines
 
 
+CHART_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf", ".jpg": "jpeg", ".jpeg": "jpeg"}
+
+
+def chart_format(path: Path) -> str:
+    """The image format a chart file's suffix names; UsageError for one not written."""
+    from pipelines.usage import UsageError
+
+    suffix = path.suffix.lower()
+    if suffix not in CHART_FORMATS:
+        raise UsageError(f"--chart {path}: the file name must end in one of "
+                         f"{', '.join(CHART_FORMATS)} (the image format written)")
+    if path.is_dir():
+        raise UsageError(f"--chart {path} is a folder: give a file name")
+    return CHART_FORMATS[suffix]
+
+
 def write_chart(report: Report, path: Path, window_days: int = 7) -> Path:
     """Success rate per provider over time (trailing `window_days`) as lines in front, jobs per
     day and provider as stacked bars behind them."""
@@ -74,6 +90,6 @@ def write_chart(report: Report, path: Path, window_days: int = 7) -> Path:
     fig.autofmt_xdate()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
+    fig.savefig(path, format=chart_format(path))
     plt.close(fig)
     return path

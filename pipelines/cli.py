@@ -23,17 +23,70 @@ from pipelines.usage import UsageError
 from sources import ProviderPackage, provider_names, providers
 from sources.common.declaration import DeclarationError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  context_settings={"help_option_names": ["-h", "--help"]},
                   help="Load upload/import job statuses from SaaS APIs into DuckDB or any dlt "
                        "destination.")
 
+# the exit code a command has settled on before it prints (a closed pipe keeps it)
+_settled = {"code": 0, "debug": False}
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"upload-status {version('upload-status')}")
+        raise typer.Exit(0)
+
 
 @app.callback()
-def _everything_redacted() -> None:
+def _everything_redacted(
+    debug: Annotated[bool, typer.Option(
+        "--debug", help="Show the traceback of an error (secrets still redacted).")] = False,
+    version: Annotated[bool | None, typer.Option(
+        "--version", callback=_print_version, is_eager=True, help="Print the version.")] = None,
+) -> None:
     """Load upload/import job statuses from SaaS APIs into DuckDB or any dlt destination."""
+    _settled["debug"] = debug
     redacted_output.install()
     if empty := unset_empty_settings():
         err_console.print(f"[yellow]note[/] empty, taken as not set: {', '.join(empty)}")
+    from pipelines.project import find_project
+
+    if (note := find_project()) is not None:
+        err_console.print(f"[yellow]note[/] {escape(note)}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The command: a configuration mistake exits 2 with one line naming the key, any other
+    error exits 1 with one line (`--debug` shows the traceback), and output cut short by a
+    closed pipe (`| head`) keeps the command's exit code."""
+    try:
+        app(args=argv, prog_name="upload-status")
+    except BrokenPipeError:
+        _quiet_stdout()
+        sys.exit(_settled["code"])
+    except Exception as exc:
+        if _settled["debug"]:
+            raise
+        from pipelines.config_errors import explain
+        from pipelines.errors import redact
+
+        if (line := explain(exc)) is not None:
+            err_console.print(f"[bold red]error[/] {escape(line)}")
+            sys.exit(2)
+        text = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+        err_console.print(f"[bold red]error[/] {type(exc).__name__}: {escape(text)} "
+                          "(--debug shows the traceback)")
+        sys.exit(1)
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null: the reader is gone, and Python's flush at exit would
+    otherwise fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def _registry() -> dict[str, ProviderPackage]:
@@ -191,12 +244,14 @@ class Format(str, Enum):
 
 @app.command()
 def report(
-    since: Annotated[int, typer.Option(help="Days back to report on.", min=1)] = 30,
+    since: Annotated[int, typer.Option(help="Days back to report on (at most 36500).", min=1,
+                                       max=36500)] = 30,
     format: Annotated[Format, typer.Option(
         "--format", help="table (a terminal), csv, json, or markdown (a CI step summary, "
                          "a chat message).")] = Format.table,
     chart: Annotated[Path | None, typer.Option(
-        help="Also write a PNG chart of success rates and volumes to this file.")] = None,
+        help="Also write a chart of success rates and volumes to this file (.png, .svg, "
+             ".pdf or .jpg).")] = None,
     stuck_hours: Annotated[float, typer.Option(
         help="A job unfinished for longer than this is listed as stuck.", min=0)] = 24.0,
     top: Annotated[int, typer.Option(help="Failure reasons listed per provider.", min=1)] = 5,
@@ -205,9 +260,11 @@ def report(
     dataset: Annotated[str | None, typer.Option(help="Dataset (schema) name.")] = None,
 ) -> None:
     """Success rate per provider and day, statuses, top failure reasons and stuck jobs."""
-    from pipelines.chart import write_chart
+    from pipelines.chart import chart_format, write_chart
 
     try:
+        if chart is not None:
+            chart_format(chart)  # before the report is read
         rep = load_report(destination, dataset, since, stuck_hours, top)
     except UsageError as exc:
         err_console.print(f"[bold red]error[/] {escape(str(exc))}")
@@ -274,4 +331,4 @@ def list_providers() -> None:
 
 
 if __name__ == "__main__":
-    app()
+    main()

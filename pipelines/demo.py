@@ -52,6 +52,19 @@ def _one_run(pipeline: dlt.Pipeline, scenarios: dict[str, Any], followed: dict[s
             return run_providers(pipeline=pipeline)
 
 
+def command_name() -> str:
+    """How to call this command from the current folder: its name when that is on PATH (an
+    activated virtualenv, an install), else its path (`make demo` runs .venv/bin's)."""
+    import os
+    import sys
+
+    called = Path(sys.argv[0])
+    found = shutil.which("upload-status")
+    if called.name != "upload-status" or (found and Path(found).resolve() == called.resolve()):
+        return "upload-status"
+    return os.path.relpath(called) if called.is_absolute() else str(called)
+
+
 def run_demo(fresh: bool = True) -> int:
     if fresh:
         DEMO_DB.unlink(missing_ok=True)
@@ -88,5 +101,5 @@ def run_demo(fresh: bool = True) -> int:
     write_chart(rep, DEMO_CHART)
     console.print(f"\nChart: {DEMO_CHART.resolve()}")
     console.print(f"DuckDB file: {DEMO_DB.resolve()} (dataset {DEFAULT_DATASET}); try "
-                  f"DESTINATION__DUCKDB__CREDENTIALS={DEMO_DB} upload-status report")
+                  f"DESTINATION__DUCKDB__CREDENTIALS={DEMO_DB} {command_name()} report")
     return exit_code

@@ -4,6 +4,7 @@ dlt destination by name, the pipeline into it, and the run lock held while writi
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,19 +28,72 @@ DEFAULT_DATASET = "upload_status"
 DEFAULT_DUCKDB_FILE = "upload_status_data.duckdb"
 
 
+def dataset_name(given: str | None) -> str:
+    """The dataset as the destination names it (dlt's snake_case: `My Dataset` -> `my_dataset`,
+    `123` -> `_123`); every command and view uses this form."""
+    from dlt.common.normalizers.naming.snake_case import NamingConvention
+
+    text = (given or DEFAULT_DATASET).strip()
+    if not text:
+        raise UsageError("--dataset is empty: give a name, e.g. upload_status")
+    return NamingConvention().normalize_identifier(text)
+
+
+DUCKDB_KEY = "DESTINATION__DUCKDB__CREDENTIALS"
+_DUCKDB_MAGIC = b"DUCK"  # bytes 8-11 of every DuckDB database file
+
+
 def duckdb_path(dataset: str) -> str:
-    """The DuckDB file to load into: DESTINATION__DUCKDB__CREDENTIALS or the default."""
+    """The DuckDB file to load into: DESTINATION__DUCKDB__CREDENTIALS or the default, made
+    absolute; UsageError naming the key for a value that is no local file (MotherDuck,
+    `:memory:`) or is named like the dataset."""
     configured = dlt.config.get("destination.duckdb.credentials")
-    path = str(configured) if configured else DEFAULT_DUCKDB_FILE
-    if Path(path).stem == dataset:
+    path = str(configured).strip() if configured else DEFAULT_DUCKDB_FILE
+    if path.lower().startswith(("md:", "motherduck:")):
+        raise UsageError(f"{DUCKDB_KEY} names a MotherDuck database: use --destination "
+                         "motherduck with DESTINATION__MOTHERDUCK__CREDENTIALS instead")
+    if path.startswith(":") or path.lower().startswith("duckdb:///:memory:"):
+        raise UsageError(f"{DUCKDB_KEY} is an in-memory database, lost when the run ends: give "
+                         "a file, e.g. upload_status_data.duckdb")
+    if "://" in path:
+        return path
+    if Path(path).stem.lower() == dataset.lower():
         raise UsageError(
             f"DuckDB file '{path}' has the same name as the dataset '{dataset}': DuckDB then "
-            "cannot tell the catalog from the schema. Set DESTINATION__DUCKDB__CREDENTIALS to a "
+            f"cannot tell the catalog from the schema. Set {DUCKDB_KEY} to a "
             "file with another name, or choose another --dataset.")
     # absolute: dlt would resolve a relative path against the folder of the pipeline's first
     # run, not the folder the command runs in
-    plain_file = "://" not in path and not path.startswith(":")
-    return str(Path(path).resolve()) if plain_file else path
+    return str(Path(path).expanduser().resolve())
+
+
+def check_duckdb_file(path: str, write: bool) -> None:
+    """UsageError naming the key when `path` cannot be the DuckDB file: a folder, a file that
+    is no DuckDB database (an empty one included), a missing folder, a file or folder that
+    cannot be written (`write`), or no file yet (reading)."""
+    file = Path(path)
+    if file.is_dir():
+        raise UsageError(f"{DUCKDB_KEY}: {path} is a folder; give a file in it, e.g. "
+                         f"{file / DEFAULT_DUCKDB_FILE}")
+    if not file.exists():
+        if not write:
+            raise UsageError(f"no DuckDB file {path} yet: run `upload-status run` first (or "
+                             f"set {DUCKDB_KEY})")
+        if not file.parent.is_dir():
+            raise UsageError(f"{DUCKDB_KEY}: {path}: the folder {file.parent} does not exist: "
+                             "create it or choose another file")
+        if not os.access(file.parent, os.W_OK):
+            raise UsageError(f"{DUCKDB_KEY}: {path}: the folder {file.parent} is not writable")
+        return
+    with file.open("rb") as handle:
+        head = handle.read(12)
+    if head[8:12] != _DUCKDB_MAGIC:
+        what = "is empty (0 bytes)" if not head else "is not a DuckDB database"
+        raise UsageError(f"{DUCKDB_KEY}: {path} {what}: delete it (a new one is created) or "
+                         "choose another file")
+    if write and not (os.access(file, os.W_OK) and os.access(file.parent, os.W_OK)):
+        raise UsageError(f"{DUCKDB_KEY}: {path} (or its folder) is read-only: a run writes "
+                         "it; `upload-status report` can read it as it is")
 
 
 def ensure_duckdb_free(path: str) -> None:
@@ -106,7 +160,7 @@ def make_pipeline(destination: str | None = None, dataset: str | None = None,
                   ) -> dlt.Pipeline:
     """The pipeline into `dataset` at `destination`, its local folder one of its own
     (`local_state.pipelines_dir_for`) unless `pipelines_dir` is given."""
-    dataset = dataset or DEFAULT_DATASET
+    dataset = dataset_name(dataset)
     dest: Destination = (duckdb_destination(duckdb_path(dataset)) if destination in (None, "duckdb")
                          else Destination.from_reference(destination))
     return dlt.pipeline(pipeline_name=pipeline_name, destination=dest, dataset_name=dataset,
@@ -129,10 +183,12 @@ def writing(pipeline: dlt.Pipeline, wait: float = 0,
     """Hold the run lock of the pipeline's destination + dataset (`run_lock`) for the block:
     UsageError naming the holder when another process has it (after `wait` seconds)."""
     refuse_appending(pipeline)
+    if (path := duckdb_file(pipeline)) is not None:
+        check_duckdb_file(path, write=True)  # before the lock file is made beside it
     lock = lock_for(pipeline.destination, pipeline.dataset_name, Path(pipeline.pipelines_dir))
     try:
         with holding(lock, wait, on_wait):
-            if (path := duckdb_file(pipeline)) is not None:
+            if path is not None:
                 create_duckdb_file(path)  # under the lock: one process creates it
                 ensure_duckdb_free(path)  # a BI tool may hold the file without our lock
             yield

@@ -38,6 +38,20 @@ class PruneResult:
         return [o for o in self.outcomes if o["outcome"].startswith("failed")]
 
 
+def _check_statuses(statuses: Sequence[str]) -> None:
+    """UsageError for a --status HighLevel does not have (a typo would match nothing quietly),
+    suggesting the nearest one."""
+    import difflib
+
+    known = [status for status in PROVIDER.status_map if status != "deleted"]
+    for status in statuses:
+        if status not in known:
+            near = difflib.get_close_matches(status, known, n=1)
+            hint = f"did you mean {near[0]}? " if near else ""
+            raise UsageError(f"--status {status}: not a HighLevel import status; {hint}"
+                             f"known: {', '.join(known)}")
+
+
 def prune(location: str, statuses: Sequence[str], older_than_days: float | None, yes: bool,
           destination: str | None = None, dataset: str | None = None,
           now: datetime | None = None, wait: float = 0,
@@ -47,6 +61,7 @@ def prune(location: str, statuses: Sequence[str], older_than_days: float | None,
                          "import of a location is not something to do by accident")
     if older_than_days is not None and older_than_days < 0:
         raise UsageError("--older-than must be a number of days >= 0")
+    _check_statuses(statuses)
     try:
         check_id(location, "location id")
     except InvalidJobRef as exc:

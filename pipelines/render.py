@@ -40,11 +40,18 @@ def print_report(report: RunReport, title: str = "Run summary") -> None:
         if p.rows_loaded:
             console.print(f"  {p.provider} rows loaded: " + ", ".join(
                 f"{t} {n}" for t, n in sorted(p.rows_loaded.items())))
+        for warning in p.warnings:
+            err_console.print(f"[yellow]warning[/] {escape(warning)}")
         for error in p.errors:
             if p.outcome == "skipped":
                 err_console.print(f"[yellow]skipped[/] {escape(str(error))}")
             else:
                 err_console.print(f"[bold red]error[/] {escape(str(error))}")
+    if report.providers and all(p.outcome == "skipped" for p in report.providers):
+        from pipelines.project import where_config_is_read
+
+        err_console.print("[bold red]error[/] no provider is configured: set a credential in "
+                          f"{escape(where_config_is_read())} or in the environment")
     if report.resumed:
         console.print(f"  finished loading {report.resumed} package(s) of an interrupted run "
                       f"({report.jobs_settled} of its load job(s) had already committed and "

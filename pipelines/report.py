@@ -11,14 +11,21 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
+from decimal import Decimal
 from typing import Any
 
 import dlt
+import duckdb
 import sqlglot
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
-from pipelines.destination import duckdb_file, ensure_duckdb_free, make_pipeline
+from pipelines.destination import (
+    check_duckdb_file,
+    dataset_name,
+    duckdb_file,
+    duckdb_path,
+    make_pipeline,
+)
 from pipelines.dialects import render, sql_dialect
 from pipelines.lakehouse import is_lakehouse, lake_connection, refuse_appending
 from pipelines.usage import UsageError
@@ -40,7 +47,7 @@ class Report:
     SECTIONS = ("totals", "rates", "statuses", "failure_reasons", "stuck")
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), default=str, indent=2)
+        return json.dumps(asdict(self), default=_json_value, indent=2)
 
     def to_csv(self) -> str:
         """One tidy table: a `section` column, then the union of every section's columns."""
@@ -57,6 +64,18 @@ class Report:
         return out.getvalue()
 
 
+def _json_value(value: Any) -> Any:
+    """ISO-8601 for dates and moments (a naive moment is UTC: some drivers drop the zone),
+    numbers for decimals, text for anything else."""
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    return str(value)
+
+
 Query = Callable[[str], list[dict[str, Any]]]
 
 
@@ -65,14 +84,13 @@ def _reader(pipeline: dlt.Pipeline) -> Iterator[Query]:
     """Runs DuckDB-dialect SQL (with `{ds}`) where the pipeline loads: in the destination's own
     dialect, or over Delta tables in an in-memory DuckDB holding the views."""
     dataset = pipeline.dataset_name
+    if (path := duckdb_file(pipeline)) is not None:
+        with read_only_duckdb(path) as con:
+            yield lambda sql: _rows(con.execute(sql.format(ds=dataset)))
+        return
     if is_lakehouse(pipeline):
         with lake_connection(pipeline) as con:
-            def over_lake(sql: str) -> list[dict[str, Any]]:
-                cursor = con.execute(sql.format(ds=dataset))
-                names = [d[0] for d in cursor.description]
-                return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-            yield over_lake
+            yield lambda sql: _rows(con.execute(sql.format(ds=dataset)))
         return
     dialect = sql_dialect(pipeline)
     # one client for every query: dlt resolves the configuration and opens the database anew
@@ -85,6 +103,31 @@ def _reader(pipeline: dlt.Pipeline) -> Iterator[Query]:
                 return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
         yield in_destination
+
+
+def _rows(cursor: Any) -> list[dict[str, Any]]:
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+@contextmanager
+def read_only_duckdb(path: str) -> Iterator[Any]:
+    """The DuckDB file opened read-only: beside other readers (a BI tool), on a read-only
+    file; UsageError naming the writer while a run holds it."""
+    try:
+        con = duckdb.connect(path, read_only=True)
+    except duckdb.IOException as exc:
+        if "lock" not in str(exc).lower():
+            raise UsageError(f"DESTINATION__DUCKDB__CREDENTIALS: cannot read {path}: "
+                             f"{str(exc).splitlines()[0]}") from None
+        holder = str(exc).split("(PID", 1)[1].split(")", 1)[0].strip() if "(PID" in str(
+            exc) else "unknown"
+        raise UsageError(f"DuckDB file {path} is being written by another process (PID "
+                         f"{holder}), e.g. a run: report again when it has finished") from None
+    try:
+        yield con
+    finally:
+        con.close()
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:
@@ -151,16 +194,28 @@ def _build(rows: Query, since_days: int, stuck_hours: float, top: int,
 
 def load_report(destination: str | None, dataset: str | None, since_days: int,
                 stuck_hours: float, top: int) -> Report:
-    """The report over what the pipeline has loaded; UsageError when nothing is there yet."""
+    """The report over what the pipeline has loaded; UsageError when nothing is there yet. A
+    DuckDB file is only read: opened read-only, no pipeline folder made."""
+    if destination in (None, "duckdb"):
+        name = dataset_name(dataset)
+        path = duckdb_path(name)
+        if "://" not in path:
+            check_duckdb_file(path, write=False)
+            with read_only_duckdb(path) as con:
+                def rows(sql: str) -> list[dict[str, Any]]:
+                    return _rows(con.execute(sql.format(ds=name)))
+
+                return _views_needed(name, lambda: _build(rows, since_days, stuck_hours, top,
+                                                          None))
     pipeline = make_pipeline(destination, dataset)
     refuse_appending(pipeline)
-    if (path := duckdb_file(pipeline)) is not None:
-        if not Path(path).exists():
-            raise UsageError(f"no DuckDB file {path} yet: run `upload-status run` first (or "
-                             "set DESTINATION__DUCKDB__CREDENTIALS)")
-        ensure_duckdb_free(path)
+    return _views_needed(pipeline.dataset_name, lambda: build_report(
+        pipeline, since_days, stuck_hours, top))
+
+
+def _views_needed(dataset: str, build: Callable[[], Report]) -> Report:
     try:
-        return build_report(pipeline, since_days, stuck_hours, top)
-    except DatabaseUndefinedRelation:
-        raise UsageError(f"no views in dataset {pipeline.dataset_name} yet: run "
-                         "`upload-status run` first") from None
+        return build()
+    except (DatabaseUndefinedRelation, duckdb.CatalogException):
+        raise UsageError(f"no views in dataset {dataset} yet: run `upload-status run` "
+                         "first") from None

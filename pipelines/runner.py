@@ -13,6 +13,7 @@ from dlt.common.configuration.exceptions import (
 from dlt.pipeline.exceptions import PipelineStepFailed
 from dlt.pipeline.trace import PipelineTrace
 
+from pipelines.config_errors import check_runtime_settings
 from pipelines.destination import loader_file_format, make_pipeline, writing
 from pipelines.dlt_tooling import publish_schema, save_run_trace
 from pipelines.environment import unset_empty_settings
@@ -53,6 +54,7 @@ def run_providers(
     An empty setting counts as not set (`unset_empty_settings`).
     """
     unset_empty_settings()
+    check_runtime_settings()
     packages = providers()
     unknown = [n for n in names or [] if n not in packages]
     if unknown:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -95,6 +96,27 @@ class NotConfigured(Exception):
 
     def __init__(self, keys: list[str]) -> None:
         super().__init__(" or ".join(keys))
+
+
+# values copied from .dlt/secrets.toml.example or docs: `<your token>`, `your-api-key`,
+# `xxxxxxxx`, `pit-xxxxxxxx`, `...`, `changeme`
+_PLACEHOLDER = re.compile(r"<[^<>]*>|your[-_ ].*|(\w+-)?x{4,}|\.{3}|changeme|todo", re.IGNORECASE)
+
+
+def is_placeholder(value: object) -> bool:
+    """Whether a configured value is empty or a placeholder rather than a real one."""
+    return isinstance(value, str) and (not value.strip() or bool(
+        _PLACEHOLDER.fullmatch(value.strip())))
+
+
+def unless_placeholder(value: Any, key: str, warnings: list[str]) -> Any:
+    """`value`, or None (not configured) when it is empty or a placeholder, with a warning
+    naming `key` in `warnings` (never the value)."""
+    if not is_placeholder(value):
+        return value
+    what = "is empty" if not str(value).strip() else "holds a placeholder value"
+    warnings.append(f"{key} {what}: taken as not set")
+    return None
 
 
 def checked_secret(value: object, key: str) -> str:

@@ -29,7 +29,13 @@ from sources.common.bad_input import (
     is_reject,
     page_not_read,
 )
-from sources.common.config_checks import bounds_for, checked_origin, checked_secret
+from sources.common.config_checks import (
+    NotConfigured,
+    bounds_for,
+    checked_origin,
+    checked_secret,
+    unless_placeholder,
+)
 from sources.common.counts import Count
 from sources.common.job_refs import JobRef
 from sources.common.polled_provider import POLL_COLUMNS, TRACKED_COLUMNS, PolledProvider
@@ -144,6 +150,8 @@ def polled_resources(
     Configured ids that cannot be job ids are skipped and reported as configuration errors.
     """
     stats = current_stats(provider.name)
+    if unless_placeholder(secret, provider.secret_env_key, stats.warnings) is None:
+        raise NotConfigured([provider.secret_env_key])
     secret = checked_secret(secret, provider.secret_env_key)
     base_url = checked_origin(provider, base_url)
     bounds = bounds_for(provider)

@@ -25,6 +25,8 @@ class ProviderStats:
     failed_parts: list[str] = field(default_factory=list)
     # configuration mistakes that did not stop the run (invalid configured ids, skipped)
     config_errors: list[str] = field(default_factory=list)
+    # settings taken as not set (empty, a placeholder from the example file)
+    warnings: list[str] = field(default_factory=list)
     # responses arrive on the concurrent poller's threads
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

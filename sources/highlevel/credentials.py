@@ -18,6 +18,7 @@ from sources.common.config_checks import (
     NotConfigured,
     checked_secret,
     json_object,
+    unless_placeholder,
 )
 from sources.common.job_refs import InvalidJobRef, check_id
 from sources.highlevel.oauth import APP_ID_KEY, CLIENT_ID_KEY, REFRESH_TOKEN_KEY, AgencyTokens
@@ -53,8 +54,9 @@ def parse_locations(value: str | Iterable[str]) -> list[str]:
     return locations
 
 
-def token_map(value: Any) -> dict[str, str]:
-    """LOCATION_TOKENS as given: a TOML table, or a JSON object in an environment variable."""
+def token_map(value: Any, warnings: list[str] | None = None) -> dict[str, str]:
+    """LOCATION_TOKENS as given: a TOML table, or a JSON object in an environment variable;
+    an entry whose token is empty or a placeholder is left out, with a warning."""
     if value is None:
         return {}
     if isinstance(value, str):
@@ -68,7 +70,9 @@ def token_map(value: Any) -> dict[str, str]:
             check_id(str(location), "location id")
         except InvalidJobRef as exc:
             raise ConfigProblem(f"{LOCATION_TOKENS_KEY}: {exc}") from None
-        tokens[str(location)] = checked_secret(token, f"{LOCATION_TOKENS_KEY}[{location}]")
+        key = f"{LOCATION_TOKENS_KEY}[{location}]"
+        if unless_placeholder(token, key, [] if warnings is None else warnings) is not None:
+            tokens[str(location)] = checked_secret(token, key)
     return tokens
 
 
@@ -114,12 +118,15 @@ class LocationCredentials:
 
 def location_credentials(access_token: Any, location_tokens: Any,
                          location_ids: Iterable[str] | str | None,
-                         agency: AgencyTokens | None = None
+                         agency: AgencyTokens | None = None,
+                         warnings: list[str] | None = None,
                          ) -> tuple[list[str] | None, LocationCredentials]:
     """The locations to read (None: discover those where the agency app is installed) and the
     token of each; ConfigProblem naming the key when a location has none, NotConfigured when
     no credential is set at all."""
-    own = token_map(location_tokens)
+    warnings = [] if warnings is None else warnings
+    own = token_map(location_tokens, warnings)
+    access_token = unless_placeholder(access_token, ACCESS_TOKEN_KEY, warnings)
     shared = None if access_token is None else checked_secret(access_token, ACCESS_TOKEN_KEY)
     if not own and shared is None and agency is None:
         raise NotConfigured([ACCESS_TOKEN_KEY, LOCATION_TOKENS_KEY, REFRESH_TOKEN_KEY])
@@ -134,6 +141,9 @@ def location_credentials(access_token: Any, location_tokens: Any,
                 "the agency app is installed)")
         return list(own), credentials
     locations = parse_locations(location_ids)
+    if not locations:
+        raise ConfigProblem(f"{LOCATION_IDS_KEY} is an empty list: name at least one location "
+                            f"(or leave it unset with {LOCATION_TOKENS_KEY} or {APP_ID_KEY})")
     without = [location for location in locations if location not in own]
     if without and shared is None and agency is None:
         raise ConfigProblem(f"no token for location(s) {', '.join(without)}: add them to "

@@ -22,7 +22,12 @@ from dlt.common.configuration import configspec
 from dlt.common.configuration.specs import CredentialsConfiguration
 from dlt.common.typing import TSecretStrValue
 
-from sources.common.config_checks import ConfigProblem, checked_secret, checked_value
+from sources.common.config_checks import (
+    ConfigProblem,
+    checked_secret,
+    checked_value,
+    unless_placeholder,
+)
 from sources.common.job_refs import InvalidJobRef, check_id
 from sources.common.redaction import redact, register
 from sources.highlevel.settings import API_VERSION, PROVIDER
@@ -72,13 +77,16 @@ class AgencySettings:
         return hashlib.sha256(self.refresh_token.encode()).hexdigest()[:16]
 
 
-def agency_settings(spec: AgencyOAuthCredentials | None) -> AgencySettings | None:
-    """The agency OAuth settings, None when none is set; ConfigProblem naming every missing or
-    unusable key of a partial configuration."""
+def agency_settings(spec: AgencyOAuthCredentials | None, warnings: list[str] | None = None
+                    ) -> AgencySettings | None:
+    """The agency OAuth settings, None when none is set (empty values and placeholders count
+    as not set, with a warning); ConfigProblem naming every missing or unusable key of a
+    partial configuration."""
     if spec is None:
         return None
     fields = [field.name for field in dataclasses.fields(AgencySettings)]
-    values = {name: getattr(spec, name, None) for name in fields}
+    values = {name: unless_placeholder(getattr(spec, name, None), f"{KEY_PREFIX}{name.upper()}",
+                                       [] if warnings is None else warnings) for name in fields}
     if all(value in (None, "") for value in values.values()):
         return None
     required = ("client_id", "client_secret", "refresh_token", "company_id")
