@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 from rich.markup import escape
@@ -22,6 +23,8 @@ from pipelines.runner import run_providers
 from pipelines.usage import UsageError
 from sources import ProviderPackage, provider_names, providers
 from sources.common.declaration import DeclarationError
+
+T = TypeVar("T")
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   context_settings={"help_option_names": ["-h", "--help"]},
@@ -171,24 +174,65 @@ def track(
     dataset: Annotated[str | None, typer.Option(help="Dataset (schema) name.")] = None,
     wait: WaitOption = 0,
 ) -> None:
-    """Register jobs to follow; the next `run` polls them until they finish."""
+    """Register jobs to follow; the next `run` polls them until they finish. Nothing is
+    registered when any id is invalid."""
     _registry()
-    from pipelines.track import read_id_file, track_jobs
+    from pipelines.track import track_jobs
 
+    given = _ids_given(ids, from_file, column)
+    result = _guarded(lambda: track_jobs(provider, given, destination, dataset, wait=wait,
+                                         on_wait=_waiting))
+    console.print(f"{result.provider}: {result.registered} newly followed, "
+                  f"{result.already_followed} already followed")
+
+
+@app.command()
+def untrack(
+    provider: Annotated[str, typer.Argument(help="The provider the jobs were tracked for.")],
+    ids: Annotated[list[str] | None, typer.Argument(
+        help="Job ids as given to `track`.")] = None,
+    from_file: Annotated[Path | None, typer.Option(
+        "--from-file", help="File with one id per line (or a CSV, with --column).")] = None,
+    column: Annotated[str | None, typer.Option(
+        help="Column of the --from-file CSV (with a header row) holding the ids.")] = None,
+    destination: Annotated[str | None, typer.Option(help="dlt destination; default duckdb.")
+                           ] = None,
+    dataset: Annotated[str | None, typer.Option(help="Dataset (schema) name.")] = None,
+    wait: WaitOption = 0,
+) -> None:
+    """Stop following jobs: no run polls them again (their history stays, and upload_jobs
+    has when in untracked_at); `track` follows them again. Nothing changes when any id is
+    invalid."""
+    _registry()
+    from pipelines.track import untrack_jobs
+
+    given = _ids_given(ids, from_file, column)
+    outcomes = _guarded(lambda: untrack_jobs(provider, given, destination, dataset,
+                                             wait=wait, on_wait=_waiting))
+    console.print(f"{provider}: {len(outcomes.get('untracked', []))} no longer followed" + "".join(
+        f", {len(v)} {k}" for k, v in sorted(outcomes.items()) if k != "untracked"))
+    for outcome in ("not followed", "already finished", "already untracked"):
+        if outcomes.get(outcome):
+            err_console.print(f"[yellow]note[/] {outcome}: {escape(', '.join(outcomes[outcome]))}")
+
+
+def _ids_given(ids: list[str] | None, from_file: Path | None, column: str | None) -> list[str]:
+    from pipelines.track import read_id_file
+
+    return _guarded(lambda: list(ids or []) + (read_id_file(from_file, column)
+                                               if from_file else []))
+
+
+def _guarded(action: Callable[[], T]) -> T:
+    """`action`, a UsageError ending the command with exit 2 and a LockUnavailable with 1."""
     try:
-        given = list(ids or []) + (read_id_file(from_file, column) if from_file else [])
-        result = track_jobs(provider, given, destination, dataset, wait=wait, on_wait=_waiting)
+        return action()
     except UsageError as exc:
         err_console.print(f"[bold red]error[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     except LockUnavailable as exc:
         err_console.print(f"[bold red]error[/] {escape(str(exc))}")
         raise typer.Exit(1) from None
-    console.print(f"{result.provider}: {result.registered} newly followed, "
-                  f"{result.already_followed} already followed")
-    if result.invalid:  # the valid ids are registered; the invalid ones are a usage error
-        err_console.print(f"[bold red]error[/] {escape(result.invalid)} (not registered)")
-        raise typer.Exit(2)
 
 
 @app.command("highlevel-prune")

@@ -17,7 +17,7 @@ from pipelines.usage import UsageError
 from sources import providers
 from sources.common.counts import Count
 from sources.common.polled_provider import PolledProvider
-from sources.common.polled_resources import registration_source
+from sources.common.polled_resources import registration_source, untrack_source
 from sources.common.stats import collecting
 
 
@@ -26,7 +26,6 @@ class TrackResult:
     provider: str
     given: int
     registered: int  # newly followed
-    invalid: str = ""  # the ids that were not registered, and why
 
     @property
     def already_followed(self) -> int:
@@ -43,8 +42,15 @@ def read_id_file(path: Path, column: str | None = None) -> list[str]:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not UTF-8 text") from None
     if column is None:
-        return [line for line in text.splitlines() if line.strip()]
+        lines = [line for line in text.splitlines() if line.strip()]
+        several = next((line for line in lines if any(c in line for c in ",;\t")), None)
+        if path.suffix.lower() in (".csv", ".tsv") or several is not None:
+            raise UsageError(f"{path} looks like a table with several columns: name the column "
+                             "holding the ids with --column (the first row is its header)")
+        return lines
     reader = csv.DictReader(text.splitlines())
     if column not in (reader.fieldnames or []):
         raise UsageError(f"{path} has no column {column!r}; columns: "
@@ -69,12 +75,35 @@ def track_jobs(name: str, ids: Sequence[str], destination: str | None = None,
     if not ids:
         raise UsageError("no ids given: pass them as arguments or with --from-file")
     refs, invalid = provider.split_refs(ids)
-    if not refs:
-        raise UsageError(invalid)
+    if invalid:  # all or nothing: a half-registered file is harder to fix than a refused one
+        raise UsageError(f"{invalid}; nothing was registered")
     unique = list({r.ref: r for r in refs}.values())
     pipeline = pipeline or make_pipeline(destination, dataset)
     with writing(pipeline, wait, on_wait), collecting(name) as stats:
         reconcile_state(pipeline)  # register on top of what the destination holds
         pipeline.run(for_destination(registration_source(provider, unique), pipeline),
                      loader_file_format=loader_file_format(pipeline))
-    return TrackResult(name, len(unique), stats.counts[Count.REGISTERED], invalid)
+    return TrackResult(name, len(unique), stats.counts[Count.REGISTERED])
+
+
+def untrack_jobs(name: str, ids: Sequence[str], destination: str | None = None,
+                 dataset: str | None = None, pipeline: dlt.Pipeline | None = None,
+                 wait: float = 0, on_wait: Callable[[str], None] | None = None
+                 ) -> dict[str, list[str]]:
+    """Stop following jobs (their history stays; `upload_jobs.untracked_at` says when):
+    the ids by outcome (`untracked`, `not followed`, `already finished`, `already
+    untracked`). Nothing changes when any id is invalid."""
+    provider = polled_provider(name)
+    if not ids:
+        raise UsageError("no ids given: pass them as arguments or with --from-file")
+    refs, invalid = provider.split_refs(ids)
+    if invalid:
+        raise UsageError(f"{invalid}; nothing was untracked")
+    unique = list({r.ref: r for r in refs}.values())
+    outcomes: dict[str, list[str]] = {}
+    pipeline = pipeline or make_pipeline(destination, dataset)
+    with writing(pipeline, wait, on_wait), collecting(name):
+        reconcile_state(pipeline)
+        pipeline.run(for_destination(untrack_source(provider, unique, outcomes), pipeline),
+                     loader_file_format=loader_file_format(pipeline))
+    return outcomes

@@ -83,7 +83,8 @@ def jobs_view(providers: Sequence[Provider]) -> View:
                r.status IN ({TERMINAL_LIST}) AS is_terminal, r.submitted_at, s.first_seen_at,
                r.last_seen_at,
                CASE WHEN r.status IN ({TERMINAL_LIST}) THEN s.finished_at END AS finished_at,
-               r.items_total, r.items_succeeded, r.items_failed, r.error_message, r.job_ref
+               r.items_total, r.items_succeeded, r.items_failed, r.error_message, r.job_ref,
+               r.untracked_at, r.scheduled_at
         FROM resolved AS r
         LEFT JOIN seen AS s ON s.provider = r.provider AND s.job_ref = r.job_ref""")
 

@@ -164,20 +164,6 @@ def test_track_from_arguments_and_a_csv_file_then_run_polls_them(polled_sim, tmp
     assert count(tmp_path / "upload_status_data.duckdb", "cleartax_upload_activities") == 3
 
 
-def test_track_names_bad_ids_registers_the_rest_and_refuses_untrackable_providers(
-        tmp_path: Path):
-    bad = cli("track", "cleartax", "te-1/act-1", "missing-entity", "a/b/c", cwd=tmp_path)
-    listed = cli("track", "highlevel", "abc", cwd=tmp_path)
-    upload_post = cli("track", "upload_post", "plain-id", cwd=tmp_path)
-
-    assert bad.returncode == 2
-    assert "'missing-entity'" in bad.stderr and "'a/b/c'" in bad.stderr
-    assert listed.returncode == 2 and "listed from the API" in listed.stderr
-    assert upload_post.returncode == 2 and "request:ID or job:ID" in upload_post.stderr
-    assert "1 newly followed" in bad.stdout  # the valid id is registered all the same
-    assert count(tmp_path / "upload_status_data.duckdb", "cleartax_tracked_jobs") == 1
-
-
 def test_polled_provider_tokens_never_reach_output_or_files(polled_sim, tmp_path: Path):
     lobstr_secret, up_secret = SECRET + "-lobstr", SECRET + "-upload-post"
     polled_sim.fixtures["lobstr"].token = lobstr_secret

@@ -29,6 +29,8 @@ JOB_ROW_COLUMNS = {
     "items_succeeded": "BIGINT",
     "items_failed": "BIGINT",
     "error_message": "VARCHAR",
+    "untracked_at": "TIMESTAMPTZ",  # `upload-status untrack`: no longer polled
+    "scheduled_at": "TIMESTAMPTZ",  # a scheduled post: when it was to run
 }
 # the columns of every provider's failure rows: one per recorded reason
 FAILURE_ROW_COLUMNS = {"job_id": "VARCHAR", "item": "VARCHAR", "reason": "VARCHAR"}

@@ -25,6 +25,7 @@ class Count(Counted):
     CHANGED = "changed"
     UNFINISHED = "unfinished"
     REGISTERED = "registered"
+    UNTRACKED = "untracked (not polled)"
     BAD_INPUT = "bad input"
     POLL_ERRORS = "poll errors"
     PAGES_NOT_READ = "listing pages not read"  # not JSON or over a bound: the listing stopped

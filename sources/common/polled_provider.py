@@ -38,6 +38,19 @@ TRACKED_COLUMNS: TTableSchemaColumns = {
     "registered_at": {"data_type": "timestamp"},
 }
 
+# one row per job no longer followed; `track` deletes it again (dlt's hard delete on merge)
+UNTRACKED_COLUMNS: TTableSchemaColumns = {
+    "job_ref": {"data_type": "text", "nullable": False},
+    "tracked_id": {"data_type": "text"},
+    "scope_id": {"data_type": "text"},
+    "untracked_at": {"data_type": "timestamp"},
+    "followed_again": {"data_type": "bool", "hard_delete": True},
+}
+
+
+def untracked_table(provider: Provider) -> str:
+    return f"{provider.name}_untracked_jobs"
+
 
 @dataclass(frozen=True)
 class Observation:
@@ -67,20 +80,29 @@ class PolledProvider(Provider):
     # expressions over the jobs table (alias `{j}`) for the views' job facts: submitted_at,
     # items_total, items_succeeded, items_failed, error_message
     job_facts: Mapping[str, str] = field(default_factory=dict)
+    # LEFT JOINs of the provider's other tables the job facts read (`{j}`, `{ds}`)
+    job_joins: str = ""
 
     def declared_tables(self) -> Mapping[str, TTableSchemaColumns]:
         return {self.jobs_table: {**POLL_COLUMNS, **self.columns},
                 **{f"{self.jobs_table}__{path}": columns
                    for path, columns in self.nested_columns.items()},
-                f"{self.name}_tracked_jobs": TRACKED_COLUMNS}
+                f"{self.name}_tracked_jobs": TRACKED_COLUMNS,
+                untracked_table(self): UNTRACKED_COLUMNS}
 
     def jobs_sql(self) -> str:
         j = f"j_{self.name}"
+        u = f"u_{self.name}"
         exprs = {"job_ref": f"{j}.job_ref", "job_id": f"{j}.tracked_id",
                  "scope_id": f"{j}.scope_id", "native_status": f"{j}.native_status",
                  "status_override": f"{j}.status_override", "last_seen_at": f"{j}.polled_at",
+                 "untracked_at": f"{u}.untracked_at",
                  **{k: v.format(j=j) for k, v in self.job_facts.items()}}
-        return job_rows_sql(self.name, f"{{ds}}.{self.jobs_table} AS {j}", exprs)
+        return job_rows_sql(self.name, f"{{ds}}.{self.jobs_table} AS {j} LEFT JOIN "
+                            f"{{ds}}.{untracked_table(self)} AS {u} "
+                            f"ON {u}.job_ref = {j}.job_ref " + self.job_joins.format(j=j,
+                                                                                    ds="{ds}"),
+                            exprs)
 
     def auth(self, secret: str) -> APIKeyAuth:
         value = f"{self.auth_scheme} {secret}" if self.auth_scheme else secret

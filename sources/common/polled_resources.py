@@ -38,7 +38,13 @@ from sources.common.config_checks import (
 )
 from sources.common.counts import Count
 from sources.common.job_refs import JobRef
-from sources.common.polled_provider import POLL_COLUMNS, TRACKED_COLUMNS, PolledProvider
+from sources.common.polled_provider import (
+    POLL_COLUMNS,
+    TRACKED_COLUMNS,
+    UNTRACKED_COLUMNS,
+    PolledProvider,
+    untracked_table,
+)
 from sources.common.poller import DEFAULT_CONCURRENCY, Poller
 from sources.common.session import counting_session
 from sources.common.stats import current_stats
@@ -79,8 +85,13 @@ class Feed:
     seen: set[str] = field(default_factory=set)
 
     def sight(self, ref: JobRef, by: str, **extra: Any) -> Sighting:
-        is_new = self.tracker.register(ref.ref)
-        poll = self.client is not None and ref.ref not in self.seen and (
+        if by == "track" and self.tracker.is_untracked(ref.ref):
+            extra["followed_again"] = True
+        is_new = self.tracker.register(ref.ref, explicit=by == "track")
+        untracked = self.tracker.is_untracked(ref.ref)
+        if untracked and ref.ref not in self.seen:
+            self.tracker.stats.counts[Count.UNTRACKED] += 1
+        poll = self.client is not None and ref.ref not in self.seen and not untracked and (
             self.full_refresh or not self.tracker.is_finished(ref.ref))
         self.seen.add(ref.ref)
         if is_new:
@@ -222,6 +233,50 @@ def registration_source(provider: PolledProvider, refs: Sequence[JobRef]) -> Any
     def registrations() -> tuple[DltResource, ...]:
         tracker = StatusTracker(provider, current_stats(provider.name))
         feed = Feed(provider, tracker, refs, "track").resource()
-        return feed, _tracked_jobs(provider, feed, tracker)
+        return feed, _tracked_jobs(provider, feed, tracker), _followed_again(provider, feed)
 
     return registrations()
+
+
+_UNTRACKED_HINTS: dict[str, Any] = {
+    "primary_key": "job_ref", "columns": UNTRACKED_COLUMNS,
+    "write_disposition": {"disposition": "merge", "strategy": "delete-insert"}}
+
+
+def _followed_again(provider: PolledProvider, feed: DltResource) -> DltResource:
+    @dlt.transformer(data_from=feed, name=untracked_table(provider), **_UNTRACKED_HINTS)
+    def followed_again(sightings: TDataItems) -> Iterator[list[dict[str, Any]]]:
+        """Jobs `track` follows again after an untrack: their untracked row is deleted."""
+        rows = [{"job_ref": s["job_ref"], "followed_again": True}
+                for s in sightings if s.get("followed_again")]
+        if rows:
+            yield rows
+
+    return followed_again
+
+
+def untrack_source(provider: PolledProvider, refs: Sequence[JobRef],
+                   outcomes: dict[str, list[str]]) -> Any:
+    """A source that stops following `refs` (their history stays) and records when in the
+    untracked table; `outcomes` gets each ref's `StatusTracker.untrack` answer, by answer."""
+
+    @dlt.source(name=provider.name)
+    def untracking() -> DltResource:
+        tracker = StatusTracker(provider, current_stats(provider.name))
+
+        @dlt.resource(name=untracked_table(provider), **_UNTRACKED_HINTS)
+        def untracked_jobs() -> Iterator[list[dict[str, Any]]]:
+            rows = []
+            for ref in refs:
+                outcome = tracker.untrack(ref.ref)
+                outcomes.setdefault(outcome, []).append(ref.job_id)
+                if outcome == "untracked":
+                    rows.append({"job_ref": ref.ref, "tracked_id": ref.job_id,
+                                 "scope_id": ref.scope_id, "untracked_at": tracker.observed_at,
+                                 "followed_again": False})
+            if rows:
+                yield rows
+
+        return untracked_jobs
+
+    return untracking()

@@ -118,6 +118,7 @@ class StatusTracker:
         # named twice in one run), so no change is lost
         self._earlier: dict[str, list[HistoryRow]] = {}
         self._state_jobs: dict[str, int | None] | None = None
+        self._state: dict[str, Any] = {}  # the source state, once `_jobs` has read it
         self._pairs: list[list[str | None]] = []  # the state's job_statuses
         self._codes: dict[tuple[str | None, str], int] = {}  # pair -> its index there
         self._overrides: dict[int, str | None] = {}  # pair index -> its status_override
@@ -131,7 +132,7 @@ class StatusTracker:
     def _jobs(self) -> dict[str, int | None]:
         # looked up once: dlt's source_state() costs ~50 us a call, and a run asks per job
         if self._state_jobs is None:
-            state = dlt.current.source_state()
+            state = self._state = dlt.current.source_state()
             jobs = state.setdefault("jobs", {})
             self._pairs = state.setdefault("job_statuses", [])
             if jobs and not self._pairs:
@@ -196,12 +197,39 @@ class StatusTracker:
         last = self._last(job_ref)
         return last is not None and last[1] in TERMINAL
 
-    def register(self, job_ref: str) -> bool:
-        """Follow a job from now on; False if it was already followed."""
+    def register(self, job_ref: str, explicit: bool = False) -> bool:
+        """Follow a job from now on; False if it was already followed, or was untracked and
+        this is not an `explicit` registration (`track` follows it again)."""
+        untracked = self._untracked()
+        if job_ref in untracked:
+            if not explicit:
+                return False
+            del untracked[job_ref]
         if self.is_known(job_ref):
             return False
         self._jobs()[job_ref] = None
         return True
+
+    def _untracked(self) -> dict[str, str]:
+        """job ref -> when it was untracked (the state's `untracked`, made on first use)."""
+        self._jobs()
+        return self._state.get("untracked", {})
+
+    def is_untracked(self, job_ref: str) -> bool:
+        return job_ref in self._untracked()
+
+    def untrack(self, job_ref: str) -> str:
+        """Stop following a job (its history stays): `untracked`, or why not (`not followed`,
+        `already finished`, `already untracked`)."""
+        if self.is_untracked(job_ref):
+            return "already untracked"
+        if not self.is_known(job_ref):
+            return "not followed"
+        if self.is_finished(job_ref):
+            return "already finished"
+        self._jobs().pop(job_ref, None)
+        self._state.setdefault("untracked", {})[job_ref] = self.observed_at.isoformat()
+        return "untracked"
 
     def unfinished(self) -> Iterator[str]:
         """Every followed job that is not known to be terminal, in registration order."""

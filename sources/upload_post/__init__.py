@@ -20,6 +20,7 @@ from sources.common.stats import current_stats
 from sources.common.throttle import RateLimit
 from sources.upload_post.history import EVENT_COLUMNS, history_discovery
 from sources.upload_post.provider import PROVIDER
+from sources.upload_post.schedule import SCHEDULED_COLUMNS, SCHEDULED_TABLE, schedule_discovery
 
 __all__ = ["IDS_HELP", "PROVIDER", "SOURCE", "upload_post_source"]
 
@@ -33,6 +34,7 @@ def upload_post_source(
     job_ids: Sequence[str] | None = None,
     base_url: str = PROVIDER.base_url,
     discover_from_history: bool = True,
+    discover_scheduled: bool = True,
     history_page_size: int = 100,
     history_overlap_hours: float = 24.0,
     rate_limit_requests: int | None = None,
@@ -48,6 +50,8 @@ def upload_post_source(
             found in the history listing.
         base_url: API origin (scheme, host, port).
         discover_from_history: read `GET /api/uploadposts/history` and follow its jobs.
+        discover_scheduled: read `GET /api/uploadposts/schedule` and follow its scheduled
+            posts before they run (their `scheduled_date` kept for the views).
         history_page_size: `limit` asked for (the API accepts 10, 20, 50, 100).
         history_overlap_hours: how far behind the newest event already loaded each run reads
             again, for events recorded late.
@@ -61,6 +65,8 @@ def upload_post_source(
     ids = [f"request:{i}" for i in request_ids or []] + [f"job:{i}" for i in job_ids or []]
     discover = history_discovery(history_page_size, timedelta(hours=history_overlap_hours),
                                  full_refresh) if discover_from_history else None
+    if discover_scheduled:
+        discover = schedule_discovery(then=discover)
     feed, *resources = polled_resources(
         PROVIDER, api_key, base_url, ids, full_refresh=full_refresh, discover=discover,
         limit=RateLimit.of(rate_limit_requests, rate_limit_period), concurrency=concurrency)
@@ -86,7 +92,15 @@ def upload_post_source(
         if rows:
             yield rows
 
-    return feed, *resources, upload_post_history
+    @dlt.transformer(data_from=feed, name=SCHEDULED_TABLE, primary_key="job_ref",
+                     write_disposition="merge", columns=SCHEDULED_COLUMNS)
+    def upload_post_scheduled_posts(sightings: TDataItems) -> Iterator[Any]:
+        """Scheduled posts as last listed, kept after they ran (their scheduled date)."""
+        rows = [x["scheduled"] for x in sightings if x.get("scheduled")]
+        if rows:
+            yield rows
+
+    return feed, *resources, upload_post_history, upload_post_scheduled_posts
 
 
 SOURCE = upload_post_source

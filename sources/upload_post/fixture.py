@@ -42,19 +42,22 @@ class UploadPostFixture:
         self.now = now or datetime.now(timezone.utc).replace(microsecond=0)
         self.tick = tick
         self.jobs: ScriptedJobs[tuple[str, str]] = ScriptedJobs()
+        self.schedule_extra: list[Any] = []  # items a test adds to the schedule listing
 
     # --- data -------------------------------------------------------------------------------
     def add(self, kind: str, job_id: str, steps: list[str],
             platforms: Iterable[str] = ("x", "linkedin"), failures: dict[str, str] | None = None,
             stalled: bool = False, in_history: bool = True, user: str = "brand_main",
-            at: datetime | None = None) -> str:
+            at: datetime | None = None, scheduled_date: datetime | None = None) -> str:
         """A job walking through `steps`; `failures` maps platform -> error for the platforms
-        that fail. Returns its `kind:id` reference."""
+        that fail; a scheduled post (`job` with `scheduled_date`) is in the schedule listing
+        until it leaves `pending`. Returns its `kind:id` reference."""
         if kind not in ("request", "job"):
             raise ValueError(kind)
         job = self.jobs.add((kind, job_id), steps, platforms=list(platforms),
                             failures=dict(failures or {}), stalled=stalled,
-                            in_history=in_history, user=user, revealed={})
+                            in_history=in_history, user=user, revealed={},
+                            scheduled_date=scheduled_date)
         self._reveal(job, at or self.now)
         return f"{kind}:{job_id}"
 
@@ -152,10 +155,27 @@ class UploadPostFixture:
                                    e["platform"]), reverse=True)
         return events
 
+    def schedule(self) -> list[dict[str, Any]]:
+        """Scheduled posts not yet run, as `GET /api/uploadposts/schedule` lists them."""
+        with self.jobs.lock:
+            return [{"job_id": job_id, "scheduled_date": _iso(job.data["scheduled_date"]),
+                     "post_type": "video", "profile_username": job.data["user"],
+                     "title": f"Scheduled post {job_id}",
+                     "preview_url": f"https://cdn.example.invalid/preview/{job_id}.jpg"}
+                    for (kind, job_id), job in self.jobs.jobs.items()
+                    if kind == "job" and job.data.get("scheduled_date") is not None
+                    and job.status == "pending"] + list(self.schedule_extra)
+
     # --- HTTP -------------------------------------------------------------------------------
     def routes(self) -> Iterable[Route]:
         return [Route("GET", r"/api/uploadposts/status", self._status),
-                Route("GET", r"/api/uploadposts/history", self._history)]
+                Route("GET", r"/api/uploadposts/history", self._history),
+                Route("GET", r"/api/uploadposts/schedule", self._schedule)]
+
+    def _schedule(self, req: SimRequest) -> Reply:
+        if (bad := self._unauthorized(req)) is not None:
+            return bad
+        return Reply(200, self.schedule())
 
     def _unauthorized(self, req: SimRequest) -> Reply | None:
         if req.header("Authorization") != f"Apikey {self.token}":

@@ -90,7 +90,10 @@ PROVIDER = PolledProvider(
         "last_update": {"data_type": "timestamp"},
     },
     job_facts={"items_total": "{j}.total", "items_succeeded": "{j}.platforms_succeeded",
-               "items_failed": "{j}.platforms_failed", "error_message": "{j}.failure_reason"},
+               "items_failed": "{j}.platforms_failed", "error_message": "{j}.failure_reason",
+               "scheduled_at": "{j}_s.scheduled_date"},
+    # scheduled posts keep the date they were scheduled for (sources/upload_post/schedule.py)
+    job_joins="LEFT JOIN {ds}.upload_post_scheduled_posts AS {j}_s ON {j}_s.job_ref = {j}.job_ref",
     failure_rows=FAILURE_ROWS,
     views=(PLATFORM_RESULTS,),
     nested_columns={"results": {
