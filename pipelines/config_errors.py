@@ -48,6 +48,10 @@ def _lines(err: BaseException) -> Iterator[str]:
         hint = getattr(err, "hint", None)
         yield (f"{key} has the wrong type: expected {getattr(hint, '__name__', hint)} "
                "(e.g. RUNTIME__REQUEST_TIMEOUT=60)")
+    elif isinstance(err, PermissionError) and err.filename:
+        yield (f"cannot write {err.filename}: permission denied (dlt's local pipeline folder "
+               "is under DLT_DATA_DIR, the DuckDB file is DESTINATION__DUCKDB__CREDENTIALS: "
+               "point them at folders this user can write)")
     elif _is_connection_refused(err, text):
         yield (f"cannot connect to the destination ({_first_line(text)}): check its "
                "credentials (e.g. DESTINATION__POSTGRES__CREDENTIALS) and that the server runs")
