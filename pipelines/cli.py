@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipelines import redacted_output
-from pipelines.environment import unset_empty_settings
+from pipelines.environment import telemetry_off_unless_chosen, unset_empty_settings
 from pipelines.interrupt import Interrupted, stopping_on_signals
 from pipelines.render import console, err_console, print_report, print_report_tables
 from pipelines.report import load_report
@@ -31,8 +31,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Load upload/import job statuses from SaaS APIs into DuckDB or any dlt "
                        "destination.")
 
-# the exit code a command has settled on before it prints (a closed pipe keeps it)
-_settled = {"code": 0, "debug": False}
+_settled = {"debug": False}  # --debug: a traceback instead of one line
 
 
 def _print_version(value: bool) -> None:
@@ -59,17 +58,16 @@ def _everything_redacted(
 
     if (note := find_project()) is not None:
         err_console.print(f"[yellow]note[/] {escape(note)}")
+    telemetry_off_unless_chosen()
 
 
 def main(argv: list[str] | None = None) -> None:
     """The command: a configuration mistake exits 2 with one line naming the key, any other
     error exits 1 with one line (`--debug` shows the traceback), and output cut short by a
-    closed pipe (`| head`) keeps the command's exit code."""
+    closed pipe (`| head`) keeps the command's exit code (`redacted_output`)."""
+    redacted_output.install()  # before click: its help and errors are written too
     try:
         app(args=argv, prog_name="upload-status")
-    except BrokenPipeError:
-        _quiet_stdout()
-        sys.exit(_settled["code"])
     except Exception as exc:
         if _settled["debug"]:
             raise
@@ -83,13 +81,6 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print(f"[bold red]error[/] {type(exc).__name__}: {escape(text)} "
                           "(--debug shows the traceback)")
         sys.exit(1)
-
-
-def _quiet_stdout() -> None:
-    """Point stdout at /dev/null: the reader is gone, and Python's flush at exit would
-    otherwise fail again."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
 
 
 def _registry() -> dict[str, ProviderPackage]:

@@ -22,12 +22,15 @@ from pipelines.runner import RunReport, run_providers
 from pipelines.track import track_jobs
 from simulator import Simulator
 from sources import providers
+from sources.common.status import TERMINAL
 from sources.common.tracking import observing_at
 
 DEMO_DB = Path("upload_status_demo.duckdb")
 DEMO_CHART = Path("upload_status_demo.png")
 DEMO_PIPELINES_DIR = Path(".demo")
 MONTH_DAYS, RUN_EVERY_DAYS = 30, 3
+GENERATION_SEEDS = 1000  # seeds of the runs of one demo: a kept demo's start past them
+GENERATION_FILE = DEMO_PIPELINES_DIR / "generation"
 
 
 def _demo_pipeline() -> dlt.Pipeline:
@@ -36,12 +39,13 @@ def _demo_pipeline() -> dlt.Pipeline:
 
 
 def _one_run(pipeline: dlt.Pipeline, scenarios: dict[str, Any], followed: dict[str, list[str]],
-             run: int, moment: datetime) -> RunReport:
+             run: int, moment: datetime, generation: int = 0) -> RunReport:
     """Jobs submitted since the last run, then the run: the first run's jobs are registered
-    with `track`, later ones through configuration (which costs no load of its own)."""
+    with `track`, later ones through configuration (which costs no load of its own). A kept
+    demo's `generation` makes other jobs than the earlier demo's (their ids are seeded)."""
     with observing_at(pendulum.instance(moment)):
         for name, scenario in scenarios.items():
-            refs = scenario.submit(run, moment)
+            refs = scenario.submit(run + GENERATION_SEEDS * generation, moment)
             if run == 1 and refs:
                 track_jobs(name, refs, pipeline=pipeline)
             else:
@@ -50,6 +54,38 @@ def _one_run(pipeline: dlt.Pipeline, scenarios: dict[str, Any], followed: dict[s
                   for k, v in scenario.config(followed[name]).items()}
         with temporary_env(config):
             return run_providers(pipeline=pipeline)
+
+
+def _next_generation(fresh: bool) -> int:
+    """How many demos this database held before this one (0 when fresh), counted on disk."""
+    previous = 0
+    if not fresh and DEMO_DB.exists() and GENERATION_FILE.exists():
+        previous = int(GENERATION_FILE.read_text().strip() or 0) + 1
+    elif not fresh and DEMO_DB.exists():
+        previous = 1
+    DEMO_PIPELINES_DIR.mkdir(exist_ok=True)
+    GENERATION_FILE.write_text(str(previous))
+    return previous
+
+
+def _untrack_previous(pipeline: dlt.Pipeline, scenarios: dict[str, Any]) -> None:
+    """`--keep`: the jobs an earlier demo left unfinished lived in its simulator, which is
+    gone; they are untracked (their history stays) instead of turning `not_found`."""
+    from pipelines.track import untrack_jobs
+    from sources.common.polled_provider import PolledProvider
+
+    packages = providers()
+    for name in scenarios:
+        if not isinstance(packages[name].provider, PolledProvider):
+            continue
+        state = pipeline.state.get("sources", {}).get(name, {})
+        pairs = state.get("job_statuses", [])
+        left = [ref for ref, code in state.get("jobs", {}).items()
+                if code is None or pairs[code][1] not in TERMINAL]
+        if left:
+            untrack_jobs(name, left, pipeline=pipeline)
+            console.print(f"{name}: {len(left)} unfinished job(s) of the earlier demo untracked "
+                          "(its simulator is gone)")
 
 
 def command_name() -> str:
@@ -78,6 +114,12 @@ def run_demo(fresh: bool = True) -> int:
                       f"on {sim.base_url}; replaying {MONTH_DAYS} days with a run every "
                       f"{RUN_EVERY_DAYS} days")
         pipeline = _demo_pipeline()
+        generation = _next_generation(fresh)
+        if generation:
+            _untrack_previous(pipeline, scenarios)
+            for scenario in scenarios.values():
+                if (reseed := getattr(scenario, "reseed", None)) is not None:
+                    reseed(generation)
         exit_code = 0
         followed: dict[str, list[str]] = {name: [] for name in scenarios}
         days = range(RUN_EVERY_DAYS, MONTH_DAYS + 1, RUN_EVERY_DAYS)
@@ -85,7 +127,7 @@ def run_demo(fresh: bool = True) -> int:
             moment = start + timedelta(days=day)
             if run > 1:
                 sim.advance()  # jobs submitted earlier move on
-            report = _one_run(pipeline, scenarios, followed, run, moment)
+            report = _one_run(pipeline, scenarios, followed, run, moment, generation)
             exit_code = max(exit_code, report.exit_code)
             if run in (1, len(days)):
                 print_report(report, f"Run {run} of {len(days)} ({moment:%b %d})")

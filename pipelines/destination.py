@@ -18,6 +18,7 @@ from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from pipelines import duckdb_compat  # noqa: F401  (dlt's Arrow reads on DuckDB 2.0)
 from pipelines.lakehouse import refuse_appending
 from pipelines.local_state import pipelines_dir_for
+from pipelines.project import project_dir
 from pipelines.run_lock import LockHeld, holding, lock_for
 from pipelines.usage import UsageError
 
@@ -63,8 +64,8 @@ def duckdb_path(dataset: str) -> str:
             f"cannot tell the catalog from the schema. Set {DUCKDB_KEY} to a "
             "file with another name, or choose another --dataset.")
     # absolute: dlt would resolve a relative path against the folder of the pipeline's first
-    # run, not the folder the command runs in
-    return str(Path(path).expanduser().resolve())
+    # run; a relative one is the project's (where `.dlt/` is, `project.find_project`)
+    return str((project_dir() / Path(path).expanduser()).resolve())
 
 
 def check_duckdb_file(path: str, write: bool) -> None:

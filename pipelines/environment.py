@@ -38,3 +38,21 @@ def unset_empty_settings(environ: MutableMapping[str, str] = os.environ) -> list
     for key in empty:
         del environ[key]
     return empty
+
+
+TELEMETRY_KEY = "RUNTIME__DLTHUB_TELEMETRY"
+
+
+def telemetry_off_unless_chosen(environ: MutableMapping[str, str] = os.environ) -> bool:
+    """Turn dlt's anonymous telemetry off unless the user chose (in the environment or a
+    `.dlt` file): the demo and the tests need no network, and a scheduled loader should not
+    call out. Returns whether it is on."""
+    if TELEMETRY_KEY not in environ:
+        import dlt
+
+        chosen = dlt.config.get("runtime.dlthub_telemetry")
+        if chosen is None:
+            environ[TELEMETRY_KEY] = "false"
+            return False
+        return str(chosen).lower() in ("1", "true", "yes")
+    return environ[TELEMETRY_KEY].strip().lower() in ("1", "true", "yes")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from typing import Any, TextIO
 
@@ -13,14 +14,32 @@ from sources.common.redaction import redact
 
 class RedactingStream:
     """A text stream that writes through `redact` (a credential split over two writes is
-    not caught here; every writer of this tool writes whole lines)."""
+    not caught here; every writer of this tool writes whole lines). A reader that went away
+    (`| head`) ends the output quietly: the command goes on to its own exit code (click
+    would exit 1 on the broken pipe, which reads as a failed run)."""
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
 
     def write(self, text: str) -> int:
-        self._stream.write(redact(text))
+        try:
+            self._stream.write(redact(text))
+        except BrokenPipeError:
+            self._reader_gone()
         return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        """Point the stream's file at /dev/null: later writes and the flush at exit succeed."""
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
 
     def __getattr__(self, name: str) -> Any:  # flush, fileno, isatty, encoding, ...
         return getattr(self._stream, name)

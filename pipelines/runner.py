@@ -16,7 +16,7 @@ from dlt.pipeline.trace import PipelineTrace
 from pipelines.config_errors import check_runtime_settings
 from pipelines.destination import loader_file_format, make_pipeline, writing
 from pipelines.dlt_tooling import publish_schema, save_run_trace
-from pipelines.environment import unset_empty_settings
+from pipelines.environment import telemetry_off_unless_chosen, unset_empty_settings
 from pipelines.errors import config_message, describe_failure, exception_chain
 from pipelines.gc_tuning import fewer_collections
 from pipelines.interrupt import Interrupted, signal_in
@@ -54,6 +54,7 @@ def run_providers(
     An empty setting counts as not set (`unset_empty_settings`).
     """
     unset_empty_settings()
+    telemetry_off_unless_chosen()
     check_runtime_settings()
     packages = providers()
     unknown = [n for n in names or [] if n not in packages]

@@ -17,6 +17,14 @@ from sources.highlevel.fixture import HighLevelFixture
 SECRET = "tok-DISTINCTIVE-9b2e77-never-in-output"
 
 
+def duckdb_rows(db: Path, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql.replace("{ds}", "upload_status")).fetchall()
+    finally:
+        con.close()
+
+
 def count(db: Path, table: str) -> int:
     con = duckdb.connect(str(db), read_only=True)
     try:
@@ -87,6 +95,28 @@ def test_demo_needs_no_credentials_and_prints_what_it_loaded(tmp_path: Path):
                   "lobstr_upload_tasks", "cleartax_upload_activities"):
         assert count(db, table) > 100, table  # hundreds of jobs per provider
     assert_real_chart(tmp_path / "upload_status_demo.png")
+    # the closing hint runs from this folder (python -m here: the module's name)
+    assert "upload-status report" in done.stdout or "pipelines.cli" in done.stdout
+
+
+def test_a_kept_demo_adds_a_month_and_untracks_what_the_earlier_left_unfinished(
+        tmp_path: Path):
+    no_sources = {k: v for k, v in os.environ.items() if not k.startswith("SOURCES__")}
+    assert cli("demo", cwd=tmp_path, inherit=no_sources).returncode == 0
+    db = tmp_path / "upload_status_demo.duckdb"
+    before = dict(duckdb_rows(db, "select provider, count(*) from {ds}.upload_jobs "
+                                  "where not is_terminal group by 1"))
+
+    kept = cli("demo", "--keep", cwd=tmp_path, inherit=no_sources)
+
+    assert kept.returncode == 0, kept.stderr
+    after = duckdb_rows(db, "select provider, count(*) filter (where untracked_at is not null), "
+                            "count(*) filter (where status = 'not_found') "
+                            "from {ds}.upload_jobs group by 1")
+    for provider, untracked, not_found in after:
+        if provider != "highlevel":  # listed by its API: nothing to untrack
+            assert untracked == before[provider], provider
+            assert not_found == 0, provider
 
 
 def assert_real_chart(path: Path) -> None:

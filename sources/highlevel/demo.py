@@ -31,6 +31,10 @@ class HighLevelScenario:
                 PROVIDER.env_key("location_ids"): json.dumps(list(LOCATIONS)),
                 PROVIDER.env_key("rate_limit_requests"): str(RATE_LIMIT)}
 
+    def reseed(self, generation: int) -> None:
+        """A kept demo's imports: other ids than the earlier demo's."""
+        self.fixture.reseed(2026 + generation)
+
     def submit(self, run: int, moment: datetime) -> list[str]:
         self.fixture.now = moment
         for location, per_run in LOCATIONS.items():

@@ -88,6 +88,10 @@ class HighLevelFixture:
             self.add_imports(location, n, unfinished_share=unfinished_share, spread_days=30)
 
     # --- data -------------------------------------------------------------------------------
+    def reseed(self, seed: int) -> None:
+        """Generate from `seed` from now on (other ids than before)."""
+        self._rng.seed(seed)
+
     def add_imports(self, location: str, n: int, unfinished_share: float = 1.0,
                     spread_days: float = 0.0) -> list[dict[str, Any]]:
         """Create `n` imports at `location`, newest first, and return them."""
