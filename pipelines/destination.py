@@ -17,7 +17,7 @@ from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from pipelines import duckdb_compat  # noqa: F401  (dlt's Arrow reads on DuckDB 2.0)
 from pipelines.lakehouse import refuse_appending
-from pipelines.local_state import pipelines_dir_for
+from pipelines.local_state import pipelines_dir_for, prune_loaded_packages
 from pipelines.project import project_dir
 from pipelines.run_lock import LockHeld, holding, lock_for
 from pipelines.usage import UsageError
@@ -182,7 +182,9 @@ def duckdb_file(pipeline: dlt.Pipeline) -> str | None:
 def writing(pipeline: dlt.Pipeline, wait: float = 0,
             on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
     """Hold the run lock of the pipeline's destination + dataset (`run_lock`) for the block:
-    UsageError naming the holder when another process has it (after `wait` seconds)."""
+    UsageError naming the holder when another process has it (after `wait` seconds). After
+    the block, load packages completed before it are deleted from the local folder
+    (`prune_loaded_packages`): it stays the size of one run's."""
     refuse_appending(pipeline)
     if (path := duckdb_file(pipeline)) is not None:
         check_duckdb_file(path, write=True)  # before the lock file is made beside it
@@ -192,7 +194,10 @@ def writing(pipeline: dlt.Pipeline, wait: float = 0,
             if path is not None:
                 create_duckdb_file(path)  # under the lock: one process creates it
                 ensure_duckdb_free(path)  # a BI tool may hold the file without our lock
+            earlier = set(pipeline.list_completed_load_packages())
             yield
+            prune_loaded_packages(pipeline, keep=set(
+                pipeline.list_completed_load_packages()) - earlier)
     except LockHeld as exc:
         raise UsageError(str(exc)) from None
 

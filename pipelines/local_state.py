@@ -45,3 +45,20 @@ def pipelines_dir_for(destination: Destination, dataset: str) -> str:
     kind = identity.split("|", 1)[0]
     slug = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{kind}-{dataset}")[:60]
     return str(Path(get_dlt_pipelines_dir()) / "upload_status_by_destination" / f"{slug}-{digest}")
+
+
+def prune_loaded_packages(pipeline: Any, keep: set[str]) -> int:
+    """Delete the pipeline's completed load packages (their job files and their copy of the
+    state) except `keep` and any with a failed job, so the local folder does not grow with
+    every run: dlt keeps each one for good, and nothing of ours reads them again (the state
+    lives in the destination). Returns how many were deleted."""
+    import shutil
+
+    loaded = Path(pipeline.working_dir) / "load" / "loaded"
+    deleted = 0
+    for load_id in pipeline.list_completed_load_packages():
+        if load_id in keep or pipeline.list_failed_jobs_in_package(load_id):
+            continue
+        shutil.rmtree(loaded / load_id, ignore_errors=True)
+        deleted += 1
+    return deleted
