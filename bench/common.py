@@ -4,14 +4,18 @@ the project's own pipeline into a DuckDB file in a folder."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dlt
 from dlt.pipeline.trace import load_trace
 
 from pipelines.destination import duckdb_destination
 from pipelines.runner import run_providers
+from simulator.process import SimProcess
+from sources.lobstr.fixture import LobstrFixture
 
 LATENCY = 0.020  # seconds per status request, as the issue measured against
 CONCURRENCY = 16
@@ -48,3 +52,25 @@ def ours(provider: str, folder: Path, full_refresh: bool = False) -> Run:
     return Run(wall, step_seconds(pipeline, "extract"), stats.requests, stats.outcome)
 
 
+def task_id(i: int) -> str:
+    return f"{i:032x}"
+
+
+def lobstr_tasks(n: int, steps: tuple[str, ...] = ("PENDING", "SUCCESS")
+                 ) -> Callable[[str], list[Any]]:
+    """Builds (in the simulator's process) a Lobstr fixture with `n` tasks walking `steps`."""
+    def build(token: str) -> list[Any]:
+        fixture = LobstrFixture(token=token)
+        for i in range(n):
+            fixture.add(task_id(i), list(steps))
+        return [fixture]
+
+    return build
+
+
+def lobstr_env(sim: SimProcess, jobs: int, **extra: str) -> dict[str, str]:
+    return {"SOURCES__LOBSTR__BASE_URL": sim.base_url, "SOURCES__LOBSTR__API_KEY": sim.token,
+            "SOURCES__LOBSTR__UPLOAD_TASK_IDS": "[" + ",".join(
+                f'"{task_id(i)}"' for i in range(jobs)) + "]",
+            # the simulator is not Lobstr: its documented 90/min would measure the wait
+            "SOURCES__LOBSTR__RATE_LIMIT_REQUESTS": "0", **extra}

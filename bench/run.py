@@ -28,11 +28,22 @@ import pyarrow as pa
 import requests
 
 from bench.agency import bench_locations, bench_posts_rate_limited
-from bench.common import CONCURRENCY, LATENCY, Run, ours, pipeline_in, step_seconds
+from bench.common import (
+    CONCURRENCY,
+    LATENCY,
+    Run,
+    lobstr_env,
+    lobstr_tasks,
+    ours,
+    pipeline_in,
+    step_seconds,
+    task_id,
+)
+from bench.startup import bench_startup
+from bench.tracked import bench_tracked
 from pipelines.environment import temporary_env as env
 from simulator.process import SimProcess
 from sources.highlevel.fixture import HighLevelFixture
-from sources.lobstr.fixture import LobstrFixture
 
 POLL_JOBS = 5_000
 LOAD_IMPORTS = 100_000
@@ -40,35 +51,11 @@ LOAD_ATTEMPTS = 3
 PAGE = 100
 
 
-def task_id(i: int) -> str:
-    return f"{i:032x}"
-
-
-def lobstr_tasks(n: int, steps: tuple[str, ...] = ("PENDING", "SUCCESS")
-                 ) -> Callable[[str], list[Any]]:
-    """Builds (in the simulator's process) a Lobstr fixture with `n` tasks walking `steps`."""
-    def build(token: str) -> list[Any]:
-        fixture = LobstrFixture(token=token)
-        for i in range(n):
-            fixture.add(task_id(i), list(steps))
-        return [fixture]
-
-    return build
-
-
 def highlevel_imports(locations: dict[str, int], **kwargs: Any) -> Callable[[str], list[Any]]:
     def build(token: str) -> list[Any]:
         return [HighLevelFixture(locations=locations, token=token, rate_max=10**9, **kwargs)]
 
     return build
-
-
-def lobstr_env(sim: SimProcess, jobs: int, **extra: str) -> dict[str, str]:
-    return {"SOURCES__LOBSTR__BASE_URL": sim.base_url, "SOURCES__LOBSTR__API_KEY": sim.token,
-            "SOURCES__LOBSTR__UPLOAD_TASK_IDS": "[" + ",".join(
-                f'"{task_id(i)}"' for i in range(jobs)) + "]",
-            # the simulator is not Lobstr: its documented 90/min would measure the wait
-            "SOURCES__LOBSTR__RATE_LIMIT_REQUESTS": "0", **extra}
 
 
 def highlevel_env(base_url: str, token: str) -> dict[str, str]:
@@ -314,6 +301,9 @@ def agency_goals(work: Path, goals: list[str]) -> None:
     print("\n".join(goals[before:]), flush=True)
 
 
+
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
@@ -329,16 +319,20 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--write", type=Path, help="also write the results to this file")
-    parser.add_argument("--only", choices=["agency"], help="run only these benchmarks (their "
-                        "lines are printed, nothing written)")
+    parser.add_argument("--only", choices=["agency", "startup", "tracked"],
+                        help="run only these benchmarks (their lines are printed, nothing "
+                             "written)")
     args = parser.parse_args()
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="upload-status-bench-"))
     os.environ.setdefault("RUNTIME__LOG_LEVEL", "WARNING")
     goals: list[str] = []
-    if args.only == "agency":
+    if args.only is not None:
+        only = {"agency": agency_goals, "startup": bench_startup, "tracked": bench_tracked}
         try:
-            agency_goals(work, goals)
+            only[args.only](work, goals)
+            if args.only != "agency":  # it prints its own
+                print("\n".join(goals), flush=True)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return
@@ -351,6 +345,10 @@ def main() -> None:
         loaded = bench_loading(work, goals)
         print("\n".join(goals[before:]), flush=True)
         agency_goals(work, goals)
+        before = len(goals)
+        bench_startup(work, goals)
+        bench_tracked(work, goals)
+        print("\n".join(goals[before:]), flush=True)
         scaling = bench_scaling(work, loaded)
     finally:
         shutil.rmtree(work, ignore_errors=True)

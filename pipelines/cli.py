@@ -7,22 +7,22 @@ import sys
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
+# only what `--help` needs at module level: dlt, DuckDB, sqlglot and pyarrow load in the
+# commands that use them (bench/RESULTS.md: start-up)
 from pipelines import redacted_output
 from pipelines.environment import telemetry_off_unless_chosen, unset_empty_settings
-from pipelines.interrupt import Interrupted, stopping_on_signals
-from pipelines.render import console, err_console, print_report, print_report_tables
-from pipelines.report import load_report
-from pipelines.run_lock import LockUnavailable
-from pipelines.runner import run_providers
+from pipelines.render import console, err_console
 from pipelines.usage import UsageError
-from sources import ProviderPackage, provider_names, providers
-from sources.common.declaration import DeclarationError
+from sources import provider_names
+
+if TYPE_CHECKING:
+    from sources import ProviderPackage
 
 T = TypeVar("T")
 
@@ -86,6 +86,9 @@ def main(argv: list[str] | None = None) -> None:
 def _registry() -> dict[str, ProviderPackage]:
     """The providers, loaded when a command needs them (`report` and the help do not); a
     provider folder with a mistake stops the command with exit 2, naming the field."""
+    from sources import providers
+    from sources.common.declaration import DeclarationError
+
     try:
         return providers()
     except DeclarationError as exc:
@@ -116,6 +119,11 @@ def run(
 ) -> None:
     """Extract job statuses and load them."""
     _registry()
+    from pipelines.interrupt import Interrupted, stopping_on_signals
+    from pipelines.render import print_report
+    from pipelines.run_lock import LockUnavailable
+    from pipelines.runner import run_providers
+
     try:
         with stopping_on_signals():
             report = run_providers(source, destination, dataset, full_refresh, wait=wait,
@@ -216,6 +224,8 @@ def _ids_given(ids: list[str] | None, from_file: Path | None, column: str | None
 
 def _guarded(action: Callable[[], T]) -> T:
     """`action`, a UsageError ending the command with exit 2 and a LockUnavailable with 1."""
+    from pipelines.run_lock import LockUnavailable
+
     try:
         return action()
     except UsageError as exc:
@@ -243,15 +253,8 @@ def highlevel_prune(
     """Delete HighLevel CSV import records matching every filter (lists them without --yes)."""
     from pipelines.prune import prune
 
-    try:
-        result = prune(location, status or [], older_than, yes, destination, dataset,
-                       wait=wait, on_wait=_waiting)
-    except UsageError as exc:
-        err_console.print(f"[bold red]error[/] {escape(str(exc))}")
-        raise typer.Exit(2) from None
-    except LockUnavailable as exc:
-        err_console.print(f"[bold red]error[/] {escape(str(exc))}")
-        raise typer.Exit(1) from None
+    result = _guarded(lambda: prune(location, status or [], older_than, yes, destination,
+                                    dataset, wait=wait, on_wait=_waiting))
     table = Table(title=f"Imports of {location} matching every filter: {len(result.matches)}")
     for column in ("_id", "status", "createdAt", "fileName", "outcome"):
         table.add_column(column)
@@ -296,6 +299,8 @@ def report(
 ) -> None:
     """Success rate per provider and day, statuses, top failure reasons and stuck jobs."""
     from pipelines.chart import chart_format, write_chart
+    from pipelines.render import print_report_tables
+    from pipelines.report import load_report
 
     try:
         if chart is not None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import shutil
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from pipelines.report import Report
-from pipelines.run_report import RunReport
+if TYPE_CHECKING:  # the report's SQL and Arrow stack loads only where one is read
+    from pipelines.report import Report
+    from pipelines.run_report import RunReport
 
 # piped output (CI logs, cron mail) gets 120 columns instead of rich's 80
 _WIDTH = shutil.get_terminal_size((120, 24)).columns

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import dlt
@@ -26,7 +27,7 @@ from pipelines.resume import finish_interrupted
 from pipelines.run_report import RunReport
 from pipelines.set_aside import set_aside
 from pipelines.usage import UsageError
-from pipelines.views import create_views
+from pipelines.views import VIEWS_DIGEST_FILE, create_views, view_names, views_digest
 from sources import ProviderPackage, providers
 from sources.common.config_checks import ConfigProblem, NotConfigured
 from sources.common.job_refs import InvalidJobRef
@@ -188,9 +189,17 @@ def _load_provider(pipeline: dlt.Pipeline, provider: Provider, source: Any,
 
 def refresh_views(pipeline: dlt.Pipeline, report: RunReport) -> None:
     """Create the BI views anew over what is loaded now (Delta tables have none stored: the
-    report makes them over the tables when it reads; plain files are refused before a run)."""
+    report makes them over the tables when it reads; plain files are refused before a run),
+    unless nothing they are made of changed since they were (`views_digest`): a run that
+    changed no table keeps them, which is most of a no-change run's cost."""
     if is_lakehouse(pipeline):
         return
+    marker = Path(pipeline.working_dir) / VIEWS_DIGEST_FILE
+    digest = views_digest(pipeline)
+    if not report.notes and marker.exists() and marker.read_text() == digest:
+        report.views = view_names()
+        return
+    marker.unlink(missing_ok=True)
     try:
         report.views = create_views(pipeline)
     except Exception as exc:  # the loads stand; the operator learns why the views did not
@@ -200,6 +209,8 @@ def refresh_views(pipeline: dlt.Pipeline, report: RunReport) -> None:
         publish_schema(pipeline, report.views)
     except Exception as exc:  # dlt's tools see less; nothing loaded is lost
         report.views_error = f"dataset schema not stored: {type(exc).__name__}: {exc}"
+        return
+    marker.write_text(digest)
 
 
 def _missing_keys(exc: ConfigFieldMissingException, provider: Provider) -> str:

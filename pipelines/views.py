@@ -10,6 +10,7 @@ a typed NULL: a view over an empty account is valid and empty, never an error.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -193,6 +194,27 @@ def view_statements(pipeline: dlt.Pipeline, client: Any, dialect: str,
         target = exp.table_(view.name, db=dataset).sql(dialect=dialect)
         statements.append((view.name, f"CREATE VIEW {target} AS {body}"))
     return statements
+
+
+VIEWS_DIGEST_FILE = "views.digest"  # in the local pipeline folder (one per destination)
+
+
+def view_names(providers: Sequence[Provider] | None = None) -> list[str]:
+    providers = providers or [p.provider for p in registered().values()]
+    return [view.name for view in all_views(providers)]
+
+
+def views_digest(pipeline: dlt.Pipeline, providers: Sequence[Provider] | None = None) -> str:
+    """What the views are made of: every schema's version (a table or column added changes
+    it) and the views' SQL. Equal digests make equal views over the same destination."""
+    providers = providers or [p.provider for p in registered().values()]
+    from pipelines.dlt_tooling import SCHEMA_NAME  # the schema made from the views: not theirs
+
+    parts = [pipeline.dataset_name, *(f"{name}:{pipeline.schemas[name].version_hash}"
+                                      for name in sorted(pipeline.schema_names)
+                                      if name != SCHEMA_NAME),
+             *(view.sql for view in all_views(providers))]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
 def create_views(pipeline: dlt.Pipeline, providers: Sequence[Provider] | None = None

@@ -40,6 +40,12 @@ class FinishedJobs:
         self._dropped: set[int] = set()  # finished before, unfinished again now
         # digests of the jobs last asked for: a sighting asks for a job and then adds it
         self._page: dict[str, int] = {}
+        self._dirty = False
+
+    @property
+    def changed(self) -> bool:
+        """Whether jobs were added or dropped since the last `stored`."""
+        return self._dirty
 
     def __len__(self) -> int:
         self._merge()
@@ -72,6 +78,7 @@ class FinishedJobs:
         key = self._key(job_ref)
         self._added[key] = code
         self._dropped.discard(key)
+        self._dirty = True
         if len(self._added) >= MERGE_EVERY:
             self._merge()
 
@@ -79,6 +86,7 @@ class FinishedJobs:
         key = self._key(job_ref)
         self._added.pop(key, None)
         self._dropped.add(key)
+        self._dirty = True
 
     def _merge(self) -> None:
         if not (self._dropped or self._added):
@@ -94,5 +102,6 @@ class FinishedJobs:
     def stored(self) -> dict[str, str]:
         """Everything known, merged and sorted, as the state keeps it (base64 of the arrays)."""
         self._merge()
+        self._dirty = False
         return {"keys": base64.b64encode(self._keys.tobytes()).decode(),
                 "codes": base64.b64encode(self._codes.tobytes()).decode()}

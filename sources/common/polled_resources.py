@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
 from typing import Any
 
 import dlt
@@ -106,7 +106,8 @@ class Feed:
         if self.client is None:
             return
         tracker = self.tracker
-        followed = tracker.followed() if self.full_refresh else tracker.unfinished()
+        followed = chain(tracker.unfinished(), stored_job_refs(self.provider)) \
+            if self.full_refresh else tracker.unfinished()
         pending = (self.provider.parse_ref(r) for r in followed if r not in given)
         for chunk in _chunks(pending):
             yield [self.sight(r, "state") for r in chunk]
@@ -128,6 +129,17 @@ class Feed:
             yield from self.sightings()
 
         return jobs
+
+
+def stored_job_refs(provider: PolledProvider) -> Iterator[str]:
+    """Every job the destination holds a status of: the finished jobs a full refresh polls
+    again (the state keeps them as digests, which cannot be listed)."""
+    pipeline = dlt.current.pipeline()
+    try:
+        rows = pipeline.dataset()[provider.jobs_table].select("job_ref").fetchall()
+    except Exception:  # nothing loaded yet: no table, or no dataset
+        return
+    yield from (ref for (ref,) in rows if ref)
 
 
 def _tracked_jobs(provider: PolledProvider, feed: DltResource, tracker: StatusTracker
@@ -169,7 +181,7 @@ def polled_resources(
     refs, bad = provider.split_refs(config_ids)
     if bad:  # the valid ones still load; the run ends with the configuration error (exit 2)
         stats.config_errors.append(f"{bad} (skipped; fix them in the configuration)")
-    tracker = StatusTracker(provider, stats)
+    tracker = StatusTracker(provider, stats, compact_finished=True)
     unreadable: list[dict[str, Any]] = []
     client = TolerantClient(
         base_url=base_url, auth=provider.auth(secret),
@@ -216,6 +228,7 @@ def _status_history(provider: PolledProvider, statuses: DltResource, tracker: St
         """One row per job whose status is new or changed since the last run."""
         rows = tracker.take_changes(r["job_ref"] for r in records
                                     if not is_reject(r) and r.get("job_ref"))
+        tracker.save_if_changed()  # finished jobs as compact digests (`FinishedJobs`)
         if rows:
             yield history_arrow(rows)
 
@@ -231,7 +244,7 @@ def registration_source(provider: PolledProvider, refs: Sequence[JobRef]) -> Any
 
     @dlt.source(name=provider.name)
     def registrations() -> tuple[DltResource, ...]:
-        tracker = StatusTracker(provider, current_stats(provider.name))
+        tracker = StatusTracker(provider, current_stats(provider.name), compact_finished=True)
         feed = Feed(provider, tracker, refs, "track").resource()
         return feed, _tracked_jobs(provider, feed, tracker), _followed_again(provider, feed)
 
@@ -262,7 +275,7 @@ def untrack_source(provider: PolledProvider, refs: Sequence[JobRef],
 
     @dlt.source(name=provider.name)
     def untracking() -> DltResource:
-        tracker = StatusTracker(provider, current_stats(provider.name))
+        tracker = StatusTracker(provider, current_stats(provider.name), compact_finished=True)
 
         @dlt.resource(name=untracked_table(provider), **_UNTRACKED_HINTS)
         def untracked_jobs() -> Iterator[list[dict[str, Any]]]:

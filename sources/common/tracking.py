@@ -140,10 +140,14 @@ class StatusTracker:
             self._codes = {(native, status): i for i, (native, status) in enumerate(self._pairs)}
             if self.compact_finished:
                 self._finished = FinishedJobs(state.get("finished_jobs"))
+                moved = 0
                 for job_ref, code in list(jobs.items()):  # kept there before compact_finished
                     if code is not None and self._pairs[code][1] in TERMINAL:
                         self._finished.add(job_ref, code)
                         del jobs[job_ref]
+                        moved += 1
+                if moved:  # stored at once: a run that observes nothing must not lose them
+                    state["finished_jobs"] = self._finished.stored()
             self._state_jobs = jobs
             self._never_before(state)
         return self._state_jobs
@@ -154,7 +158,6 @@ class StatusTracker:
         last = state.get("observed_until")
         if last and datetime.fromisoformat(last) > self._observed_at:
             self._observed_at = datetime.fromisoformat(last)
-        state["observed_until"] = self._observed_at.isoformat()
 
     @property
     def observed_at(self) -> datetime:
@@ -179,6 +182,11 @@ class StatusTracker:
         """Write the finished jobs of a compact tracker to the source state (a no-op else)."""
         if self._finished is not None:
             dlt.current.source_state()["finished_jobs"] = self._finished.stored()
+
+    def save_if_changed(self) -> None:
+        """`save`, when jobs finished (or finished ones came back) since it was last called."""
+        if self._finished is not None and self._finished.changed:
+            self.save()
 
     def _code(self, native: str | None, status: str) -> int:
         code = self._codes.get((native, status))
@@ -336,6 +344,8 @@ class StatusTracker:
             if before is not None and job_ref not in jobs:  # finished before: not any more
                 self._finished.drop(job_ref)
             jobs[job_ref] = code
+        if not self._recorded:  # stored with the first change: a run without one leaves the
+            self._state["observed_until"] = self._observed_at.isoformat()  # state (no load)
         self._recorded += 1
         # in HISTORY_FIELDS order: a tuple, far cheaper than a dict per change
         row = (f"{self._key_prefix}{self._recorded:08x}", self.provider.name, job_id,
