@@ -120,12 +120,13 @@ def run(
     """Extract job statuses and load them."""
     _registry()
     from pipelines.interrupt import Interrupted, stopping_on_signals
+    from pipelines.progress import run_progress
     from pipelines.render import print_report
     from pipelines.run_lock import LockUnavailable
     from pipelines.runner import run_providers
 
     try:
-        with stopping_on_signals():
+        with stopping_on_signals(), run_progress(err_console):
             report = run_providers(source, destination, dataset, full_refresh, wait=wait,
                                    on_wait=_waiting)
     except Interrupted as exc:  # before the run lock was taken: nothing was done

@@ -46,6 +46,8 @@ class RunProgress:
     def __rich__(self) -> Group:
         table = Table.grid(padding=(0, 1))
         for i, (stats, since) in enumerate(self.providers):
+            if stats.outcome == "skipped":
+                continue
             current = i == len(self.providers) - 1 and stats.outcome == "not run"
             table.add_row(self._spinner if current else Text(" "),
                           self.line(stats, since, current))

@@ -12,6 +12,7 @@ from rich.table import Table
 if TYPE_CHECKING:  # the report's SQL and Arrow stack loads only where one is read
     from pipelines.report import Report
     from pipelines.run_report import RunReport
+    from sources.common.stats import ProviderStats
 
 # piped output (CI logs, cron mail) gets 120 columns instead of rich's 80
 _WIDTH = shutil.get_terminal_size((120, 24)).columns
@@ -20,23 +21,39 @@ console = Console(width=_WIDTH)
 err_console = Console(stderr=True, width=_WIDTH, soft_wrap=True)
 
 
+SUMMARY_COLUMNS = ("requests", "jobs seen", "polled", "new", "changed", "unfinished",
+                   "bad input", "errors")
+NARROW = 100  # below this many columns the summary is a line per provider, not a table
+
+
+def _summary_values(p: ProviderStats) -> dict[str, int]:
+    return {"requests": p.requests, "errors": len(p.errors) if p.outcome != "skipped" else 0,
+            **{k: p.counts.get(k, 0) for k in SUMMARY_COLUMNS[1:-1]}}
+
+
 def print_report(report: RunReport, title: str = "Run summary") -> None:
-    table = Table(title=f"{title} ({report.destination}, dataset {report.dataset})")
-    columns = ("requests", "jobs seen", "polled", "new", "changed", "unfinished", "bad input",
-               "errors")
-    # the provider and its outcome stay whole on narrow terminals; headers may shorten
-    table.add_column("provider", no_wrap=True,
-                     min_width=max((len(p.provider) for p in report.providers), default=8))
-    table.add_column("outcome", no_wrap=True)
-    for column in columns:
-        table.add_column(column, justify="right")
+    heading = f"{title} ({report.destination}, dataset {report.dataset})"
+    if console.width < NARROW:  # a table's headers would shrink to `req…`, `pol…`
+        console.print(heading, style="italic")
+        for p in report.providers:
+            values = _summary_values(p)
+            counts = ", ".join(f"{k} {v:,}" for k, v in values.items()
+                               if v or k == "requests")
+            console.print(f"  {p.provider}: {p.outcome}; {counts}", soft_wrap=False)
+    else:
+        table = Table(title=heading)
+        # the provider and its outcome stay whole; headers may shorten
+        table.add_column("provider", no_wrap=True,
+                         min_width=max((len(p.provider) for p in report.providers), default=8))
+        table.add_column("outcome", no_wrap=True)
+        for column in SUMMARY_COLUMNS:
+            table.add_column(column, justify="right")
+        for p in report.providers:
+            values = _summary_values(p)
+            table.add_row(p.provider, p.outcome, *(str(values[c]) for c in SUMMARY_COLUMNS))
+        console.print(table)
     for p in report.providers:
-        values = {"requests": p.requests, "errors": len(p.errors) if p.outcome != "skipped" else 0,
-                  **{k: p.counts.get(k, 0) for k in columns[1:-1]}}
-        table.add_row(p.provider, p.outcome, *(str(values[c]) for c in columns))
-    console.print(table)
-    for p in report.providers:
-        details = {k: v for k, v in sorted(p.counts.items()) if k not in columns}
+        details = {k: v for k, v in sorted(p.counts.items()) if k not in SUMMARY_COLUMNS}
         if details:
             console.print(f"  {p.provider}: " + ", ".join(f"{k} {v}" for k, v in details.items()))
         if p.rows_loaded:

@@ -123,3 +123,44 @@ def test_telemetry_is_off_unless_the_user_turns_it_on(tmp_path: Path):
     (tmp_path / ".dlt" / "config.toml").write_text("[runtime]\ndlthub_telemetry = true\n")
     assert telemetry_in(tmp_path, environ) == "True"
     assert telemetry_in(REPO, environ) == "False"  # the project's own configuration
+
+
+def test_progress_is_drawn_on_a_terminal_and_not_in_a_pipe(polled_sim, tmp_path: Path):
+    """On a terminal (a pseudo-terminal here) the run shows each provider's counters while it
+    works; piped (cron, CI) it prints the summary only."""
+    import shlex
+    import shutil
+
+    script = shutil.which("script")
+    if script is None:
+        import pytest
+
+        pytest.skip("script (util-linux) is needed for a pseudo-terminal")
+    lobstr = polled_sim.fixtures["lobstr"]
+    ids = [lobstr.add(f"{i:032x}", ["PENDING"]) for i in range(300)]
+    env = {"SOURCES__LOBSTR__UPLOAD_TASK_IDS": json.dumps(ids), "COLUMNS": "100",
+           "SOURCES__LOBSTR__CONCURRENCY": "1", "SOURCES__LOBSTR__RATE_LIMIT_REQUESTS": "0",
+           "PYTHONPATH": str(REPO)}
+    command = shlex.join([sys.executable, "-m", "pipelines.cli", "run", "--source", "lobstr"])
+    on_terminal = subprocess.run([script, "-qec", command, "/dev/null"], cwd=tmp_path,
+                                 env={**os.environ, **env}, capture_output=True, text=True,
+                                 timeout=300)
+    piped = cli("run", "--source", "lobstr", cwd=tmp_path, env=env)
+
+    assert on_terminal.returncode == 0, on_terminal.stdout[-2000:]
+    assert "req/s" in on_terminal.stdout and " polled" in on_terminal.stdout
+    assert piped.returncode == 0
+    assert "req/s" not in piped.stdout + piped.stderr
+
+
+def test_the_summary_is_readable_at_80_columns(polled_sim, tmp_path: Path):
+    lobstr = polled_sim.fixtures["lobstr"]
+    env = {"SOURCES__LOBSTR__UPLOAD_TASK_IDS": json.dumps([lobstr.add("a" * 32, ["SUCCESS"])]),
+           "COLUMNS": "80"}
+    done = cli("run", cwd=tmp_path, env=env)
+
+    assert done.returncode == 0, done.stderr
+    assert "…" not in done.stdout
+    line = next(line for line in done.stdout.splitlines() if line.startswith("  lobstr:"))
+    assert line == "  lobstr: loaded; requests 1, jobs seen 1, polled 1, new 1"
+    assert all(len(row) <= 80 for row in done.stdout.splitlines())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -45,9 +45,25 @@ def current_stats(provider: str) -> ProviderStats:
     return stats if stats is not None and stats.provider == provider else ProviderStats(provider)
 
 
+# called with each provider's stats as its collection starts (the command's live progress)
+_watchers: list[Callable[[ProviderStats], None]] = []
+
+
+@contextmanager
+def watching(watcher: Callable[[ProviderStats], None]) -> Iterator[None]:
+    """Hand `watcher` the stats of every provider run that starts inside the block."""
+    _watchers.append(watcher)
+    try:
+        yield
+    finally:
+        _watchers.remove(watcher)
+
+
 @contextmanager
 def collecting(provider: str) -> Iterator[ProviderStats]:
     stats = ProviderStats(provider)
+    for watcher in list(_watchers):
+        watcher(stats)
     token = _current.set(stats)
     try:
         yield stats
