@@ -71,6 +71,7 @@ class Place:
     def env(self, sim: Simulator) -> dict[str, str]:
         highlevel, lobstr = sim.fixtures["highlevel"], sim.fixtures["lobstr"]
         env = {
+            "COLUMNS": "200",  # the summary as a table (pytest-xdist sets 80)
             "DLT_DATA_DIR": str(self.workdir / "dlt"),
             "DESTINATION__DUCKDB__CREDENTIALS": str(self.workdir / "warehouse.duckdb"),
             "SOURCES__HIGHLEVEL__BASE_URL": sim.base_url,

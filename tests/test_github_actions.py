@@ -126,7 +126,7 @@ def test_the_workflow_runs_for_any_subset_of_providers(used, sim, database, tmp_
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__",
                                                                         "DESTINATION__"))}
     base_env.update(origins, PATH=f"{REPO / '.venv/bin'}{os.pathsep}{os.environ['PATH']}",
-                    PYTHONPATH=str(REPO))
+                    PYTHONPATH=str(REPO), COLUMNS="200")  # a table (pytest-xdist sets 80)
 
     steps, summary = replay(yaml.safe_load(WORKFLOW.read_text()), settings, checkout, base_env)
 
