@@ -101,6 +101,14 @@ WaitOption = Annotated[float, typer.Option(
          "it to finish instead of exiting with 2.")]
 
 
+FromFileOption = Annotated[Path | None, typer.Option(
+    "--from-file", help="File with one id per line (or a CSV, with --column).")]
+ColumnOption = Annotated[str | None, typer.Option(
+    help="Column of the --from-file CSV (with a header row) holding the ids.")]
+DestinationOption = Annotated[str | None, typer.Option(help="dlt destination; default duckdb.")]
+DatasetOption = Annotated[str | None, typer.Option(help="Dataset (schema) name.")]
+
+
 def _waiting(message: str) -> None:
     err_console.print(f"[yellow]waiting[/] {escape(str(message))}")
 
@@ -165,13 +173,10 @@ def track(
     ids: Annotated[list[str] | None, typer.Argument(
         help="Job ids as the provider writes them (`upload-status providers` shows each "
              "one's form).")] = None,
-    from_file: Annotated[Path | None, typer.Option(
-        "--from-file", help="File with one id per line (or a CSV, with --column).")] = None,
-    column: Annotated[str | None, typer.Option(
-        help="Column of the --from-file CSV (with a header row) holding the ids.")] = None,
-    destination: Annotated[str | None, typer.Option(help="dlt destination; default duckdb.")
-                           ] = None,
-    dataset: Annotated[str | None, typer.Option(help="Dataset (schema) name.")] = None,
+    from_file: FromFileOption = None,
+    column: ColumnOption = None,
+    destination: DestinationOption = None,
+    dataset: DatasetOption = None,
     wait: WaitOption = 0,
 ) -> None:
     """Register jobs to follow; the next `run` polls them until they finish. Nothing is
@@ -191,13 +196,10 @@ def untrack(
     provider: Annotated[str, typer.Argument(help="The provider the jobs were tracked for.")],
     ids: Annotated[list[str] | None, typer.Argument(
         help="Job ids as given to `track`.")] = None,
-    from_file: Annotated[Path | None, typer.Option(
-        "--from-file", help="File with one id per line (or a CSV, with --column).")] = None,
-    column: Annotated[str | None, typer.Option(
-        help="Column of the --from-file CSV (with a header row) holding the ids.")] = None,
-    destination: Annotated[str | None, typer.Option(help="dlt destination; default duckdb.")
-                           ] = None,
-    dataset: Annotated[str | None, typer.Option(help="Dataset (schema) name.")] = None,
+    from_file: FromFileOption = None,
+    column: ColumnOption = None,
+    destination: DestinationOption = None,
+    dataset: DatasetOption = None,
     wait: WaitOption = 0,
 ) -> None:
     """Stop following jobs: no run polls them again (their history stays, and upload_jobs
@@ -246,9 +248,8 @@ def highlevel_prune(
         help="Only imports created more than this many days ago.")] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Delete; without it nothing is deleted.")
                    ] = False,
-    destination: Annotated[str | None, typer.Option(help="dlt destination; default duckdb.")
-                           ] = None,
-    dataset: Annotated[str | None, typer.Option(help="Dataset (schema) name.")] = None,
+    destination: DestinationOption = None,
+    dataset: DatasetOption = None,
     wait: WaitOption = 0,
 ) -> None:
     """Delete HighLevel CSV import records matching every filter (lists them without --yes)."""
@@ -294,9 +295,8 @@ def report(
     stuck_hours: Annotated[float, typer.Option(
         help="A job unfinished for longer than this is listed as stuck.", min=0)] = 24.0,
     top: Annotated[int, typer.Option(help="Failure reasons listed per provider.", min=1)] = 5,
-    destination: Annotated[str | None, typer.Option(help="dlt destination; default duckdb.")
-                           ] = None,
-    dataset: Annotated[str | None, typer.Option(help="Dataset (schema) name.")] = None,
+    destination: DestinationOption = None,
+    dataset: DatasetOption = None,
 ) -> None:
     """Success rate per provider and day, statuses, top failure reasons and stuck jobs."""
     from pipelines.chart import chart_format, write_chart
@@ -341,9 +341,8 @@ def demo(
                                      "ignore_unknown_options": True})
 def dlt_pipeline(
     ctx: typer.Context,
-    destination: Annotated[str | None, typer.Option(help="dlt destination; default duckdb.")
-                           ] = None,
-    dataset: Annotated[str | None, typer.Option(help="Dataset (schema) name.")] = None,
+    destination: DestinationOption = None,
+    dataset: DatasetOption = None,
 ) -> None:
     """dlt's `dlt pipeline` command on this project's pipeline: `upload-status dlt info`,
     `trace`, `schema`, `failed-jobs`, `load-package` ... (the same arguments)."""
