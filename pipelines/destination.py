@@ -97,6 +97,15 @@ def check_duckdb_file(path: str, write: bool) -> None:
                          "it; `upload-status report` can read it as it is")
 
 
+def lock_holder(exc: Exception) -> str | None:
+    """The PID DuckDB names when another process holds the file's lock ("unknown" when it names
+    none), None when `exc` is not about the lock."""
+    text = str(exc)
+    if "lock" not in text.lower():
+        return None
+    return text.split("(PID", 1)[1].split(")", 1)[0].strip() if "(PID" in text else "unknown"
+
+
 def ensure_duckdb_free(path: str) -> None:
     """UsageError when another process (a BI tool, a second run) holds the DuckDB file: DuckDB
     allows one writing process per file, and dlt would fail deep inside the load."""
@@ -105,10 +114,8 @@ def ensure_duckdb_free(path: str) -> None:
     try:
         duckdb.connect(path).close()
     except duckdb.IOException as exc:
-        if "lock" not in str(exc).lower():
+        if (holder := lock_holder(exc)) is None:
             raise
-        holder = str(exc).split("(PID", 1)[1].split(")", 1)[0].strip() if "(PID" in str(
-            exc) else "unknown"
         raise UsageError(
             f"DuckDB file {path} is in use by another process (PID {holder}), e.g. a BI tool "
             "or another run. DuckDB lets one process write a file at a time: close it there "

@@ -24,6 +24,7 @@ from pipelines.destination import (
     dataset_name,
     duckdb_file,
     duckdb_path,
+    lock_holder,
     make_pipeline,
 )
 from pipelines.dialects import render, sql_dialect
@@ -117,11 +118,9 @@ def read_only_duckdb(path: str) -> Iterator[Any]:
     try:
         con = duckdb.connect(path, read_only=True)
     except duckdb.IOException as exc:
-        if "lock" not in str(exc).lower():
+        if (holder := lock_holder(exc)) is None:
             raise UsageError(f"DESTINATION__DUCKDB__CREDENTIALS: cannot read {path}: "
                              f"{str(exc).splitlines()[0]}") from None
-        holder = str(exc).split("(PID", 1)[1].split(")", 1)[0].strip() if "(PID" in str(
-            exc) else "unknown"
         raise UsageError(f"DuckDB file {path} is being written by another process (PID "
                          f"{holder}), e.g. a run: report again when it has finished") from None
     try:

@@ -7,6 +7,7 @@ import csv
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dlt
 
@@ -16,6 +17,7 @@ from pipelines.reconcile import reconcile_state
 from pipelines.usage import UsageError
 from sources import providers
 from sources.common.counts import Count
+from sources.common.job_refs import JobRef
 from sources.common.polled_provider import PolledProvider
 from sources.common.polled_resources import registration_source, untrack_source
 from sources.common.stats import collecting
@@ -68,21 +70,36 @@ def polled_provider(name: str) -> PolledProvider:
     return provider
 
 
+def _unique_refs(provider: PolledProvider, ids: Sequence[str], nothing_done: str
+                 ) -> list[JobRef]:
+    """The ids as job refs, each once; UsageError (ending `nothing_done`) when none is given or
+    any is invalid: all or nothing, a half-registered file is harder to fix than a refused one."""
+    if not ids:
+        raise UsageError("no ids given: pass them as arguments or with --from-file")
+    refs, invalid = provider.split_refs(ids)
+    if invalid:
+        raise UsageError(f"{invalid}; {nothing_done}")
+    return list({r.ref: r for r in refs}.values())
+
+
+def _load_locked(pipeline: dlt.Pipeline, source: Any, wait: float,
+                 on_wait: Callable[[str], None] | None) -> None:
+    """Load `source` (it only changes the provider's state) on top of what the destination
+    holds, under the run lock."""
+    with writing(pipeline, wait, on_wait):
+        reconcile_state(pipeline)
+        pipeline.run(for_destination(source, pipeline),
+                     loader_file_format=loader_file_format(pipeline))
+
+
 def track_jobs(name: str, ids: Sequence[str], destination: str | None = None,
                dataset: str | None = None, pipeline: dlt.Pipeline | None = None,
                wait: float = 0, on_wait: Callable[[str], None] | None = None) -> TrackResult:
     provider = polled_provider(name)
-    if not ids:
-        raise UsageError("no ids given: pass them as arguments or with --from-file")
-    refs, invalid = provider.split_refs(ids)
-    if invalid:  # all or nothing: a half-registered file is harder to fix than a refused one
-        raise UsageError(f"{invalid}; nothing was registered")
-    unique = list({r.ref: r for r in refs}.values())
-    pipeline = pipeline or make_pipeline(destination, dataset)
-    with writing(pipeline, wait, on_wait), collecting(name) as stats:
-        reconcile_state(pipeline)  # register on top of what the destination holds
-        pipeline.run(for_destination(registration_source(provider, unique), pipeline),
-                     loader_file_format=loader_file_format(pipeline))
+    unique = _unique_refs(provider, ids, "nothing was registered")
+    with collecting(name) as stats:
+        _load_locked(pipeline or make_pipeline(destination, dataset),
+                     registration_source(provider, unique), wait, on_wait)
     return TrackResult(name, len(unique), stats.counts[Count.REGISTERED])
 
 
@@ -94,16 +111,9 @@ def untrack_jobs(name: str, ids: Sequence[str], destination: str | None = None,
     the ids by outcome (`untracked`, `not followed`, `already finished`, `already
     untracked`). Nothing changes when any id is invalid."""
     provider = polled_provider(name)
-    if not ids:
-        raise UsageError("no ids given: pass them as arguments or with --from-file")
-    refs, invalid = provider.split_refs(ids)
-    if invalid:
-        raise UsageError(f"{invalid}; nothing was untracked")
-    unique = list({r.ref: r for r in refs}.values())
+    unique = _unique_refs(provider, ids, "nothing was untracked")
     outcomes: dict[str, list[str]] = {}
-    pipeline = pipeline or make_pipeline(destination, dataset)
-    with writing(pipeline, wait, on_wait), collecting(name):
-        reconcile_state(pipeline)
-        pipeline.run(for_destination(untrack_source(provider, unique, outcomes), pipeline),
-                     loader_file_format=loader_file_format(pipeline))
+    with collecting(name):
+        _load_locked(pipeline or make_pipeline(destination, dataset),
+                     untrack_source(provider, unique, outcomes), wait, on_wait)
     return outcomes

@@ -147,7 +147,7 @@ class StatusTracker:
                         del jobs[job_ref]
                         moved += 1
                 if moved:  # stored at once: a run that observes nothing must not lose them
-                    state["finished_jobs"] = self._finished.stored()
+                    self.save()
             self._state_jobs = jobs
             self._never_before(state)
         return self._state_jobs
@@ -181,7 +181,7 @@ class StatusTracker:
     def save(self) -> None:
         """Write the finished jobs of a compact tracker to the source state (a no-op else)."""
         if self._finished is not None:
-            dlt.current.source_state()["finished_jobs"] = self._finished.stored()
+            self._state["finished_jobs"] = self._finished.stored()
 
     def save_if_changed(self) -> None:
         """`save`, when jobs finished (or finished ones came back) since it was last called."""
