@@ -303,13 +303,9 @@ def report(
     from pipelines.render import print_report_tables
     from pipelines.report import load_report
 
-    try:
-        if chart is not None:
-            chart_format(chart)  # before the report is read
-        rep = load_report(destination, dataset, since, stuck_hours, top)
-    except UsageError as exc:
-        err_console.print(f"[bold red]error[/] {escape(str(exc))}")
-        raise typer.Exit(2) from None
+    if chart is not None:
+        _guarded(lambda: chart_format(chart))  # before the report is read
+    rep = _guarded(lambda: load_report(destination, dataset, since, stuck_hours, top))
     if format is Format.json:
         print(rep.to_json())
     elif format is Format.csv:
@@ -348,12 +344,7 @@ def dlt_pipeline(
     `trace`, `schema`, `failed-jobs`, `load-package` ... (the same arguments)."""
     from pipelines.dlt_cli import run_dlt_pipeline
 
-    try:
-        code = run_dlt_pipeline(ctx.args, destination, dataset)
-    except UsageError as exc:
-        err_console.print(f"[bold red]error[/] {escape(str(exc))}")
-        raise typer.Exit(2) from None
-    raise typer.Exit(code)
+    raise typer.Exit(_guarded(lambda: run_dlt_pipeline(ctx.args, destination, dataset)))
 
 
 @app.command("providers")

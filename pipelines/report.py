@@ -87,11 +87,11 @@ def _reader(pipeline: dlt.Pipeline) -> Iterator[Query]:
     dataset = pipeline.dataset_name
     if (path := duckdb_file(pipeline)) is not None:
         with read_only_duckdb(path) as con:
-            yield lambda sql: _rows(con.execute(sql.format(ds=dataset)))
+            yield _duckdb_query(con, dataset)
         return
     if is_lakehouse(pipeline):
         with lake_connection(pipeline) as con:
-            yield lambda sql: _rows(con.execute(sql.format(ds=dataset)))
+            yield _duckdb_query(con, dataset)
         return
     dialect = sql_dialect(pipeline)
     # one client for every query: dlt resolves the configuration and opens the database anew
@@ -106,9 +106,14 @@ def _reader(pipeline: dlt.Pipeline) -> Iterator[Query]:
         yield in_destination
 
 
-def _rows(cursor: Any) -> list[dict[str, Any]]:
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+def _duckdb_query(con: Any, dataset: str) -> Query:
+    """The report's SQL run as it is on a DuckDB connection, rows as dicts."""
+    def query(sql: str) -> list[dict[str, Any]]:
+        cursor = con.execute(sql.format(ds=dataset))
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    return query
 
 
 @contextmanager
@@ -201,11 +206,8 @@ def load_report(destination: str | None, dataset: str | None, since_days: int,
         if "://" not in path:
             check_duckdb_file(path, write=False)
             with read_only_duckdb(path) as con:
-                def rows(sql: str) -> list[dict[str, Any]]:
-                    return _rows(con.execute(sql.format(ds=name)))
-
-                return _views_needed(name, lambda: _build(rows, since_days, stuck_hours, top,
-                                                          None))
+                return _views_needed(name, lambda: _build(
+                    _duckdb_query(con, name), since_days, stuck_hours, top, None))
     pipeline = make_pipeline(destination, dataset)
     refuse_appending(pipeline)
     return _views_needed(pipeline.dataset_name, lambda: build_report(

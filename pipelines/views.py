@@ -177,7 +177,7 @@ def view_statements(pipeline: dlt.Pipeline, client: Any, dialect: str,
                     providers: Sequence[Provider] | None = None) -> list[tuple[str, str]]:
     """(view name, CREATE VIEW statement in `dialect`, the destination's) for every view;
     `client` is an open destination (job) client of `pipeline`."""
-    providers = providers or [p.provider for p in registered().values()]
+    providers = _or_registered(providers)
     dataset = pipeline.dataset_name
     views = all_views(providers)
     # parsed once: sqlglot's parsing is most of the views' cost
@@ -196,18 +196,23 @@ def view_statements(pipeline: dlt.Pipeline, client: Any, dialect: str,
     return statements
 
 
+def _or_registered(providers: Sequence[Provider] | None) -> Sequence[Provider]:
+    """`providers`, or every registered one."""
+    return providers or [p.provider for p in registered().values()]
+
+
 VIEWS_DIGEST_FILE = "views.digest"  # in the local pipeline folder (one per destination)
 
 
 def view_names(providers: Sequence[Provider] | None = None) -> list[str]:
-    providers = providers or [p.provider for p in registered().values()]
+    providers = _or_registered(providers)
     return [view.name for view in all_views(providers)]
 
 
 def views_digest(pipeline: dlt.Pipeline, providers: Sequence[Provider] | None = None) -> str:
     """What the views are made of: every schema's version (a table or column added changes
     it) and the views' SQL. Equal digests make equal views over the same destination."""
-    providers = providers or [p.provider for p in registered().values()]
+    providers = _or_registered(providers)
     from pipelines.dlt_tooling import SCHEMA_NAME  # the schema made from the views: not theirs
 
     parts = [pipeline.dataset_name, *(f"{name}:{pipeline.schemas[name].version_hash}"
