@@ -13,6 +13,7 @@ import dlt
 from dlt.pipeline.trace import load_trace
 
 from pipelines.destination import duckdb_destination
+from pipelines.memory import StepBoundaries
 from pipelines.runner import run_providers
 from simulator.process import SimProcess
 from sources.lobstr.fixture import LobstrFixture
@@ -32,7 +33,8 @@ class Run:
 def pipeline_in(folder: Path, name: str = "upload_status") -> dlt.Pipeline:
     """The pipeline `upload-status run` makes (its DuckDB settings), in `folder`."""
     return dlt.pipeline(name, destination=duckdb_destination(str(folder / "bench.duckdb")),
-                        dataset_name="upload_status", pipelines_dir=str(folder / "pipelines"))
+                        dataset_name="upload_status", pipelines_dir=str(folder / "pipelines"),
+                        progress=StepBoundaries())
 
 
 def step_seconds(pipeline: dlt.Pipeline, step: str) -> float:

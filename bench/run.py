@@ -47,6 +47,7 @@ from sources.highlevel.fixture import HighLevelFixture
 
 POLL_JOBS = 5_000
 LOAD_IMPORTS = 100_000
+MILLION = 1_000_000  # the largest first load of the scaling table (goal 11: its peak memory)
 LOAD_ATTEMPTS = 3
 PAGE = 100
 
@@ -268,7 +269,8 @@ def bench_loading(work: Path, lines: list[str]) -> dict[str, Any]:
     return {"first": cold, "again": again, "rss": rss}
 
 
-def bench_scaling(work: Path, loaded_100k: dict[str, Any]) -> list[str]:
+def bench_scaling(work: Path, loaded_100k: dict[str, Any], goals: list[str]) -> list[str]:
+    """The scaling table's rows; the goal line of the 1,000,000-import first load's peak."""
     def imports_row(n: int, first: Run, again: Run, rss: float) -> str:
         return (f"| {n:,} imports | {first.wall:.2f} s | {first.requests} | {again.wall:.2f} s "
                 f"| {again.requests} | {rss:.0f} MB |")
@@ -278,12 +280,15 @@ def bench_scaling(work: Path, loaded_100k: dict[str, Any]) -> list[str]:
             runs, rss = loads_in_fresh_process("ours", sim, work / f"scale_imports_{n}",
                                                ("cold",))
             again, _ = no_change_run(sim, work / f"scale_imports_{n}" / "cold")
+        if n == MILLION:
+            goals.append(f"| 11 | peak memory of a first load of {n:,} imports (fresh process) "
+                         f"| {rss:.0f} MB | - | goal < 500 MB |")
         return imports_row(n, runs[0], again, rss)
 
     rows = [fresh_imports_row(1_000), fresh_imports_row(10_000),
             imports_row(LOAD_IMPORTS, loaded_100k["first"], loaded_100k["again"],
                         loaded_100k["rss"]),  # measured by bench_loading
-            fresh_imports_row(3 * LOAD_IMPORTS)]
+            fresh_imports_row(3 * LOAD_IMPORTS), fresh_imports_row(MILLION)]
     for n in (100, 1_000, 10_000):
         with (SimProcess(lobstr_tasks(n, ("PENDING",)), latency=LATENCY) as sim,
               env(lobstr_env(sim, n))):
@@ -349,7 +354,9 @@ def main() -> None:
         bench_startup(work, goals)
         bench_tracked(work, goals)
         print("\n".join(goals[before:]), flush=True)
-        scaling = bench_scaling(work, loaded)
+        before = len(goals)
+        scaling = bench_scaling(work, loaded, goals)
+        print("\n".join(goals[before:]), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     text = "\n".join([

@@ -18,6 +18,7 @@ from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from pipelines import duckdb_compat  # noqa: F401  (dlt's Arrow reads on DuckDB 2.0)
 from pipelines.lakehouse import refuse_appending
 from pipelines.local_state import pipelines_dir_for, prune_loaded_packages
+from pipelines.memory import StepBoundaries
 from pipelines.project import project_dir
 from pipelines.run_lock import LockHeld, holding, lock_for
 from pipelines.usage import UsageError
@@ -147,9 +148,10 @@ def create_duckdb_file(path: str) -> None:
 
 
 # DuckDB's own default (80 % of RAM) holds a whole merge in memory; capped, it spills to disk,
-# and one thread keeps one set of buffers (dlt already loads tables in parallel). The load
-# takes no longer (bench/RESULTS.md)
+# and one thread keeps one set of buffers. Its load jobs run one at a time: each one in flight
+# adds its own buffers over the cap (4 at once: +100 MB at 1,000,000 imports, bench/RESULTS.md)
 DUCKDB_SETTINGS: dict[str, Any] = {"memory_limit": "128MB", "threads": 1}
+DUCKDB_LOAD_JOBS = 1
 
 
 def duckdb_destination(path: str) -> Any:
@@ -162,7 +164,7 @@ def duckdb_destination(path: str) -> Any:
     credentials = DuckDbCredentials()
     credentials.database = path
     credentials.global_config = {**DUCKDB_SETTINGS, **configured}
-    return dlt.destinations.duckdb(credentials)
+    return dlt.destinations.duckdb(credentials, max_parallel_load_jobs=DUCKDB_LOAD_JOBS)
 
 
 def make_pipeline(destination: str | None = None, dataset: str | None = None,
@@ -174,7 +176,8 @@ def make_pipeline(destination: str | None = None, dataset: str | None = None,
     dest: Destination = (duckdb_destination(duckdb_path(dataset)) if destination in (None, "duckdb")
                          else Destination.from_reference(destination))
     return dlt.pipeline(pipeline_name=pipeline_name, destination=dest, dataset_name=dataset,
-                        pipelines_dir=pipelines_dir or pipelines_dir_for(dest, dataset))
+                        pipelines_dir=pipelines_dir or pipelines_dir_for(dest, dataset),
+                        progress=StepBoundaries())
 
 
 def duckdb_file(pipeline: dlt.Pipeline) -> str | None:

@@ -385,6 +385,7 @@ def test_job_state_is_one_small_int_per_job_and_reads_the_older_layout(tmp_path,
 
     import dlt
 
+    from sources.common.finished_jobs import FinishedJobs
     from sources.common.stats import ProviderStats
     from sources.common.tracking import StatusTracker
 
@@ -420,8 +421,7 @@ def test_job_state_is_one_small_int_per_job_and_reads_the_older_layout(tmp_path,
     assert not gc.is_tracked(dict(state["jobs"]))  # str -> int: nothing for full GCs to walk
     # compact: only the unfinished job is named; a and b are two 8-byte digests
     assert sorted(state["jobs"]) == (["c"] if compact else ["a", "b", "c"])
-    assert len(base64.b64decode(state.get("finished_jobs", {}).get("keys", ""))) == (
-        16 if compact else 0)
+    assert len(FinishedJobs(state.get("finished_jobs"))) == (2 if compact else 0)
 
     old = {"a": ["PENDING", "pending"], "b": ["SUCCESS", "succeeded"], "r": None}
     seen.clear()
@@ -489,7 +489,55 @@ def test_finished_jobs_merge_and_round_trip(monkeypatch):
     assert (third.get("job1"), third.get("job1000"), third.get("job2"), len(third)) == (
         None, 2, 1, 1000)
     with pytest.raises(ValueError, match="damaged"):
-        FinishedJobs({"keys": stored["keys"], "codes": ""})
+        FinishedJobs({**stored, "codes": ""})
+    for damaged in ({**stored, "keys": "not base64!"}, {"layout": 2, "keys": stored["keys"]},
+                    {**stored, "keys": base64.b64encode(b"not deflated").decode()}):
+        with pytest.raises(ValueError, match="damaged"):
+            FinishedJobs(damaged)
+
+
+def test_finished_jobs_read_the_first_layout_and_store_packed():
+    """A state written before the packed layout (the sorted arrays as base64) reads as the same
+    jobs; stored again, it is packed (a digest in 6.3 bytes at 100,000 jobs, 5.8 at a million,
+    where the arrays took 8)."""
+    import numpy as np
+
+    from sources.common.finished_jobs import PACKED, FinishedJobs
+
+    jobs = FinishedJobs()
+    for i in range(100_000):
+        jobs.add(f"import-{i:08d}", i % 4)
+    jobs.stored()
+    first = {"keys": base64.b64encode(jobs._keys.tobytes()).decode(),
+             "codes": base64.b64encode(jobs._codes.tobytes()).decode()}
+    read = FinishedJobs(first)
+    assert len(read) == 100_000 and read.get_many(["import-00000003", "import-x"]) == [3, None]
+    packed = read.stored()
+    assert packed["layout"] == PACKED
+    assert len(packed["keys"]) < 0.8 * len(first["keys"])
+    assert len(packed["codes"]) < 0.25 * len(first["codes"])
+    again = FinishedJobs(packed)
+    assert np.array_equal(again._keys, jobs._keys) and np.array_equal(again._codes, jobs._codes)
+    assert len(FinishedJobs(FinishedJobs().stored())) == 0
+
+
+def test_seen_ids_tell_ids_met_before_in_the_run(monkeypatch):
+    """Membership across merges into the sorted array, within one page, and of ids that
+    are added only after being asked about."""
+    from sources.common import seen_ids
+    from sources.common.seen_ids import SeenIds
+
+    monkeypatch.setattr(seen_ids, "MERGE_EVERY", 7)
+    seen = SeenIds()
+    assert seen.unseen([]) == []
+    for page in range(20):
+        ids = [f"id{page * 5 + i}" for i in range(5)]
+        assert seen.unseen(ids) == [True] * 5
+        seen.add(ids)
+        assert seen.unseen(ids) == [False] * 5
+    assert len(seen) == 100 and len(seen._sorted) >= 90  # merged along the way
+    assert seen.unseen(["id0", "id99", "id100", "id100"]) == [False, False, True, True]
+    assert list(seen._sorted) == sorted(seen._sorted)
 
 
 def test_duckdb_memory_is_bounded_unless_the_user_says_otherwise(tmp_path, monkeypatch):
@@ -511,6 +559,45 @@ def test_duckdb_memory_is_bounded_unless_the_user_says_otherwise(tmp_path, monke
                        '{"memory_limit": "1GB"}')
     limit, threads = settings()
     assert (limit, threads) == ("953.6 MiB", 1)
+
+
+def test_duckdb_loads_one_job_at_a_time_after_the_extracts_memory_is_freed(tmp_path,
+                                                                        monkeypatch):
+    """Three tables' parquet jobs, never two in flight (each adds its own buffers over DuckDB's
+    memory cap), and the load step starts once the extract's freed memory is handed back."""
+    import threading
+    import time
+
+    import dlt
+    import pyarrow as pa
+    from dlt.destinations.impl.duckdb.duck import DuckDbCopyJob
+
+    from pipelines import memory
+    from pipelines.destination import make_pipeline
+
+    released, in_flight, most = [], [0], [0]
+    lock = threading.Lock()
+    copy = DuckDbCopyJob.run
+
+    def counted(job: DuckDbCopyJob) -> None:
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        time.sleep(0.2)  # long enough for a second worker to start one
+        try:
+            copy(job)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    monkeypatch.setattr(DuckDbCopyJob, "run", counted)
+    monkeypatch.setattr(memory, "release_freed_memory", lambda: released.append(True))
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS", str(tmp_path / "jobs.duckdb"))
+    pipeline = make_pipeline(dataset="one_at_a_time", pipelines_dir=str(tmp_path / "p"))
+    tables = [dlt.resource(pa.table({"n": list(range(10))}), name=f"t{i}") for i in range(3)]
+    pipeline.run(tables, loader_file_format="parquet")
+    assert most[0] == 1 and released == [True]
+    assert pipeline.dataset().t2.df()["n"].tolist() == list(range(10))
 
 
 def test_first_row_key_of_an_insert_values_file():

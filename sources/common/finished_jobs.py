@@ -5,13 +5,16 @@ A finished job has to stay known so that it is neither recorded nor fetched agai
 the source state grow with history. As a dict entry (the reference and a status index) a job
 costs about 100 bytes in memory; here it costs 10 (an 8-byte digest and a 2-byte status
 index), in sorted arrays that are searched, not walked. Two references collide with
-probability about n^2 / 2^65: 3e-8 for a million jobs.
+probability about n^2 / 2^65: 3e-8 for a million jobs. The state keeps the sorted digests as
+their gaps, byte plane by byte plane, deflated: 5.8 bytes a job instead of 8 (the state is
+copied, compressed and loaded whole on every run that changes it).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import zlib
 from collections.abc import Mapping
 
 import numpy as np
@@ -21,6 +24,7 @@ _CODE = np.dtype("<u2")
 # a run's additions wait in a dict (~70 bytes a job) until merged into the arrays: on a first
 # run over a long history that would be every job
 MERGE_EVERY = 50_000
+PACKED = 2  # the state's layout: {"layout": 2, "keys": <packed gaps>, "codes": <deflated>}
 
 
 def digest(job_ref: str) -> int:
@@ -31,11 +35,7 @@ class FinishedJobs:
     """Job digest -> index of its last `[native, canonical]` status pair."""
 
     def __init__(self, stored: Mapping[str, str] | None = None) -> None:
-        stored = stored or {}
-        self._keys = np.frombuffer(base64.b64decode(stored.get("keys", "")), _KEY)
-        self._codes = np.frombuffer(base64.b64decode(stored.get("codes", "")), _CODE)
-        if len(self._keys) != len(self._codes):
-            raise ValueError("finished jobs in the state are damaged: keys and codes differ")
+        self._keys, self._codes = _unpack(stored or {})
         self._added: dict[int, int] = {}  # this run's, merged in by `stored`
         self._dropped: set[int] = set()  # finished before, unfinished again now
         # digests of the jobs last asked for: a sighting asks for a job and then adds it
@@ -103,5 +103,38 @@ class FinishedJobs:
         """Everything known, merged and sorted, as the state keeps it (base64 of the arrays)."""
         self._merge()
         self._dirty = False
-        return {"keys": base64.b64encode(self._keys.tobytes()).decode(),
-                "codes": base64.b64encode(self._codes.tobytes()).decode()}
+        return _pack(self._keys, self._codes)
+
+
+def _pack(keys: np.ndarray, codes: np.ndarray) -> dict[str, object]:
+    # sorted digests have small gaps: their high bytes are mostly zero, which deflate takes
+    gaps = np.diff(keys, prepend=np.uint64(0)).astype(_KEY)
+    planes = np.ascontiguousarray(gaps.view(np.uint8).reshape(-1, 8).T)
+    return {"layout": PACKED, "keys": _deflated(planes.tobytes()),
+            "codes": _deflated(codes.tobytes())}
+
+
+def _unpack(stored: Mapping[str, object]) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted digests and their codes, from either layout; ValueError when damaged."""
+    try:
+        if stored.get("layout") == PACKED:
+            planes = np.frombuffer(_inflated(stored["keys"]), np.uint8)
+            gaps = np.ascontiguousarray(planes.reshape(8, -1).T).view(_KEY).reshape(-1)
+            keys = np.cumsum(gaps, dtype=_KEY)
+            codes = np.frombuffer(_inflated(stored["codes"]), _CODE)
+        else:  # the first layout: the arrays as they are
+            keys = np.frombuffer(base64.b64decode(str(stored.get("keys", ""))), _KEY)
+            codes = np.frombuffer(base64.b64decode(str(stored.get("codes", ""))), _CODE)
+    except (KeyError, ValueError, TypeError, zlib.error) as exc:
+        raise ValueError(f"finished jobs in the state are damaged: {exc}") from None
+    if len(keys) != len(codes):
+        raise ValueError("finished jobs in the state are damaged: keys and codes differ")
+    return keys, codes
+
+
+def _deflated(data: bytes) -> str:
+    return base64.b64encode(zlib.compress(data, 1)).decode()
+
+
+def _inflated(text: object) -> bytes:
+    return zlib.decompress(base64.b64decode(str(text)))

@@ -15,6 +15,7 @@ from sources.common.config_checks import MAX_STATUS_LENGTH
 from sources.common.fan_out import stepped
 from sources.common.paginators import ListingStopped
 from sources.common.redaction import redact
+from sources.common.seen_ids import SeenIds
 from sources.common.stats import ProviderStats
 from sources.common.status import TERMINAL
 from sources.common.throttle import DailyLimitReached
@@ -61,7 +62,7 @@ class ImportListing:
         self.spent_locations: set[str] = set()  # those whose daily request limit is used up
         self.failed_locations: set[str] = set()  # those with a failure in the summary
         self.changed: set[str] = set()
-        self.listed: set[str] = set()  # ids listed so far in this run
+        self.listed = SeenIds()  # ids listed so far in this run
 
     @property
     def has_rejects(self) -> bool:
@@ -169,14 +170,15 @@ class ImportListing:
         """One listing page read into the run: its new imports, and those the run listed
         before (`Repeats`); a page of repeats only stops the location's listing."""
         records = self._usable(page, location)
-        fresh = [r for r in records if r["_id"] not in self.listed]
+        unseen = self.listed.unseen([r["_id"] for r in records])
+        fresh = [r for r, new in zip(records, unseen, strict=True) if new]
         if records and not fresh:
             window.failure = ListingStopped(
                 f"a listing page at skip={window.skipped} named only imports already listed in "
                 "this run (the listing repeats)")
             return []
         window.skipped += len(page)
-        self.listed.update(r["_id"] for r in fresh)
+        self.listed.add(r["_id"] for r in fresh)
         self._observe(records)
         for record in records:
             # just observed: finished is what its status says (cheaper than the state)
