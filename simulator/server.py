@@ -146,8 +146,11 @@ class Simulator:
         return f"{self.scheme}://{host}:{port}"
 
     def start(self) -> Simulator:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        # once: a second serve_forever loop outlives shutdown() (which stops one) and then
+        # spins on the closed socket, a core lost for the rest of the test session
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+            self._thread.start()
         return self
 
     def stop(self) -> None:

@@ -132,3 +132,23 @@ def test_responses_are_not_stalled_by_nagle(sim):
         session.get(url, timeout=10)
     per_request = (time.perf_counter() - started) / 20
     assert per_request < 0.02, f"{per_request * 1000:.1f} ms per keep-alive request"
+
+
+def test_a_simulator_started_twice_leaves_no_serving_thread_behind():
+    """`with Simulator(...).start()` starts it twice: one loop serves, and stop() ends it (a
+    second loop outlived shutdown() and spun on the closed socket for the whole session)."""
+    import threading
+    import time
+
+    from simulator import Simulator
+
+    def serving() -> int:
+        return sum(1 for t in threading.enumerate() if "serve_forever" in t.name)
+
+    before = serving()
+    with Simulator().start() as sim:
+        assert serving() == before + 1 and sim.base_url.startswith("http://127.0.0.1:")
+    deadline = time.monotonic() + 5
+    while serving() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert serving() == before
