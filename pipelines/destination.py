@@ -17,7 +17,7 @@ from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from pipelines import duckdb_compat  # noqa: F401  (dlt's Arrow reads on DuckDB 2.0)
 from pipelines.lakehouse import refuse_appending
-from pipelines.local_state import pipelines_dir_for, prune_loaded_packages
+from pipelines.local_state import created_alone, pipelines_dir_for, prune_loaded_packages
 from pipelines.memory import StepBoundaries
 from pipelines.project import project_dir
 from pipelines.run_lock import LockHeld, holding, lock_for
@@ -175,9 +175,10 @@ def make_pipeline(destination: str | None = None, dataset: str | None = None,
     dataset = dataset_name(dataset)
     dest: Destination = (duckdb_destination(duckdb_path(dataset)) if destination in (None, "duckdb")
                          else Destination.from_reference(destination))
-    return dlt.pipeline(pipeline_name=pipeline_name, destination=dest, dataset_name=dataset,
-                        pipelines_dir=pipelines_dir or pipelines_dir_for(dest, dataset),
-                        progress=StepBoundaries())
+    folder = pipelines_dir or pipelines_dir_for(dest, dataset)
+    with created_alone(folder, pipeline_name):
+        return dlt.pipeline(pipeline_name=pipeline_name, destination=dest, dataset_name=dataset,
+                            pipelines_dir=folder, progress=StepBoundaries())
 
 
 def duckdb_file(pipeline: dlt.Pipeline) -> str | None:

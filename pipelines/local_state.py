@@ -8,8 +8,11 @@ or deleted folder is restored from there on the next run.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +48,19 @@ def pipelines_dir_for(destination: Destination, dataset: str) -> str:
     kind = identity.split("|", 1)[0]
     slug = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{kind}-{dataset}")[:60]
     return str(Path(get_dlt_pipelines_dir()) / "upload_status_by_destination" / f"{slug}-{digest}")
+
+
+@contextmanager
+def created_alone(pipelines_dir: str, pipeline_name: str) -> Iterator[None]:
+    """Hold the block while a pipeline is made in `pipelines_dir`. dlt makes a pipeline's
+    folder anew, wiping it, when it finds no state there, so two first runs starting at once
+    (Dagster's processes, two schedulers) wiped or failed each other; the second now waits
+    until the first has written its state, and attaches to it."""
+    folder = Path(pipelines_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / f".{pipeline_name}.create.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # held for the making only: well under a second
+        yield
 
 
 def prune_loaded_packages(pipeline: Any, keep: set[str]) -> int:

@@ -325,3 +325,34 @@ def test_a_dataset_dropped_by_hand_is_loaded_again_whole(lobstr_sim, tmp_path):
     assert len(_query(dest, tmp_path, "SELECT * FROM {ds}.lobstr_upload_tasks")) == len(TASKS)
     rows = history(dest, tmp_path)  # every task's current status, once
     assert sorted(r[0] for r in rows) == sorted(TASKS) and len(set(rows)) == len(rows)
+
+
+_MAKE_AT_ONCE = """
+import os, sys, time
+from pathlib import Path
+from pipelines.destination import make_pipeline
+go = Path(sys.argv[1])
+while not go.exists():
+    time.sleep(0.001)
+pipeline = make_pipeline(pipelines_dir=sys.argv[2])
+(Path(pipeline.working_dir) / f"made-by-{os.getpid()}").write_text("")
+"""
+
+
+def test_first_runs_starting_at_once_share_one_pipeline_folder(tmp_path):
+    """Six processes make the pipeline in one new folder at the same moment (a Dagster
+    materialization, two schedulers): each finds it or makes it, none wipes another's (dlt
+    remakes a folder without state, which failed one with FileExistsError or lost the other's
+    files)."""
+    for attempt in range(3):
+        go, folder = tmp_path / f"go{attempt}", tmp_path / f"pipelines{attempt}"
+        env = {**os.environ, "PYTHONPATH": str(REPO),
+               "DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / f"at_once{attempt}.duckdb")}
+        processes = [subprocess.Popen([sys.executable, "-c", _MAKE_AT_ONCE, str(go), str(folder)],
+                                      env=env, stderr=subprocess.PIPE, text=True)
+                     for _ in range(6)]
+        go.touch()
+        errors = [p.communicate(timeout=120)[1] for p in processes]
+        assert [p.returncode for p in processes] == [0] * 6, errors
+        marks = list(folder.rglob("made-by-*"))
+        assert len(marks) == 6 and len({m.parent for m in marks}) == 1, marks
