@@ -100,7 +100,7 @@ class FinishedJobs:
         self._keys, self._codes, self._added, self._dropped = keys[order], codes[order], {}, set()
 
     def stored(self) -> dict[str, str]:
-        """Everything known, merged and sorted, as the state keeps it (base64 of the arrays)."""
+        """Everything known, merged and sorted, as the state keeps it (`_pack`)."""
         self._merge()
         self._dirty = False
         return _pack(self._keys, self._codes)
