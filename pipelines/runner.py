@@ -91,8 +91,8 @@ def _run_locked(pipeline: dlt.Pipeline, packages: dict[str, ProviderPackage],
                         if (trace := pipeline.last_trace) is not None and (
                                 not traces or traces[-1] is not trace):
                             traces.append(trace)
-        if any(p.outcome == "loaded" for p in report.providers):
-            refresh_views(pipeline, report)
+        if any(p.outcome in _RAN or p.rows_loaded for p in report.providers):
+            refresh_views(pipeline, report)  # whatever the outcome: what loaded is shown
     except Interrupted as exc:  # no further provider starts; what was extracted waits
         report.interrupted = exc.signum
         for name in order[len(report.providers):]:
@@ -100,6 +100,11 @@ def _run_locked(pipeline: dlt.Pipeline, packages: dict[str, ProviderPackage],
     finally:
         save_run_trace(pipeline, traces)
     return report
+
+
+# outcomes of a provider that reached its pipeline run: the views are rebuilt after them (a
+# partly failed run loaded the rest; a failed one may be a fresh dataset, which gets its views)
+_RAN = frozenset({"loaded", "partly failed", "failed"})
 
 
 def _repair_lost_tables(pipeline: dlt.Pipeline, provider: Provider, report: RunReport) -> bool:
@@ -180,6 +185,16 @@ def _load_provider(pipeline: dlt.Pipeline, provider: Provider, source: Any,
                 f"it is set aside in {aside.path} and the next run reads these jobs again "
                 "(README: When things go wrong)")
         return
+    if stats.down is not None:  # every job polled got no answer: the API, not one job
+        stats.outcome = "failed"
+        stats.errors.append(f"{describe_failure(provider, stats.down)} (no job answered; "
+                            "they are polled again next run)")
+        stats.rows_loaded = _rows_loaded(pipeline)
+        return
+    if stats.failed_units:
+        stats.failed_parts.append(
+            f"{stats.failed_units} unit(s) could not be read (named above, kept in "
+            f"{stats.provider}_rejects); they are read again next run, the rest loaded")
     stats.outcome = ("config error" if stats.config_errors else
                      "partly failed" if stats.failed_parts else "loaded")
     stats.errors.extend(f"{provider.name}: {part}" for part in

@@ -22,6 +22,7 @@ from sqlglot.optimizer.scope import traverse_scope
 from pipelines.dialects import render, sql_dialect
 from sources import providers as registered
 from sources.common.analytics import View, literal
+from sources.common.failing_units import FAILING_COLUMNS, failing_table
 from sources.common.provider import Provider
 from sources.common.status import CANONICAL, TERMINAL
 from sources.common.tracking import HISTORY_COLUMNS, history_table
@@ -114,11 +115,23 @@ def failures_view(providers: Sequence[Provider]) -> View:
                CAST(NULL AS VARCHAR) AS item, CAST(NULL AS VARCHAR) AS reason WHERE FALSE""")
 
 
+def failing_units_view(providers: Sequence[Provider]) -> View:
+    """The units (jobs, imports, locations) failing on their own now, every provider's."""
+    parts = [f"""
+        SELECT CAST({literal(p.name)} AS VARCHAR) AS provider, f_{p.name}.unit_kind,
+               f_{p.name}.unit_id, f_{p.name}.scope_id, f_{p.name}.consecutive_failures,
+               f_{p.name}.first_failed_at, f_{p.name}.last_failed_at, f_{p.name}.reason,
+               f_{p.name}.next_try_at
+        FROM {{ds}}.{failing_table(p.name)} AS f_{p.name}
+        WHERE f_{p.name}.resolved_at IS NULL""" for p in providers]
+    return View("upload_failing_units", " UNION ALL ".join(parts))
+
+
 def all_views(providers: Sequence[Provider]) -> list[View]:
     """In dependency order: each view reads only tables and the views before it."""
     return [status_map_view(providers), history_view(providers), jobs_view(providers),
             success_rates_view(), *(v for p in providers for v in p.views),
-            failures_view(providers)]
+            failures_view(providers), failing_units_view(providers)]
 
 
 def _column_types(pipeline: dlt.Pipeline, providers: Sequence[Provider]
@@ -127,7 +140,8 @@ def _column_types(pipeline: dlt.Pipeline, providers: Sequence[Provider]
     type a missing column's NULL stands in with."""
     tables: list[tuple[str, Mapping[str, Any]]] = []
     for p in providers:
-        tables += [(history_table(p), HISTORY_COLUMNS), *p.declared_tables().items()]
+        tables += [(history_table(p), HISTORY_COLUMNS), (failing_table(p.name), FAILING_COLUMNS),
+                   *p.declared_tables().items()]
     for schema in pipeline.schemas.values():
         tables += [(name, table.get("columns", {})) for name, table in schema.tables.items()]
     types: dict[str, dict[str, str]] = {}

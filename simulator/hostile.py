@@ -29,6 +29,13 @@ def credential_of(req: SimRequest) -> str:
     return ""
 
 
+def poison(path: str, status: int = 500, body: Any = None,
+           query: dict[str, str] | None = None) -> Fault:
+    """Every request matching `path` (and `query`) answered with `status` for good: one bad
+    job among healthy ones, or with `path` ".*" an outage."""
+    return Fault(status, path, times=1 << 30, body=body, query=query)
+
+
 def redirect(path: str, location: str, status: int = 302, times: int = 1) -> Fault:
     """A redirect to `location` (another origin, an http downgrade, itself: a loop)."""
     return Fault(None, path, times=times, answer=lambda req: Reply(

@@ -97,6 +97,7 @@ class Fault:
     method: str | None = None
     delay: float = 0.0
     content_type: str | None = None
+    query: dict[str, str] | None = None  # only requests with these query parameters
     arrived: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
     # builds the whole reply from the request (hostile answers: echoes, redirects, streams)
@@ -230,6 +231,8 @@ class Simulator:
         with self._lock:
             for fault in self.faults:
                 if fault.times <= 0 or (fault.method and fault.method != req.method):
+                    continue
+                if fault.query and any(req.query.get(k) != v for k, v in fault.query.items()):
                     continue
                 if re.fullmatch(fault.path_pattern, req.path):
                     fault.times -= 1

@@ -92,16 +92,22 @@ def page_not_read(stats: ProviderStats, response: Response, reason: str, at: Any
 
 def as_rejects(provider: str, rows: list[dict[str, Any]],
                resource_columns: TTableSchemaColumns) -> DataItemWithMeta:
-    """Reject rows routed to the provider's rejects table from the resource that found them.
+    """Reject rows routed to the provider's rejects table from the resource that found them."""
+    return routed(rejects_table(provider), "reject_key", REJECT_COLUMNS, rows, resource_columns)
+
+
+def routed(table: str, key: str, columns: TTableSchemaColumns, rows: list[dict[str, Any]],
+           resource_columns: TTableSchemaColumns) -> DataItemWithMeta:
+    """`rows` routed to `table` (merged on `key`) from a resource loading another table.
 
     dlt starts a table variant from the resource's own hints: its required columns (an id a
-    reject may lack) are relaxed for the rejects table.
+    routed row may lack) are relaxed for that table.
     """
     relaxed: TTableSchemaColumns = {
         name: {"name": name, "nullable": True, "primary_key": False}
         for name, column in resource_columns.items() if column.get("nullable") is False}
-    hints = dlt.mark.make_hints(table_name=rejects_table(provider), write_disposition="merge",
-                                primary_key="reject_key", columns={**relaxed, **REJECT_COLUMNS})
+    hints = dlt.mark.make_hints(table_name=table, write_disposition="merge",
+                                primary_key=key, columns={**relaxed, **columns})
     return dlt.mark.with_hints(rows, hints, create_table_variant=True)
 
 

@@ -163,6 +163,7 @@ class Bounds(BaseConfiguration):
     max_columns: int = 300  # columns a table of the provider may reach through its answers
     max_text_length: int = 4000  # characters of a string value kept; longer ones are cut
     max_pages: int = 20_000  # pages of one listing per run (2,000,000 imports at 100 a page)
+    max_polls_per_run: int = 1_000_000_000  # job status requests per run; the rest wait
 
 
 MAX_STATUS_LENGTH = 200  # a status longer than this is no status: the answer is rejected

@@ -28,6 +28,8 @@ class Count(Counted):
     UNTRACKED = "untracked (not polled)"
     BAD_INPUT = "bad input"
     POLL_ERRORS = "poll errors"
+    WAITING = "waiting for the next run"  # not polled: the run's budget or the API ran out
+    BACKING_OFF = "failing, retried later"  # failed runs in a row: waiting out its interval
     PAGES_NOT_READ = "listing pages not read"  # not JSON or over a bound: the listing stopped
     KEPT_VERBATIM = "fields kept verbatim (wrong type)"
     CREDENTIALS_MASKED = "credentials masked in answers"

@@ -37,6 +37,7 @@ from sources.common.config_checks import (
     unless_placeholder,
 )
 from sources.common.counts import Count
+from sources.common.failing_units import is_failing_row
 from sources.common.job_refs import JobRef
 from sources.common.polled_provider import (
     POLL_COLUMNS,
@@ -82,33 +83,43 @@ class Feed:
     discover: Discover | None = None
     # reject rows of pages the discovery could not read, loaded with the next sightings
     unreadable: list[dict[str, Any]] = field(default_factory=list)
-    seen: set[str] = field(default_factory=set)
+    seen: set[str] = field(default_factory=set)  # jobs this run polls (or would)
+    counted: set[str] = field(default_factory=set)  # untracked jobs counted in the summary
 
-    def sight(self, ref: JobRef, by: str, **extra: Any) -> Sighting:
+    def sight(self, ref: JobRef, by: str, poll: bool = True, **extra: Any) -> Sighting:
+        """Register a sighting of `ref`; it is polled (once a run) when `poll`, the run has a
+        client, the job is followed and unfinished and not waiting out a failure interval."""
         if by == "track" and self.tracker.is_untracked(ref.ref):
             extra["followed_again"] = True
         is_new = self.tracker.register(ref.ref, explicit=by == "track")
         untracked = self.tracker.is_untracked(ref.ref)
-        if untracked and ref.ref not in self.seen:
+        if untracked and ref.ref not in self.counted:
             self.tracker.stats.counts[Count.UNTRACKED] += 1
-        poll = self.client is not None and ref.ref not in self.seen and not untracked and (
-            self.full_refresh or not self.tracker.is_finished(ref.ref))
-        self.seen.add(ref.ref)
+            self.counted.add(ref.ref)
+        poll = poll and self.client is not None and ref.ref not in self.seen and \
+            not untracked and (self.full_refresh or not self.tracker.is_finished(ref.ref))
+        if poll:
+            self.seen.add(ref.ref)
+            if not self.tracker.failing.is_due(f"job:{ref.ref}"):
+                self.tracker.stats.counts[Count.BACKING_OFF] += 1
+                poll = False
         if is_new:
             self.tracker.stats.counts[Count.REGISTERED] += 1
         return {"job_ref": ref.ref, "tracked_id": ref.job_id, "scope_id": ref.scope_id,
                 "kind": ref.kind, "registered_by": by, "is_new": is_new, "poll": poll, **extra}
 
     def sightings(self) -> Iterator[list[Sighting]]:
-        given = {r.ref for r in self.refs}
+        # configured ids are registered first and polled in the followed jobs' order (least
+        # recently polled first), so a budget shorter than the work reaches every job in turn
         for chunk in _chunks(self.refs):
-            yield [self.sight(r, self.registered_by) for r in chunk]
+            yield [self.sight(r, self.registered_by, poll=self.client is None) for r in chunk]
         if self.client is None:
             return
         tracker = self.tracker
-        followed = chain(tracker.unfinished(), stored_job_refs(self.provider)) \
+        given = {r.ref: r for r in self.refs}
+        followed = chain(tracker.unfinished(), given, stored_job_refs(self.provider)) \
             if self.full_refresh else tracker.unfinished()
-        pending = (self.provider.parse_ref(r) for r in followed if r not in given)
+        pending = (given.get(r) or self.provider.parse_ref(r) for r in followed)
         for chunk in _chunks(pending):
             yield [self.sight(r, "state") for r in chunk]
         if self.discover is not None:
@@ -211,10 +222,12 @@ def _job_statuses(provider: PolledProvider, feed: DltResource, poller: Poller,
         refs = [JobRef(s["job_ref"], s["tracked_id"], s["scope_id"], s["kind"])
                 for s in sightings if s.get("poll")]
         rows = poller.poll_all(refs, concurrency)
+        columns = {**POLL_COLUMNS, **provider.columns}
         if poller.rejects:
-            yield as_rejects(provider.name, list(poller.rejects),
-                             {**POLL_COLUMNS, **provider.columns})
+            yield as_rejects(provider.name, list(poller.rejects), columns)
             poller.rejects.clear()
+        if (failing := poller.tracker.failing.take_rows(provider.name, columns)) is not None:
+            yield failing
         if rows:
             yield rows
 
@@ -227,7 +240,8 @@ def _status_history(provider: PolledProvider, statuses: DltResource, tracker: St
     def status_history(records: TDataItems) -> Iterator[Any]:
         """One row per job whose status is new or changed since the last run."""
         rows = tracker.take_changes(r["job_ref"] for r in records
-                                    if not is_reject(r) and r.get("job_ref"))
+                                    if not is_reject(r) and not is_failing_row(r)
+                                    and r.get("job_ref"))
         tracker.save_if_changed()  # finished jobs as compact digests (`FinishedJobs`)
         if rows:
             yield history_arrow(rows)
@@ -289,6 +303,9 @@ def untrack_source(provider: PolledProvider, refs: Sequence[JobRef],
                                  "followed_again": False})
             if rows:
                 yield rows
+            if (failing := tracker.failing.take_rows(provider.name, UNTRACKED_COLUMNS)
+                    ) is not None:
+                yield failing
 
         return untracked_jobs
 

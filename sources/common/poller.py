@@ -12,11 +12,11 @@ from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.utils import join_url
 
 from sources.common import responses
-from sources.common.bad_input import count_misfits, reject_response
+from sources.common.bad_input import count_misfits, reject, reject_response
 from sources.common.columns import ColumnBudget
 from sources.common.config_checks import MAX_STATUS_LENGTH, Bounds
 from sources.common.counts import Count
-from sources.common.http_guard import AnswerRefused
+from sources.common.http_guard import AnswerRefused, ForeignOrigin, RunDeadlinePassed
 from sources.common.job_refs import JobRef
 from sources.common.polled_provider import PolledProvider
 from sources.common.redaction import redact
@@ -25,10 +25,24 @@ from sources.common.tracking import StatusTracker
 
 DEFAULT_CONCURRENCY = 16
 _MAX_ERROR_LINES = 20  # per-job error lines kept for the summary; the count is always exact
+# failing answers in a row (server errors, refusals, no answer) that mean the API is down rather
+# than one job being bad: polling stops there and the jobs not polled wait for the next run
+OUTAGE_STREAK = 5
+
+Answer = requests.Response | requests.RequestException  # a response, or why none came
 
 
 class Poller:
-    """Asks for one job's status and turns the answer into a row, counting what happened."""
+    """Asks for one job's status and turns the answer into a row, counting what happened.
+
+    A job whose request fails (a 5xx or 401/403 after dlt's retries, no answer at all) fails on
+    its own when other jobs of the run answer: a reject row and an error line name it, it is
+    polled again next run (with a growing interval once it failed `FREE_RETRIES` runs in a row,
+    `failing_units`). `OUTAGE_STREAK` such failures in a row end the polling of this run: when
+    nothing answered at all the provider failed (`ProviderStats.down`), else it partly failed.
+    At most `max_polls_per_run` jobs are polled, and none after the run deadline: the rest wait
+    for the next run, which polls the least recently polled first.
+    """
 
     def __init__(self, provider: PolledProvider, client: RESTClient, tracker: StatusTracker,
                  stats: ProviderStats, bounds: Bounds) -> None:
@@ -40,6 +54,12 @@ class Poller:
                                     provider.env_key("max_columns"))
         self.rejects: list[dict[str, Any]] = []  # answers kept verbatim, loaded by the caller
         self.errors_seen = 0
+        self.budget = bounds.max_polls_per_run
+        self.answered = 0  # requests that got an answer about their job (a 404 included)
+        self._streak: list[tuple[JobRef, Answer, str]] = []  # failures since the last answer
+        self.stopped: str | None = None  # why no further job is polled this run
+        self._probed = False
+        self._budget_spent = False
         self._template = client.session.prepare_request(requests.Request(
             "GET", client.base_url, headers=client.headers, auth=client.auth))
 
@@ -47,17 +67,24 @@ class Poller:
     def polled_at(self) -> Any:
         return self.tracker.observed_at  # read at extraction, when the state is the run's
 
-    def _job_error(self, ref: JobRef, response: requests.Response, message: str) -> None:
+    def _job_error(self, ref: JobRef, answer: Answer, message: str) -> None:
         # the job stays unfinished and is polled again next run; the others go on
         self.stats.counts[Count.POLL_ERRORS] += 1
+        self.stats.failed_units += 1
         message = redact(message)
         self.errors_seen += 1
         if self.errors_seen <= _MAX_ERROR_LINES:
-            self.stats.errors.append(f"{self.provider.name} {ref.ref}: {message}")
-        self.rejects.append(reject_response(self.stats, response, message, ref.ref,
-                                            self.polled_at))
+            self.stats.errors.append(f"{self.provider.name} job {ref.ref}: {message}")
+        if isinstance(answer, requests.Response):
+            self.rejects.append(reject_response(self.stats, answer, message, ref.ref,
+                                                self.polled_at))
+        else:
+            path = self.provider.status_request(ref)[0]
+            self.rejects.append(reject(self.stats, message, "", path, None, ref.ref,
+                                       self.polled_at))
+        self.tracker.failing.failed("job", ref.ref, message, ref.scope_id)
 
-    def fetch(self, ref: JobRef) -> requests.Response:
+    def fetch(self, ref: JobRef) -> Answer:
         """One status request (thread-safe: the session, its retries and rate limit are).
 
         Sent through the client's session (dlt's retries, the rate limit, the counting) as a
@@ -71,12 +98,34 @@ class Poller:
             return self.client.session.send(request)
         except AnswerRefused as exc:  # over a bound: this job's answer is rejected, not retried
             return exc.marked_response()
+        except (ForeignOrigin, requests.TooManyRedirects):
+            raise  # the configured origin is wrong: the provider fails
+        except requests.RequestException as exc:  # no answer after dlt's retries, the deadline
+            return exc
 
     def poll_all(self, refs: Sequence[JobRef], concurrency: int) -> list[dict[str, Any]]:
         """Rows of every job in `refs` that answered; requests run `concurrency` at a time
         (inside the provider's rate limit), answers are read here, in order."""
+        refs = self._within_budget(refs)
+        if not refs:
+            return []
+        if not self._probed:  # the run's first jobs alone: an outage costs only these
+            self._probed = True
+            head, refs = refs[:OUTAGE_STREAK], refs[OUTAGE_STREAK:]
+            rows = self._poll(head, concurrency)
+            if self.stopped is not None:
+                self._wait(len(refs))
+            else:
+                rows += self._poll(refs, concurrency)
+        else:
+            rows = self._poll(refs, concurrency)
+        if self.answered:  # siblings answered: the failures so far were the jobs' own
+            self._settle()
+        return rows
+
+    def _poll(self, refs: Sequence[JobRef], concurrency: int) -> list[dict[str, Any]]:
         if concurrency <= 1 or len(refs) <= 1:
-            return self._read_all(refs, map(self.fetch, refs))
+            return self._read_all(refs, (self.fetch(ref) for ref in refs))
         pool = ThreadPoolExecutor(max_workers=min(concurrency, len(refs)),
                                   thread_name_prefix=f"poll-{self.provider.name}")
         futures = [pool.submit(self.fetch, ref) for ref in refs]
@@ -86,16 +135,108 @@ class Poller:
         except KeyboardInterrupt:  # a stopping run does not wait for requests in flight
             interrupted = True
             raise
-        finally:  # after a provider-ending answer the requests not started are dropped
+        finally:  # once polling stopped, the requests not started are dropped
             pool.shutdown(wait=not interrupted, cancel_futures=True)
 
-    def _read_all(self, refs: Sequence[JobRef], responses: Iterable[requests.Response]
+    def _within_budget(self, refs: Sequence[JobRef]) -> Sequence[JobRef]:
+        if self.stopped is not None:
+            self._wait(len(refs))
+            return []
+        if len(refs) > self.budget:
+            self._wait(len(refs) - self.budget)
+            refs = refs[:self.budget]
+            if not self._budget_spent:
+                self._budget_spent = True
+                self._warn_stop(f"{self.provider.env_key('max_polls_per_run')} reached")
+        self.budget -= len(refs)
+        return refs
+
+    def _stop(self, reason: str) -> None:
+        """No further job is polled this run, by design (a deadline): the rest wait."""
+        self.stopped = reason
+        self._warn_stop(reason)
+
+    def _warn_stop(self, reason: str) -> None:
+        self.stats.warnings.append(f"{self.provider.name}: polling stopped, {reason}; the jobs "
+                                   "not polled wait for the next run, least recently polled "
+                                   "first")
+
+    def _wait(self, jobs: int) -> None:
+        if jobs:
+            self.stats.counts[Count.WAITING] += jobs
+
+    def _read_all(self, refs: Sequence[JobRef], answers: Iterable[Answer]
                   ) -> list[dict[str, Any]]:
         rows = []
-        for ref, response in zip(refs, responses, strict=True):
-            if (row := self.read(ref, response)) is not None:
+        for i, (ref, answer) in enumerate(zip(refs, answers, strict=False)):
+            if self._stops(answer):
+                self._wait(len(refs) - i)
+                break
+            self.tracker.to_back(ref.ref)
+            if (failure := self._failure(answer)) is not None:
+                self._failed(ref, answer, failure)
+                if self.stopped is not None:
+                    self._wait(len(refs) - i - 1)
+                    break
+                continue
+            self._answered()
+            if (row := self.read(ref, answer)) is not None:
+                self.tracker.failing.ended("job", ref.ref, "answered")
                 rows.append(row)
         return rows
+
+    def _stops(self, answer: Answer) -> bool:
+        """True if no further job is polled from this answer on (it included)."""
+        if self.stopped is not None:
+            return True
+        if isinstance(answer, RunDeadlinePassed):
+            self._stop(f"{answer} ({self.provider.env_key('run_deadline_seconds')})")
+        elif isinstance(answer, requests.Response) and answer.status_code == 429:
+            self.stopped = "the API kept answering 429 (too many requests) after retries"
+            self.stats.failed_parts.append(self.stopped)
+        return self.stopped is not None
+
+    @staticmethod
+    def _failure(answer: Answer) -> str | None:
+        """Why the request got no answer about its job (None: it got one)."""
+        if isinstance(answer, requests.RequestException):
+            return f"no answer ({type(answer).__name__}: {str(answer)[:200]})"
+        code = answer.status_code
+        if code in (401, 403) or code >= 500:
+            return f"HTTP {code}: {answer.text[:200].strip()}"
+        return None
+
+    def _failed(self, ref: JobRef, answer: Answer, reason: str) -> None:
+        self.stats.counts[Count.POLLED] += 1
+        self._streak.append((ref, answer, reason))
+        if self._known_poison():  # failed alone before: it fails alone again
+            self._settle()
+            return
+        if not self.answered and self.stats.down is None:
+            self.stats.down = _as_exception(answer)
+        if len(self._streak) >= OUTAGE_STREAK:  # the API is down, not these jobs
+            self.stopped = f"{OUTAGE_STREAK} jobs in a row got no answer ({reason})"
+            if self.answered:
+                self.stats.failed_parts.append(
+                    f"the API stopped answering after {self.answered} jobs answered: "
+                    f"{self.stopped}; the jobs not polled wait for the next run")
+            self._wait(len(self._streak))
+            self._streak.clear()
+
+    def _known_poison(self) -> bool:
+        """True if every failure of the streak is a job that failed alone in an earlier run
+        (its siblings answered then): the last jobs left may all be such, with none to compare."""
+        failing = self.tracker.failing
+        return all(f"job:{ref.ref}" in failing for ref, _, _ in self._streak)
+
+    def _answered(self) -> None:
+        self.answered += 1
+        self.stats.down = None
+
+    def _settle(self) -> None:
+        for ref, answer, reason in self._streak:
+            self._job_error(ref, answer, reason)
+        self._streak.clear()
 
     def read(self, ref: JobRef, response: requests.Response) -> dict[str, Any] | None:
         """The row one status answer gives, None if it gives none (the job stays unfinished)."""
@@ -104,10 +245,6 @@ class Poller:
         if (refusal := getattr(response, "refusal", None)) is not None:
             self._job_error(ref, response, f"HTTP {code}: {refusal}" if code else refusal)
             return None
-        if code in (401, 403, 429) or code >= 500:
-            # a rejected credential, or a limit/outage dlt's retries did not get past: this
-            # provider's run ends here and nothing of it is committed, so nothing is lost
-            response.raise_for_status()
         if code != 404 and code not in self.provider.body_codes:
             self._job_error(ref, response, f"HTTP {code}: {response.text[:200].strip()}")
             return None
@@ -130,3 +267,10 @@ class Poller:
         self.tracker.observe(ref.job_id, observation.native_status, ref.scope_id,
                              observation.status, ref.ref)
         return {**observation.record, "polled_at": self.polled_at}
+
+
+def _as_exception(answer: Answer) -> BaseException:
+    """The failure as the error a raising client gives (for the provider's error line)."""
+    if isinstance(answer, requests.Response):
+        return requests.HTTPError(f"HTTP {answer.status_code}", response=answer)
+    return answer

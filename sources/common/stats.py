@@ -23,8 +23,13 @@ class ProviderStats:
     outcome: str = "not run"  # loaded | partly failed | failed | skipped | config error
     # parts of the provider that failed while the rest loaded (a location the API refused)
     failed_parts: list[str] = field(default_factory=list)
+    # units (a job, an import, a listing page) that could not be read while the rest loaded:
+    # each has a reject row and is read again next run; the run partly failed
+    failed_units: int = 0
     # configuration mistakes that did not stop the run (invalid configured ids, skipped)
     config_errors: list[str] = field(default_factory=list)
+    # the API answered nothing this run (its first answers failed): the failure, for the line
+    down: BaseException | None = None
     # settings taken as not set (empty, a placeholder from the example file)
     warnings: list[str] = field(default_factory=list)
     # responses arrive on the concurrent poller's threads

@@ -24,6 +24,7 @@ import pendulum
 from dlt.common.schema.typing import TTableSchemaColumns
 
 from sources.common.counts import Count
+from sources.common.failing_units import FailingUnits
 from sources.common.finished_jobs import FinishedJobs
 from sources.common.provider import Provider
 from sources.common.stats import ProviderStats
@@ -123,6 +124,7 @@ class StatusTracker:
         self._codes: dict[tuple[str | None, str], int] = {}  # pair -> its index there
         self._overrides: dict[int, str | None] = {}  # pair index -> its status_override
         self._finished: FinishedJobs | None = None
+        self._failing: FailingUnits | None = None
         # change_key: this tracker's random prefix and the count of its changes so far, unique
         # without hashing each row (a job seen A, B, A in one run gets two keys); the key is
         # written once into the load package, so loading that package again repeats it
@@ -165,6 +167,22 @@ class StatusTracker:
         Read it during extraction only: it reads the source state, which is the run's then."""
         self._jobs()
         return self._observed_at
+
+    @property
+    def failing(self) -> FailingUnits:
+        """The provider's units failing on their own (`failing_units`)."""
+        if self._failing is None:
+            self._jobs()
+            self._failing = FailingUnits(self._state, self._observed_at)
+        return self._failing
+
+    def to_back(self, job_ref: str) -> None:
+        """Move a followed job to the end of the polling order: `unfinished` yields the least
+        recently polled first, so a run whose budget ends early leaves the rest for the next
+        one. Polling every job in that order leaves the order (and the state) as it was."""
+        jobs = self._jobs()
+        if job_ref in jobs:
+            jobs[job_ref] = jobs.pop(job_ref)
 
     def _last_code(self, job_ref: str) -> int | None:
         jobs = self._jobs()
@@ -237,10 +255,12 @@ class StatusTracker:
             return "already finished"
         self._jobs().pop(job_ref, None)
         self._state.setdefault("untracked", {})[job_ref] = self.observed_at.isoformat()
+        self.failing.ended("job", job_ref, "untracked")
         return "untracked"
 
     def unfinished(self) -> Iterator[str]:
-        """Every followed job that is not known to be terminal, in registration order."""
+        """Every followed job that is not known to be terminal, least recently polled first
+        (`to_back`; registration order among those never polled)."""
         jobs = self._jobs()  # first: it reads the pairs from the state
         unfinished = {i for i, (_, status) in enumerate(self._pairs) if status not in TERMINAL}
         for job_ref, code in list(jobs.items()):
