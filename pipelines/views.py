@@ -92,14 +92,17 @@ def jobs_view(providers: Sequence[Provider]) -> View:
 
 
 def success_rates_view() -> View:
+    def count(condition: str) -> str:  # BIGINT everywhere (DuckDB's SUM gives HUGEINT)
+        return f"CAST(SUM(CASE WHEN {condition} THEN 1 ELSE 0 END) AS BIGINT)"
+
     return View("upload_success_rates", f"""
         SELECT j.provider, {UTC_DAY} AS day,
-               COUNT(*) AS jobs,
-               SUM(CASE WHEN j.status = 'succeeded' THEN 1 ELSE 0 END) AS succeeded,
-               SUM(CASE WHEN j.status = 'partial' THEN 1 ELSE 0 END) AS partial,
-               SUM(CASE WHEN j.status = 'failed' THEN 1 ELSE 0 END) AS failed,
-               SUM(CASE WHEN j.status = 'cancelled' THEN 1 ELSE 0 END) AS cancelled,
-               SUM(CASE WHEN NOT j.is_terminal THEN 1 ELSE 0 END) AS in_flight,
+               CAST(COUNT(*) AS BIGINT) AS jobs,
+               {count("j.status = 'succeeded'")} AS succeeded,
+               {count("j.status = 'partial'")} AS partial,
+               {count("j.status = 'failed'")} AS failed,
+               {count("j.status = 'cancelled'")} AS cancelled,
+               {count("NOT j.is_terminal")} AS in_flight,
                CAST(SUM(CASE WHEN j.status = 'succeeded' THEN 1 ELSE 0 END) AS DOUBLE)
                  / NULLIF(SUM(CASE WHEN j.status IN ('succeeded', 'partial', 'failed')
                                    THEN 1 ELSE 0 END), 0) AS success_rate

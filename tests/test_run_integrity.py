@@ -181,24 +181,42 @@ def test_state_belongs_to_one_destination_and_dataset(tmp_path, switch):
         assert sorted(r.path.rsplit("/", 1)[1] for r in sim.requests("lobstr")) == own_a
 
 
-def _nul_answer(task: str) -> Fault:
-    """A Lobstr answer Postgres cannot store, once: a NUL character in the status, which the
-    history table (written as Arrow, copied into Postgres as CSV) keeps verbatim."""
+REFUSED = "PROGRESS_REFUSED"
+
+
+def _refused_answer(task: str) -> Fault:
+    """A Lobstr answer the destination refuses for good, once: a status a CHECK constraint of
+    the table forbids (as a DBA's constraint would; a NUL character, Postgres' own refusal, is
+    stored as U+2400 since issue 30)."""
     return Fault(200, rf"/v1/tasks/upload/{task}", body={
-        "id": task, "object": "task_upload", "state": "PROG\u0000RESS", "meta": None})
+        "id": task, "object": "task_upload", "state": REFUSED, "meta": None})
+
+
+def _constrain(dsn: str, dataset: str, on: bool) -> None:
+    import psycopg2
+
+    with psycopg2.connect(dsn) as con, con.cursor() as cur:
+        cur.execute(f"ALTER TABLE {dataset}.lobstr_upload_tasks ADD CONSTRAINT refused CHECK "
+                    f"(state <> '{REFUSED}')" if on else
+                    f"ALTER TABLE {dataset}.lobstr_upload_tasks DROP CONSTRAINT refused")
 
 
 @pytest.mark.parametrize("killed", [False, True])
 def test_a_package_the_destination_refuses_is_set_aside_and_nothing_wedges(
         lobstr_sim, tmp_path, killed):
-    """On Postgres a NUL character fails the load for good. The package is set aside (kept,
-    with the reason), the healthy providers load, and the next run loads everything new,
-    the refused jobs included. `killed`: the package was left pending by a killed run."""
+    """A package the destination refuses for good (a constraint violated) is set aside (kept,
+    with the reason), the healthy providers load, and the next run loads everything new, the
+    refused jobs included. `killed`: the package was left pending by a killed run."""
     dsn = postgres_dsn()
     dataset = f"us_{uuid.uuid4().hex[:12]}"
     dest = {"DESTINATION__POSTGRES__CREDENTIALS": dsn, "_DATASET": dataset}
     env = env_for(lobstr_sim, dest, tmp_path / "dlt")
-    lobstr_sim.inject(_nul_answer(TASKS[0]))
+    fixture = lobstr_sim.fixtures["lobstr"]
+    fixture.add("f" * 32, ["PENDING"])  # a first run makes the table
+    first_env = {**env, "SOURCES__LOBSTR__UPLOAD_TASK_IDS": json.dumps(["f" * 32])}
+    assert cli(*run_args(dest), cwd=tmp_path, env=first_env).returncode == 0
+    _constrain(dsn, dataset, on=True)
+    lobstr_sim.inject(_refused_answer(TASKS[0]))
     if killed:  # the first load job commits, then the process dies
         first = cli(*run_args(dest), cwd=tmp_path, env={**env, "CRASH_AT": "load-job:1"},
                     script="crash_run.py")
@@ -206,20 +224,21 @@ def test_a_package_the_destination_refuses_is_set_aside_and_nothing_wedges(
     first = cli(*run_args(dest), cwd=tmp_path, env=env)
     assert first.returncode == 1, first.stderr[-2000:]
     message = " ".join(first.stderr.split())
-    assert "set aside in" in message and "0x00" in message, message
+    assert "set aside in" in message and "refused" in message, message
     kept = list((tmp_path / "dlt").rglob("SET_ASIDE.json"))
-    assert len(kept) == 1 and "0x00" in json.loads(kept[0].read_text())["reason"]
+    assert len(kept) == 1 and "refused" in json.loads(kept[0].read_text())["reason"]
+    _constrain(dsn, dataset, on=False)
     lobstr_sim.advance()
     second = cli(*run_args(dest), cwd=tmp_path, env=env)
     assert second.returncode == 0, second.stderr[-2000:]
-    rows = history(dest, tmp_path)
+    rows = [r for r in history(dest, tmp_path) if r[0] != "f" * 32]
     # every task's changes recorded once, the refused one's first sighting included
     assert sorted({r[0] for r in rows}) == sorted(TASKS) and len(set(rows)) == len(rows)
     import psycopg2
 
     with psycopg2.connect(dsn) as con, con.cursor() as cur:
         cur.execute(f"SELECT COUNT(*), COUNT(DISTINCT job_ref) FROM {dataset}.lobstr_upload_tasks")
-        assert cur.fetchone() == (len(TASKS), len(TASKS))
+        assert cur.fetchone() == (len(TASKS) + 1, len(TASKS) + 1)
         for schema in (dataset, f"{dataset}_staging"):
             cur.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 

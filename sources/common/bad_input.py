@@ -32,10 +32,10 @@ from requests import PreparedRequest, Request, Response
 
 from sources.common.columns import normalized
 from sources.common.counts import Count, rejected
-from sources.common.http_guard import AnswerRefused
+from sources.common.http_guard import AnswerRefused, AnswerRejected
 from sources.common.paginators import ListingStopped
 from sources.common.redaction import redact
-from sources.common.responses import reason_not_read, select
+from sources.common.responses import body, keep_body, reason_not_read, select
 from sources.common.stats import ProviderStats
 
 UNREADABLE_BODY = "unreadable body"  # the reason given to answers that are not JSON
@@ -85,9 +85,23 @@ def reject_response(stats: ProviderStats, response: Response, reason: str,
 def page_not_read(stats: ProviderStats, response: Response, reason: str, at: Any
                   ) -> dict[str, Any]:
     """The reject row of a listing page that could not be read (the listing stops there),
-    counted in the run's summary."""
+    counted in the run's summary, with a line naming the page."""
     stats.counts[Count.PAGES_NOT_READ] += 1
+    parts = urlsplit(response.url)
+    page = f"{parts.path}?{parts.query}" if parts.query else parts.path
+    stats.unit_failed(redact(f"listing page {page}: {reason}; read again next run"))
     return reject_response(stats, response, reason, at=at)
+
+
+def record_not_read(stats: ProviderStats, response: Response, record: Any, reason: str,
+                    at: Any, unit: str = "record") -> dict[str, Any]:
+    """The reject row of one listed record over a bound (its siblings load), with a line
+    naming it (`unit` and its id) and its page."""
+    name = record.get("_id") or record.get("id") if isinstance(record, dict) else None
+    path = urlsplit(response.url).path
+    stats.unit_failed(redact(f"{unit} {name if name is not None else '(no id)'} listed by "
+                             f"{path}: {reason}"))
+    return reject(stats, reason, record, path, response.status_code, at=at)
 
 
 def as_rejects(provider: str, rows: list[dict[str, Any]],
@@ -162,6 +176,39 @@ def _fits_fast(data_type: str, value: Any) -> bool:
     return False
 
 
+class _Parsed:
+    """A response whose `json()` is an already parsed body (for dlt's selector guess)."""
+
+    def __init__(self, response: Response, parsed: Any) -> None:
+        self._response, self._parsed = response, parsed
+
+    def json(self) -> Any:
+        return self._parsed
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._response, name)
+
+
+def cut_records(parsed: Any, violations: list[tuple[tuple[Any, ...], str]]
+                ) -> list[tuple[Any, str]] | None:
+    """Remove from `parsed` (in place) each list item holding a part over a bound, the
+    outermost list on its path (a listing's record); the items and their reasons, or None if a
+    part over a bound is in no list (the envelope)."""
+    records: dict[tuple[Any, ...], str] = {}
+    for path, reason in violations:
+        index = next((i for i, step in enumerate(path) if isinstance(step, int)), None)
+        if index is None:
+            return None
+        records.setdefault(path[:index + 1], reason)
+    cut = []
+    for path in sorted(records, key=lambda p: (p[:-1], -p[-1])):  # later items first
+        parent = parsed
+        for step in path[:-1]:
+            parent = parent[step]
+        cut.append((parent.pop(path[-1]), records[path]))
+    return cut[::-1]
+
+
 def _plain_get(request: Request) -> bool:
     """A GET with no body, cookies or files, to a URL without a query of its own."""
     return (request.method.upper() == "GET" and not request.data and request.json is None
@@ -188,9 +235,11 @@ class TolerantClient(RESTClient):
     go on. A listing with more than `max_pages` pages ends with `ListingStopped`."""
 
     def __init__(self, *args: Any, on_unreadable: Any, max_pages: int = 20_000,
-                 **kwargs: Any) -> None:
+                 on_record_rejected: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._on_unreadable = on_unreadable
+        # (response, record, reason) of a listed record over a bound, rejected alone
+        self._on_record_rejected = on_record_rejected
         self.max_pages = max_pages
         self._lost = threading.local()
         self._template: PreparedRequest | None = None
@@ -235,6 +284,35 @@ class TolerantClient(RESTClient):
         prepared.hooks["response"].extend(request.hooks.get("response", []))
         return prepared
 
+    def detect_data_selector(self, response: Response) -> str:
+        """dlt's guess at where a page's records are, but the root of an answer that is
+        refused or not JSON, which `extract_response` then rejects (dlt's would raise)."""
+        if getattr(response, "refusal", None) is not None:
+            return "$"
+        try:
+            body(response)
+        except AnswerRejected as exc:
+            return "$" if exc.parsed is None or isinstance(exc.parsed, list) else \
+                super().detect_data_selector(_Parsed(response, exc.parsed))
+        except ValueError:
+            return "$"
+        return super().detect_data_selector(response)
+
+    def _without_records(self, response: Response, exc: AnswerRejected, data_selector: Any
+                         ) -> Any:
+        """The page's data without the records over a bound, each handed to
+        `on_record_rejected`; None when the page itself is over one (or no handler)."""
+        if self._on_record_rejected is None or exc.parsed is None:
+            return None
+        cut = cut_records(exc.parsed, exc.violations)
+        if cut is None:
+            return None
+        for record, reason in cut:
+            self._on_record_rejected(response, record, reason)
+        response.records_rejected = len(cut)  # type: ignore[attr-defined]  # the page's length
+        keep_body(response, exc.parsed)
+        return select(data_selector, response)
+
     def paginate(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         for number, page in enumerate(super().paginate(*args, **kwargs), 1):
             yield page
@@ -248,6 +326,10 @@ class TolerantClient(RESTClient):
             return []
         try:
             data = select(data_selector, response)
+        except AnswerRejected as exc:
+            if (data := self._without_records(response, exc, data_selector)) is None:
+                self._not_read(response, exc.reason)
+                return []
         except ValueError as exc:
             self._not_read(response, reason_not_read(exc, UNREADABLE_BODY))
             return []

@@ -23,6 +23,7 @@ import requests
 from requests.exceptions import ChunkedEncodingError, ContentDecodingError
 from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError, SSLError
 
+from sources.common import hostile_values
 from sources.common.config_checks import Bounds, origin_of, origin_text
 from sources.common.counts import Count
 from sources.common.redaction import contains_secret, mask
@@ -59,12 +60,20 @@ class AnswerRefused(requests.RequestException):
         return self.response  # type: ignore[return-value]
 
 
-class AnswerRejected(ValueError):
-    """A parsed answer over a bound (depth, shape): the job or page it was for is rejected."""
+Path = tuple[Any, ...]  # keys and list indexes from an answer's root
 
-    def __init__(self, reason: str) -> None:
+
+class AnswerRejected(ValueError):
+    """A parsed answer over a bound (depth, shape): the job or page it was for is rejected,
+    unless every part over a bound lies inside an item of a list (a listing's record): then
+    `parsed` and `violations` (path, reason) let the reader reject those items alone."""
+
+    def __init__(self, reason: str, violations: list[tuple[Path, str]] | None = None,
+                 parsed: Any = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.violations = violations or []
+        self.parsed = parsed
 
 
 class RequestDeadlinePassed(Exception):
@@ -234,34 +243,63 @@ class Guard:
         return reason
 
     def checked(self, parsed: Any, content: bytes) -> Any:
-        """A parsed answer within the depth bound, long strings cut, secrets masked."""
+        """A parsed answer within the depth and width bounds, long strings cut, secrets masked,
+        destination-hostile values made loadable (`hostile_values`)."""
         if contains_secret(content):
             parsed = mask(parsed)
             self.counts[Count.CREDENTIALS_MASKED] += 1
         if isinstance(parsed, dict | list):
-            _walk(parsed, 1, self.bounds, self.counts, len(content) > self.bounds.max_text_length)
+            walk = _Walk(self.bounds, self.counts, len(content) > self.bounds.max_text_length,
+                         hostile_values.suspects(content))
+            walk.walk(parsed, 1)
+            if walk.violations:
+                raise AnswerRejected(walk.violations[0][1], walk.violations, parsed)
         return parsed
 
 
-def _walk(value: dict[str, Any] | list[Any], depth: int, bounds: Bounds, counts: Counter[str],
-          long_strings: bool) -> None:
-    """Check depth and object width, cut strings over `max_text_length` (in place)."""
-    if depth > bounds.max_json_depth:
-        raise AnswerRejected(f"answer nested deeper than {bounds.max_json_depth} levels "
-                             "(max_json_depth)")
-    if isinstance(value, dict):
-        if len(value) > bounds.max_columns:
-            raise AnswerRejected(f"an object in the answer has {len(value)} fields, over "
-                                 f"{bounds.max_columns} (max_columns)")
-        items: Any = value.items()
-    else:
-        items = enumerate(value)
-    limit = bounds.max_text_length
-    for key, item in items:
-        kind = type(item)
-        if kind is str:
-            if long_strings and len(item) > limit:
-                value[key] = item[:limit] + TRUNCATED.format(n=len(item))
-                counts[Count.STRINGS_CUT] += 1
-        elif kind is dict or kind is list:
-            _walk(item, depth + 1, bounds, counts, long_strings)
+class _Walk:
+    """One pass over a parsed answer: depth and object width checked (a part over a bound is
+    noted with its path and not walked), strings over `max_text_length` cut, and the values
+    `hostile_values` names made loadable, all in place."""
+
+    def __init__(self, bounds: Bounds, counts: Counter[str], long_strings: bool,
+                 suspects: hostile_values.Suspects) -> None:
+        self.bounds, self.counts, self.long_strings = bounds, counts, long_strings
+        self.suspects = suspects
+        self.trail: list[Any] = []
+        self.violations: list[tuple[Path, str]] = []
+
+    def _violation(self, reason: str) -> None:
+        self.violations.append((tuple(self.trail), reason))
+
+    def walk(self, value: dict[str, Any] | list[Any], depth: int) -> None:
+        bounds = self.bounds
+        if depth > bounds.max_json_depth:
+            self._violation(f"answer nested deeper than {bounds.max_json_depth} levels "
+                            "(max_json_depth)")
+            return
+        if isinstance(value, dict):
+            if len(value) > bounds.max_columns:
+                self._violation(f"an object in the answer has {len(value)} fields, over "
+                                f"{bounds.max_columns} (max_columns)")
+                return
+            if self.suspects.keys:
+                hostile_values.rename_blank_keys(value, self.counts)
+            items: Any = list(value.items()) if self.suspects.values else value.items()
+        else:
+            items = enumerate(value)
+        limit = bounds.max_text_length
+        for key, item in items:
+            kind = type(item)
+            if kind is str:
+                if self.long_strings and len(item) > limit:
+                    item = value[key] = item[:limit] + TRUNCATED.format(n=len(item))
+                    self.counts[Count.STRINGS_CUT] += 1
+                if self.suspects.values:
+                    hostile_values.fix_text(value, key, item, self.counts)
+            elif kind is dict or kind is list:
+                self.trail.append(key)
+                self.walk(item, depth + 1)
+                self.trail.pop()
+            elif (kind is int or kind is float) and self.suspects.values:
+                hostile_values.fix_number(value, key, item, self.counts)

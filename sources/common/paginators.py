@@ -14,6 +14,12 @@ class ListingStopped(Exception):
     """A listing that would not end (a page repeating, more pages than allowed): stopped."""
 
 
+def page_length(response: Response, data: list[Any] | None) -> int:
+    """Records the server sent on a page: those read and those rejected alone
+    (`TolerantClient`), so a page with a record cut still counts as full."""
+    return len(data or ()) + getattr(response, "records_rejected", 0)
+
+
 class SkipLimitPaginator(OffsetPaginator):
     """skip/limit paging that advances by the rows actually received.
 
@@ -31,12 +37,13 @@ class SkipLimitPaginator(OffsetPaginator):
         self._largest = 0
 
     def update_state(self, response: Response, data: list[Any] | None = None) -> None:
-        if not data:
+        length = page_length(response, data)
+        if not length:
             self._has_next_page = False
             return
-        self.current_value += len(data)
-        full = len(data) >= self.limit or (self._largest and len(data) >= self._largest)
-        self._largest = max(self._largest, len(data))
+        self.current_value += length
+        full = length >= self.limit or (self._largest and length >= self._largest)
+        self._largest = max(self._largest, length)
         values = select(self.total_path, response) if self.total_path else []
         try:
             total = int(values[0]) if values else None
@@ -67,11 +74,12 @@ class PageItemsPaginator(PageNumberPaginator):
         self._items_seen = 0
 
     def update_state(self, response: Response, data: list[Any] | None = None) -> None:
-        if not data:
+        length = page_length(response, data)
+        if not length:
             self._has_next_page = False
             return
-        self._items_seen += len(data)
-        if len(data) < self.limit:
+        self._items_seen += length
+        if length < self.limit:
             self._has_next_page = False
         else:
             self.current_value += 1

@@ -28,6 +28,7 @@ from sources.common.bad_input import (
     as_rejects,
     is_reject,
     page_not_read,
+    record_not_read,
 )
 from sources.common.config_checks import (
     NotConfigured,
@@ -199,6 +200,8 @@ def polled_resources(
         session=counting_session(stats, base_url, bounds, limit=limit),
         on_unreadable=lambda r, reason: unreadable.append(
             page_not_read(stats, r, reason, tracker.observed_at)),
+        on_record_rejected=lambda r, record, reason: unreadable.append(
+            record_not_read(stats, r, record, reason, tracker.observed_at)),
         max_pages=bounds.max_pages)
     feed = Feed(provider, tracker, refs, "config", client, full_refresh, discover,
                 unreadable).resource()

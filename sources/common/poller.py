@@ -24,7 +24,6 @@ from sources.common.stats import ProviderStats
 from sources.common.tracking import StatusTracker
 
 DEFAULT_CONCURRENCY = 16
-_MAX_ERROR_LINES = 20  # per-job error lines kept for the summary; the count is always exact
 # failing answers in a row (server errors, refusals, no answer) that mean the API is down rather
 # than one job being bad: polling stops there and the jobs not polled wait for the next run
 OUTAGE_STREAK = 5
@@ -53,13 +52,12 @@ class Poller:
         self.columns = ColumnBudget(provider.jobs_table, bounds.max_columns,
                                     provider.env_key("max_columns"))
         self.rejects: list[dict[str, Any]] = []  # answers kept verbatim, loaded by the caller
-        self.errors_seen = 0
         self.budget = bounds.max_polls_per_run
         self.answered = 0  # requests that got an answer about their job (a 404 included)
         self._streak: list[tuple[JobRef, Answer, str]] = []  # failures since the last answer
         self.stopped: str | None = None  # why no further job is polled this run
-        self._probed = False
         self._budget_spent = False
+        self._refused = 0  # 429s in a row
         self._template = client.session.prepare_request(requests.Request(
             "GET", client.base_url, headers=client.headers, auth=client.auth))
 
@@ -70,11 +68,8 @@ class Poller:
     def _job_error(self, ref: JobRef, answer: Answer, message: str) -> None:
         # the job stays unfinished and is polled again next run; the others go on
         self.stats.counts[Count.POLL_ERRORS] += 1
-        self.stats.failed_units += 1
         message = redact(message)
-        self.errors_seen += 1
-        if self.errors_seen <= _MAX_ERROR_LINES:
-            self.stats.errors.append(f"{self.provider.name} job {ref.ref}: {message}")
+        self.stats.unit_failed(f"job {ref.ref}: {message}")
         if isinstance(answer, requests.Response):
             self.rejects.append(reject_response(self.stats, answer, message, ref.ref,
                                                 self.polled_at))
@@ -106,19 +101,7 @@ class Poller:
     def poll_all(self, refs: Sequence[JobRef], concurrency: int) -> list[dict[str, Any]]:
         """Rows of every job in `refs` that answered; requests run `concurrency` at a time
         (inside the provider's rate limit), answers are read here, in order."""
-        refs = self._within_budget(refs)
-        if not refs:
-            return []
-        if not self._probed:  # the run's first jobs alone: an outage costs only these
-            self._probed = True
-            head, refs = refs[:OUTAGE_STREAK], refs[OUTAGE_STREAK:]
-            rows = self._poll(head, concurrency)
-            if self.stopped is not None:
-                self._wait(len(refs))
-            else:
-                rows += self._poll(refs, concurrency)
-        else:
-            rows = self._poll(refs, concurrency)
+        rows = self._poll(self._within_budget(refs), concurrency)
         if self.answered:  # siblings answered: the failures so far were the jobs' own
             self._settle()
         return rows
@@ -170,8 +153,11 @@ class Poller:
         rows = []
         for i, (ref, answer) in enumerate(zip(refs, answers, strict=False)):
             if self._stops(answer):
-                self._wait(len(refs) - i)
-                break
+                if self.stopped is not None:
+                    self._wait(len(refs) - i)
+                    break
+                self._wait(1)
+                continue
             self.tracker.to_back(ref.ref)
             if (failure := self._failure(answer)) is not None:
                 self._failed(ref, answer, failure)
@@ -186,15 +172,23 @@ class Poller:
         return rows
 
     def _stops(self, answer: Answer) -> bool:
-        """True if no further job is polled from this answer on (it included)."""
+        """True if this job is not read (it waits for the next run), and after it none."""
         if self.stopped is not None:
             return True
         if isinstance(answer, RunDeadlinePassed):
             self._stop(f"{answer} ({self.provider.env_key('run_deadline_seconds')})")
-        elif isinstance(answer, requests.Response) and answer.status_code == 429:
-            self.stopped = "the API kept answering 429 (too many requests) after retries"
-            self.stats.failed_parts.append(self.stopped)
-        return self.stopped is not None
+            return True
+        if isinstance(answer, requests.Response) and answer.status_code == 429:
+            # the provider's limit, not the job's fault: it waits; a run of them ends polling
+            self._refused += 1
+            if self._refused >= OUTAGE_STREAK:
+                self.stopped = (f"{OUTAGE_STREAK} jobs in a row answered 429 (too many "
+                                "requests) after retries")
+                self.stats.failed_parts.append(f"{self.stopped}; the jobs not polled wait "
+                                               "for the next run")
+            return True
+        self._refused = 0
+        return False
 
     @staticmethod
     def _failure(answer: Answer) -> str | None:

@@ -9,6 +9,8 @@ from typing import Any
 from dlt.common import json, jsonpath
 from requests import Response
 
+from sources.common.hostile_values import has_big_numbers, parse_leniently
+
 _BODY = "_upload_status_body"
 
 
@@ -19,12 +21,21 @@ def body(response: Response) -> Any:
     try:
         return getattr(response, _BODY)
     except AttributeError:
-        parsed = json.loadb(response.content)
+        content = response.content
+        try:  # orjson refuses some JSON (unpaired surrogates) and reads big integers inexactly
+            parsed = parse_leniently(content) if has_big_numbers(content) else json.loadb(content)
+        except ValueError:
+            parsed = parse_leniently(content)
         guard = getattr(getattr(response, "connection", None), "guard", None)
         if guard is not None:
             parsed = guard.checked(parsed, response.content)
         setattr(response, _BODY, parsed)
         return parsed
+
+
+def keep_body(response: Response, parsed: Any) -> None:
+    """Use `parsed` as the answer's JSON from now on (a page with its bad records cut)."""
+    setattr(response, _BODY, parsed)
 
 
 def reason_not_read(exc: ValueError, default: str) -> str:

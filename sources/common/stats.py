@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import requests
 
+MAX_UNIT_LINES = 20  # error lines kept per provider for units that failed alone
+
 
 @dataclass
 class ProviderStats:
@@ -34,6 +36,14 @@ class ProviderStats:
     warnings: list[str] = field(default_factory=list)
     # responses arrive on the concurrent poller's threads
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def unit_failed(self, line: str) -> None:
+        """One unit (a job, an import, a listing page) could not be read: its line (naming it)
+        for the summary, the first `MAX_UNIT_LINES` of them; the count is always exact."""
+        with self.lock:
+            self.failed_units += 1
+            if self.failed_units <= MAX_UNIT_LINES:
+                self.errors.append(f"{self.provider} {line}")
 
     def count_response(self, response: requests.Response) -> None:
         with self.lock:

@@ -122,6 +122,7 @@ def highlevel_source(
     params = {k: v for k, v in (("includeUsers", None if include_users is None else
                                  str(include_users).lower()), ("userId", user_id)) if v}
     not_read: list[tuple[Response, str]] = []  # appended on the client's threads
+    cut: list[tuple[Response, Any, str]] = []  # records over a bound, likewise
     concurrency = checked_concurrency(PROVIDER, concurrency)
     session = _session(stats, base_url, bounds,
                        RateLimit.of(rate_limit_requests, rate_limit_period))
@@ -131,10 +132,12 @@ def highlevel_source(
     client = TolerantClient(base_url=base_url, headers={"Version": API_VERSION},
                             auth=LocationBearerAuth(credentials), session=session,
                             on_unreadable=lambda response, reason: not_read.append(
-                                (response, reason)), max_pages=bounds.max_pages)
+                                (response, reason)), max_pages=bounds.max_pages,
+                            on_record_rejected=lambda response, record, reason: cut.append(
+                                (response, record, reason)))
     listing = ImportListing(
         client, tracker, stats, ColumnBudget("highlevel_csv_uploads", bounds.max_columns,
-                                             PROVIDER.env_key("max_columns")), not_read,
+                                             PROVIDER.env_key("max_columns")), not_read, cut,
         page_size=page_size, params=params, overlap=timedelta(minutes=listing_overlap_minutes),
         full_refresh=full_refresh, track_changes=fetch_posts, concurrency=concurrency,
         credentials=credentials)
@@ -254,7 +257,8 @@ def _posts(imports: DltResource, listing: ImportListing, posts: PostsOfImports,
         whose posts could not be read before, in batches of about `BATCH` posts; each import
         once a run (the listing may name it twice)."""
         unread: dict[str, str] = dlt.current.resource_state().setdefault("posts_unread", {})
-        wanted = [(csv["_id"], str(csv["locationId"])) for csv in _imports(batch)
+        wanted = [(csv["_id"], listing.listed_in.get(csv["_id"], str(csv["locationId"])))
+                  for csv in _imports(batch)
                   if (full_refresh or csv["_id"] in listing.changed or csv["_id"] in unread)
                   and csv["_id"] not in fetched]
         fetched.update(csv_id for csv_id, _ in wanted)

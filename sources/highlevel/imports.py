@@ -9,7 +9,7 @@ from typing import Any
 
 from requests import HTTPError, Response
 
-from sources.common.bad_input import TolerantClient, page_not_read, reject
+from sources.common.bad_input import TolerantClient, page_not_read, record_not_read, reject
 from sources.common.columns import ColumnBudget
 from sources.common.config_checks import MAX_STATUS_LENGTH
 from sources.common.fan_out import stepped
@@ -48,7 +48,8 @@ class ImportListing:
     changed (for their posts)."""
 
     def __init__(self, client: TolerantClient, tracker: StatusTracker, stats: ProviderStats,
-                 columns: ColumnBudget, unread_pages: list[tuple[Response, str]], *,
+                 columns: ColumnBudget, unread_pages: list[tuple[Response, str]],
+                 cut_records: list[tuple[Response, Any, str]], *,
                  page_size: int, params: Mapping[str, Any], overlap: timedelta,
                  full_refresh: bool, track_changes: bool, concurrency: int = 1,
                  credentials: LocationCredentials) -> None:
@@ -58,23 +59,32 @@ class ImportListing:
         self.concurrency, self.credentials = concurrency, credentials
         self.rejects: list[dict[str, Any]] = []
         self.unread_pages = unread_pages
+        self.cut_records = cut_records
         self.lost: dict[str, int] = {}  # location -> pages its listing could not read
         self.spent_locations: set[str] = set()  # those whose daily request limit is used up
         self.failed_locations: set[str] = set()  # those with a failure in the summary
         self.changed: set[str] = set()
+        # import -> the location whose listing named it, where its own `locationId` differs:
+        # its posts are read there (under its own they answer 422)
+        self.listed_in: dict[str, str] = {}
         self.listed = SeenIds()  # ids listed so far in this run
 
     @property
     def has_rejects(self) -> bool:
-        return bool(self.rejects or self.unread_pages)
+        return bool(self.rejects or self.unread_pages or self.cut_records)
 
     def take_rejects(self) -> list[dict[str, Any]]:
         """Reject rows of everything waiting, made (and counted) on this thread."""
         pages = self.unread_pages[:]
         del self.unread_pages[:len(pages)]  # appends of other threads go after these
-        rejects = self.rejects + [page_not_read(self.stats, response, reason,
-                                                self.tracker.observed_at)
-                                  for response, reason in pages]
+        cut = self.cut_records[:]
+        del self.cut_records[:len(cut)]
+        at = self.tracker.observed_at
+        rejects = self.rejects + [page_not_read(self.stats, response, reason, at)
+                                  for response, reason in pages] + [
+            record_not_read(self.stats, response, record, reason, at,
+                            "post of import" if "/posts" in response.url else "import")
+            for response, record, reason in cut]
         self.rejects = []
         return rejects
 
@@ -200,6 +210,8 @@ class ImportListing:
             if (why := self.unusable(record)) is not None:
                 self.rejects.append(reject(self.stats, why, record, "/" + listing_path(location),
                                            200, at=self.tracker.observed_at))
+                name = record.get("_id") if isinstance(record, dict) else None
+                self.stats.unit_failed(redact(f"import {name} of location {location}: {why}"))
                 continue
             records.append(self._prepare(record, location))
         return records
@@ -218,6 +230,8 @@ class ImportListing:
     def _prepare(self, record: dict[str, Any], location: str) -> dict[str, Any]:
         if not record.get("locationId"):
             record["locationId"] = location
+        elif record["locationId"] != location:
+            self.listed_in[str(record["_id"])] = location
         record["_id"] = str(record["_id"])
         record["last_seen_at"] = self.tracker.observed_at
         record["_dlt_id"] = import_key(record["_id"])  # its accounts point at it
