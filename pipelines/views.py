@@ -239,10 +239,21 @@ def views_digest(pipeline: dlt.Pipeline, providers: Sequence[Provider] | None = 
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
+# dialects whose CREATE OR REPLACE VIEW keeps what users built on a view (their views, dbt
+# models): a view is replaced in place, never dropped, where its columns stay the same
+_REPLACES = frozenset({"duckdb", "postgres", "mysql", "snowflake", "bigquery", "databricks"})
+
+
+class ViewsBlocked(Exception):
+    """A view whose columns changed cannot be replaced: objects of the user depend on it."""
+
+
 def create_views(pipeline: dlt.Pipeline, providers: Sequence[Provider] | None = None
                  ) -> list[str]:
-    """Drop and create every view (a replaced view may change its columns' types) in one
-    transaction where the destination has them; returns the names created."""
+    """Create or replace every view in one transaction where the destination has them;
+    returns the names created. A view is replaced in place where the dialect can (what users
+    built on it stays); on Postgres a view whose columns changed is dropped and created anew,
+    and when objects of the user depend on it, `ViewsBlocked` names them (nothing changes)."""
     dialect = sql_dialect(pipeline)  # resolves the destination's configuration: once
     # one client for reading the tables and writing the views: dlt resolves the destination's
     # configuration for each, and a DuckDB file is opened (and checkpointed) each time
@@ -250,9 +261,47 @@ def create_views(pipeline: dlt.Pipeline, providers: Sequence[Provider] | None = 
         statements = view_statements(pipeline, client, dialect, providers)
         sql = client.sql_client
         with sql.begin_transaction():
-            for name, _ in reversed(statements):
-                target = exp.table_(name, db=pipeline.dataset_name).sql(dialect=dialect)
-                sql.execute_sql(f"DROP VIEW IF EXISTS {target}")
-            for _, statement in statements:
-                sql.execute_sql(statement)
+            if dialect not in _REPLACES:  # e.g. SQLite: no OR REPLACE, no dependencies
+                for name, _ in reversed(statements):
+                    sql.execute_sql(f"DROP VIEW IF EXISTS {_target(pipeline, name, dialect)}")
+            for name, statement in statements:
+                if dialect not in _REPLACES:
+                    sql.execute_sql(statement)
+                elif dialect == "postgres":
+                    _replace_postgres(sql, pipeline, name, statement)
+                else:
+                    sql.execute_sql(statement.replace("CREATE VIEW", "CREATE OR REPLACE VIEW",
+                                                      1))
     return [name for name, _ in statements]
+
+
+def _target(pipeline: dlt.Pipeline, name: str, dialect: str) -> str:
+    return exp.table_(name, db=pipeline.dataset_name).sql(dialect=dialect)
+
+
+def _replace_postgres(sql: Any, pipeline: dlt.Pipeline, name: str, statement: str) -> None:
+    """CREATE OR REPLACE (Postgres refuses it when a column is renamed, retyped or removed);
+    then DROP and CREATE, which its dependency check refuses when a user's object reads the
+    view: that object is named. Through psycopg2's own cursor: dlt's resets the connection,
+    and so the transaction, on any error."""
+    import psycopg2
+
+    target = _target(pipeline, name, "postgres")
+    with sql.native_connection.cursor() as cur:
+        cur.execute("SAVEPOINT upload_status_view")
+        try:
+            cur.execute(statement.replace("CREATE VIEW", "CREATE OR REPLACE VIEW", 1))
+            cur.execute("RELEASE SAVEPOINT upload_status_view")
+            return
+        except psycopg2.Error:
+            cur.execute("ROLLBACK TO SAVEPOINT upload_status_view")
+        cur.execute("SELECT DISTINCT c.oid::regclass::text FROM pg_depend d "
+                    "JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class c ON c.oid = r.ev_class "
+                    "WHERE d.refobjid = to_regclass(%s) AND c.oid <> d.refobjid", (target,))
+        if dependents := sorted(row[0] for row in cur.fetchall()):
+            raise ViewsBlocked(
+                f"view {name} changed its columns and must be dropped to be made anew, but "
+                f"{', '.join(dependents)} depend(s) on it: drop them, run again, then create "
+                "them again (every view was left as it was)")
+        cur.execute(f"DROP VIEW IF EXISTS {target}")
+        cur.execute(statement)

@@ -242,7 +242,7 @@ def warehouse_at(kind: str, folder: Path, db_path: Path) -> Iterator[Warehouse]:
     def query_postgres(sql: str) -> list[tuple[Any, ...]]:
         with psycopg2.connect(dsn) as con, con.cursor() as cur:
             cur.execute(sql.replace("{ds}", dataset))
-            return [tuple(row) for row in cur.fetchall()]
+            return [tuple(row) for row in cur.fetchall()] if cur.description else []
 
     try:
         yield Warehouse("postgres", pipeline, query_postgres)

@@ -27,6 +27,9 @@ from sources.highlevel.listing import ListingWindow, listing_pages, listing_path
 from sources.highlevel.oauth import LocationTokenRefused
 from sources.highlevel.settings import PROVIDER
 
+# locations whose listings failed in a way that may be the provider's (a shared token refused,
+# an error after retries) before any answered: the provider's run ends, as for an outage
+OUTAGE_LOCATIONS = 3
 # records per item handed to dlt: every Arrow item costs dlt a schema merge and validation
 BATCH = 5_000
 
@@ -63,6 +66,9 @@ class ImportListing:
         self.lost: dict[str, int] = {}  # location -> pages its listing could not read
         self.spent_locations: set[str] = set()  # those whose daily request limit is used up
         self.failed_locations: set[str] = set()  # those with a failure in the summary
+        self.answered = False  # a location's listing answered in this run
+        # failures that are the provider's or one location's, until a sibling answers
+        self.undecided: list[tuple[str, BaseException]] = []
         self.changed: set[str] = set()
         # import -> the location whose listing named it, where its own `locationId` differs:
         # its posts are read there (under its own they answer 422)
@@ -115,6 +121,8 @@ class ImportListing:
                         batch = []
             if self.has_rejects:
                 yield self.take_rejects()
+        if self.undecided:  # every location that ended failed: the provider's failure
+            raise self.undecided[0][1]
         self.tracker.save()  # the run's last observation is made
         if batch:
             yield batch
@@ -144,8 +152,41 @@ class ImportListing:
             return
         failure = self.location_failure(location, error)
         if failure is None:
-            raise error
-        self.report_failure(location, failure)
+            failure = self.alone(location, error)
+        if failure is not None:
+            self.report_failure(location, failure)
+
+    def alone(self, location: str, error: BaseException) -> str | None:
+        """A failure that is the provider's or one location's (a shared token refused, an
+        error after retries): the location's alone once another location answered this run,
+        then described; the provider's (raised) when the first `OUTAGE_LOCATIONS` to end
+        failed so, or every one did. None: deferred until a sibling answers."""
+        if self.answered:
+            return self._described(location, error)
+        self.undecided.append((location, error))
+        if len(self.undecided) >= OUTAGE_LOCATIONS:
+            raise self.undecided[0][1]
+        return None
+
+    def _sibling_answered(self) -> None:
+        """A location's listing answered: the failures held back were their locations' own."""
+        self.answered = True
+        for location, error in self.undecided:
+            self.report_failure(location, self._described(location, error))
+        self.undecided.clear()
+
+    def _described(self, location: str, error: BaseException) -> str:
+        response = getattr(error, "response", None)
+        if not isinstance(error, HTTPError) or response is None:
+            return redact(f"location {location}: {type(error).__name__}: {error}; read again "
+                          "next run, the other locations loaded")
+        code, body = response.status_code, response.text[:200].strip()
+        if code in (401, 403):
+            return redact(f"location {location}: the API refused the token for this location "
+                          f"(HTTP {code}: {body}) while it accepted it for others; check that "
+                          f"{self.credentials.key_for(location)} may read it")
+        return redact(f"location {location}: HTTP {code} after retries: {body}; read again "
+                      "next run, the other locations loaded")
 
     def report_failure(self, location: str, failure: str) -> None:
         """One line per failed location in the run's summary, however often it failed."""
@@ -179,6 +220,8 @@ class ImportListing:
               ) -> list[list[dict[str, Any]]]:
         """One listing page read into the run: its new imports, and those the run listed
         before (`Repeats`); a page of repeats only stops the location's listing."""
+        if not self.answered:
+            self._sibling_answered()
         records = self._usable(page, location)
         unseen = self.listed.unseen([r["_id"] for r in records])
         fresh = [r for r, new in zip(records, unseen, strict=True) if new]

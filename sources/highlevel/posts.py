@@ -24,6 +24,8 @@ class LocationFailures(Protocol):
 
     def report_failure(self, location: str, failure: str) -> None: ...
 
+    def alone(self, location: str, error: BaseException) -> str | None: ...
+
 
 @dataclass(frozen=True)
 class PostsRead:
@@ -75,7 +77,8 @@ class PostsOfImports:
                     self.stats.counts[HighLevelCount.POSTS_GONE] += 1
                     unread.pop(csv_id, None)
                     continue
-                reason = self.failures.location_failure(location, outcome.error)
+                reason = self.failures.location_failure(location, outcome.error) or \
+                    self.failures.alone(location, outcome.error)
                 if reason is None:
                     raise outcome.error
                 reasons.setdefault(location, reason)
