@@ -23,6 +23,7 @@ from sources.common.bad_input import (
     as_rejects,
     count_misfits,
     is_reject,
+    routed,
 )
 from sources.common.columns import ColumnBudget
 from sources.common.config_checks import bounds_for, checked_concurrency, checked_origin
@@ -40,6 +41,7 @@ from sources.highlevel.credentials import (
     location_in,
     parse_locations,
 )
+from sources.highlevel.gone import Gone, full_pass_due
 from sources.highlevel.imports import BATCH, ImportListing, Repeats
 from sources.highlevel.oauth import AgencyOAuthCredentials, agency_settings, agency_tokens
 from sources.highlevel.post_rows import (
@@ -49,7 +51,14 @@ from sources.highlevel.post_rows import (
     post_items,
 )
 from sources.highlevel.posts import PostsOfImports
-from sources.highlevel.settings import API_VERSION, CSV_COLUMNS, POST_COLUMNS, PROVIDER, RATE_LIMIT
+from sources.highlevel.settings import (
+    API_VERSION,
+    CSV_COLUMNS,
+    DELETION_COLUMNS,
+    POST_COLUMNS,
+    PROVIDER,
+    RATE_LIMIT,
+)
 
 __all__ = ["PROVIDER", "SOURCE", "highlevel_source", "parse_locations"]
 
@@ -61,8 +70,9 @@ def location_of(url: str) -> str:
 
 
 def _imports(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The imports of an item of the listing: none in a list of reject rows (never both)."""
-    return [] if is_reject(batch[0]) else batch
+    """The imports of an item of the listing: none in a list of reject rows (never both) or
+    of imports gone from the listing."""
+    return [] if isinstance(batch, Gone) or is_reject(batch[0]) else batch
 
 
 def _written(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -84,6 +94,7 @@ def highlevel_source(
     rate_limit_requests: int | None = RATE_LIMIT.requests,
     rate_limit_period: float = RATE_LIMIT.period,
     listing_overlap_minutes: float = 10.0,
+    full_pass_hours: float = 24.0,
     fetch_posts: bool = True,
     full_refresh: bool = False,
     concurrency: int = DEFAULT_CONCURRENCY,
@@ -108,6 +119,8 @@ def highlevel_source(
         listing_overlap_minutes: how far behind the newest import already seen each run reads
             again (the listing is read newest first, down to there and to the oldest import
             that was unfinished).
+        full_pass_hours: how often a run reads every page of every location (the first run
+            of each period): an unfinished import such a read no longer names is cancelled.
         fetch_posts: read the posts (and their error messages) of new and changed imports.
         full_refresh: read every listing page, and fetch the posts of every import, not only
             of new or changed ones.
@@ -141,7 +154,7 @@ def highlevel_source(
         page_size=page_size, params=params, overlap=timedelta(minutes=listing_overlap_minutes),
         full_refresh=full_refresh, track_changes=fetch_posts, concurrency=concurrency,
         credentials=credentials)
-    imports = _imports_resource(listing, locations)
+    imports = _imports_resource(listing, locations, full_pass_hours)
     loaded = (imports, _uploads(imports, stats), _accounts(imports),
               _status_history(imports, tracker))
     load_id_on_arrow_items()
@@ -165,17 +178,23 @@ def _session(stats: ProviderStats, base_url: str, bounds: Any, limit: RateLimit 
                             key_of=location_of)
 
 
-def _imports_resource(listing: ImportListing, locations: list[str] | None) -> DltResource:
+def _imports_resource(listing: ImportListing, locations: list[str] | None,
+                      full_pass_hours: float) -> DltResource:
     @dlt.resource(name="highlevel_imports", selected=False)
     def imports() -> Iterator[list[dict[str, Any]]]:
         """The import history of every location in batches, every field kept (ids
         percent-encoded whole, so no id can change the request path), and records that cannot
         be loaded as lists of reject rows of their own. Not loaded itself: the transformers
         split it into imports, accounts, history and posts."""
-        marks = dlt.current.resource_state().setdefault("listing_marks", {})
+        state = dlt.current.resource_state()
+        marks = state.setdefault("listing_marks", {})
         credentials = listing.credentials
+        now = listing.tracker.observed_at
+        listing.read_all = listing.full_refresh or full_pass_due(state, now, full_pass_hours)
         yield from listing.batches(
             discovered_locations(credentials) if locations is None else locations, marks)
+        if listing.read_all and listing.complete:
+            state["full_pass_at"] = now.isoformat()
         if credentials.agency is not None:
             credentials.agency.flush()
 
@@ -191,6 +210,10 @@ def _uploads(imports: DltResource, stats: ProviderStats) -> DltResource:
         A batch is written as Arrow (parquet, no row-by-row normalizing) when every value fits
         its column; otherwise the records with a field of the wrong type (counted as bad input)
         go as dicts, for dlt to keep such values in variant columns."""
+        if isinstance(batch, Gone):
+            yield routed("highlevel_csv_deletions", "csv_id", DELETION_COLUMNS, batch,
+                         CSV_COLUMNS)
+            return
         if is_reject(batch[0]):
             yield as_rejects(PROVIDER.name, batch, CSV_COLUMNS)
             return
@@ -238,7 +261,9 @@ def _status_history(imports: DltResource, tracker: StatusTracker) -> DltResource
     @dlt.transformer(data_from=imports, name="highlevel_status_history", **HISTORY_HINTS)
     def highlevel_status_history(batch: list[dict[str, Any]]) -> Iterator[Any]:
         """One row per import whose status is new or changed since the last run."""
-        rows = tracker.take_changes(i["_id"] for i in _imports(batch))
+        ids = [r["csv_id"] for r in batch] if isinstance(batch, Gone) else \
+            [i["_id"] for i in _imports(batch)]
+        rows = tracker.take_changes(ids)
         if rows:
             yield history_arrow(rows)
 

@@ -15,3 +15,4 @@ class HighLevelCount(Counted):
     POSTS_STOPPED = "posts listings stopped"
     POSTS_GONE = "posts unavailable (import gone)"
     DAILY_LIMIT_SPENT = "locations over their daily limit"
+    GONE = "imports gone from the listing (cancelled)"

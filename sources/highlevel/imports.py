@@ -23,6 +23,7 @@ from sources.common.tracking import StatusTracker
 from sources.highlevel.accounts import import_key
 from sources.highlevel.counts import HighLevelCount
 from sources.highlevel.credentials import LocationCredentials
+from sources.highlevel.gone import gone_imports
 from sources.highlevel.listing import ListingWindow, listing_pages, listing_path
 from sources.highlevel.oauth import LocationTokenRefused
 from sources.highlevel.settings import PROVIDER
@@ -59,6 +60,8 @@ class ImportListing:
         self.client, self.tracker, self.stats, self.columns = client, tracker, stats, columns
         self.page_size, self.params, self.overlap = page_size, dict(params), overlap
         self.full_refresh, self.track_changes = full_refresh, track_changes
+        self.read_all = full_refresh  # every page of every location (`gone`: a full pass)
+        self.complete: set[str] = set()  # locations read whole in this run, without a loss
         self.concurrency, self.credentials = concurrency, credentials
         self.rejects: list[dict[str, Any]] = []
         self.unread_pages = unread_pages
@@ -108,7 +111,7 @@ class ImportListing:
                 self._ended(location, step.error, windows.pop(location, None), marks)
             else:
                 window = windows.setdefault(location, ListingWindow.from_mark(
-                    None if self.full_refresh else marks.get(location), self.overlap))
+                    None if self.read_all else marks.get(location), self.overlap))
                 pieces = self._page(location, step.item, window)
                 step.go_on(not window.can_stop and window.failure is None)
                 for records in pieces:
@@ -123,6 +126,10 @@ class ImportListing:
                 yield self.take_rejects()
         if self.undecided:  # every location that ended failed: the provider's failure
             raise self.undecided[0][1]
+        if self.read_all and self.complete and (
+                gone := gone_imports(self.tracker, self.listed, self.complete)):
+            self.stats.counts[HighLevelCount.GONE] += len(gone)
+            yield gone
         self.tracker.save()  # the run's last observation is made
         if batch:
             yield batch
@@ -144,6 +151,8 @@ class ImportListing:
         error = error or window.failure
         if error is None and not lost:
             marks[location] = window.mark(marks.get(location))
+            if window.boundary is None:
+                self.complete.add(location)
         if error is None:
             return
         if isinstance(error, ListingStopped):  # what was read loads; the mark stays
