@@ -14,6 +14,7 @@ from pipelines.destination import loader_file_format, make_pipeline, writing
 from pipelines.errors import config_message, describe_failure
 from pipelines.lakehouse import for_destination
 from pipelines.reconcile import reconcile_state
+from pipelines.runner import views_after_write
 from pipelines.usage import UsageError
 from sources.common.config_checks import ConfigProblem, NotConfigured
 from sources.common.job_refs import InvalidJobRef, check_id
@@ -94,6 +95,7 @@ def prune(location: str, statuses: Sequence[str], older_than_days: float | None,
                     credentials.agency.flush()
             pipeline.run(for_destination(deletions_source(result.outcomes), pipeline),
                          loader_file_format=loader_file_format(pipeline))
+            views_after_write(pipeline)
             if refused:  # the deletions made before it are loaded above
                 raise UsageError(
                     f"location {location}: the token was refused for DELETE ({refused[0]}): "

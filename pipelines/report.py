@@ -183,7 +183,8 @@ def _build(rows: Query, since_days: int, stuck_hours: float, top: int,
         SELECT j.provider, j.job_id, j.scope_id, j.status, j.native_status,
                COALESCE(j.submitted_at, j.first_seen_at) AS since, j.last_seen_at
         FROM {{ds}}.upload_jobs AS j
-        WHERE NOT j.is_terminal
+        WHERE NOT j.is_terminal AND j.untracked_at IS NULL
+          AND (j.scheduled_at IS NULL OR j.scheduled_at <= CAST('{now.isoformat()}' AS TIMESTAMPTZ))
           AND COALESCE(j.submitted_at, j.first_seen_at) < CAST('{cutoff}' AS TIMESTAMPTZ)
         ORDER BY since, j.provider, j.job_id""")
     for row in report.stuck:

@@ -228,6 +228,21 @@ def refresh_views(pipeline: dlt.Pipeline, report: RunReport) -> None:
     marker.write_text(digest)
 
 
+def views_after_write(pipeline: dlt.Pipeline) -> None:
+    """Refresh the views after a command other than `run` wrote (track, untrack, prune), so
+    they show what it changed; `ViewsNotRefreshed` says why they could not be."""
+    report = RunReport(destination=pipeline.destination.destination_name,
+                       dataset=pipeline.dataset_name)
+    refresh_views(pipeline, report)
+    if report.views_error is not None:
+        raise ViewsNotRefreshed(f"{report.views_error} (what the command wrote is loaded; the "
+                                "next run creates them again)")
+
+
+class ViewsNotRefreshed(RuntimeError):
+    """The command's data is loaded, but the views could not be refreshed over it."""
+
+
 def _missing_keys(exc: ConfigFieldMissingException, provider: Provider) -> str:
     return ", ".join(provider.env_key(field_name) for field_name in exc.traces)
 

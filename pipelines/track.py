@@ -14,6 +14,7 @@ import dlt
 from pipelines.destination import loader_file_format, make_pipeline, writing
 from pipelines.lakehouse import for_destination
 from pipelines.reconcile import reconcile_state
+from pipelines.runner import views_after_write
 from pipelines.usage import UsageError
 from sources import providers
 from sources.common.counts import Count
@@ -90,6 +91,7 @@ def _load_locked(pipeline: dlt.Pipeline, source: Any, wait: float,
         reconcile_state(pipeline)
         pipeline.run(for_destination(source, pipeline),
                      loader_file_format=loader_file_format(pipeline))
+        views_after_write(pipeline)
 
 
 def track_jobs(name: str, ids: Sequence[str], destination: str | None = None,

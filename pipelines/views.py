@@ -91,6 +91,11 @@ def jobs_view(providers: Sequence[Provider]) -> View:
         LEFT JOIN seen AS s ON s.provider = r.provider AND s.job_ref = r.job_ref""")
 
 
+# unfinished and still expected to move: neither untracked nor a scheduled post not yet due
+IN_FLIGHT = ("NOT j.is_terminal AND j.untracked_at IS NULL "
+             "AND (j.scheduled_at IS NULL OR j.scheduled_at <= CURRENT_TIMESTAMP)")
+
+
 def success_rates_view() -> View:
     def count(condition: str) -> str:  # BIGINT everywhere (DuckDB's SUM gives HUGEINT)
         return f"CAST(SUM(CASE WHEN {condition} THEN 1 ELSE 0 END) AS BIGINT)"
@@ -102,7 +107,7 @@ def success_rates_view() -> View:
                {count("j.status = 'partial'")} AS partial,
                {count("j.status = 'failed'")} AS failed,
                {count("j.status = 'cancelled'")} AS cancelled,
-               {count("NOT j.is_terminal")} AS in_flight,
+               {count(IN_FLIGHT)} AS in_flight,
                CAST(SUM(CASE WHEN j.status = 'succeeded' THEN 1 ELSE 0 END) AS DOUBLE)
                  / NULLIF(SUM(CASE WHEN j.status IN ('succeeded', 'partial', 'failed')
                                    THEN 1 ELSE 0 END), 0) AS success_rate

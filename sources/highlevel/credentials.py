@@ -51,7 +51,7 @@ def parse_locations(value: str | Iterable[str]) -> list[str]:
             bad.append(str(exc))
     if bad:
         raise InvalidJobRef(f"invalid location ids: {'; '.join(bad)}")
-    return locations
+    return list(dict.fromkeys(locations))  # a location given twice is read once
 
 
 def token_map(value: Any, warnings: list[str] | None = None) -> dict[str, str]:

@@ -1,0 +1,41 @@
+"""Issue 30, item 7 over real HTTP into real DuckDB: untracked jobs are neither stuck nor in
+flight and the views show it without a run; a location configured twice is read once."""
+
+from __future__ import annotations
+
+import json
+
+from pipelines.report import build_report
+from pipelines.track import untrack_jobs
+from sources.highlevel.fixture import HighLevelFixture
+
+
+def test_an_untracked_job_is_neither_stuck_nor_in_flight_at_once(polled_sim, run_polled,
+                                                                 query, pipeline,
+                                                                 monkeypatch):
+    lobstr = polled_sim.fixtures["lobstr"]
+    tasks = [lobstr.add(f"{i:032x}", ["PENDING"]) for i in range(1, 3)]
+    monkeypatch.setenv("SOURCES__LOBSTR__UPLOAD_TASK_IDS", json.dumps(tasks))
+    assert run_polled("lobstr").exit_code == 0
+    assert query("select sum(in_flight) from {ds}.upload_success_rates") == [(2,)]
+
+    assert untrack_jobs("lobstr", [tasks[0]], pipeline=pipeline)["untracked"] == [tasks[0]]
+
+    # no run in between: untrack refreshed the views
+    assert query("select job_id from {ds}.upload_jobs where untracked_at is not null") == [
+        (tasks[0],)]
+    assert query("select sum(in_flight) from {ds}.upload_success_rates") == [(1,)]
+    stuck = build_report(pipeline, stuck_hours=0).stuck
+    assert [row["job_id"] for row in stuck] == [tasks[1]]
+
+
+def test_a_location_configured_twice_is_read_once(highlevel_sim, run, query, monkeypatch):
+    sim = highlevel_sim(HighLevelFixture(locations={"loc_a": 150}), page_size=100)
+    monkeypatch.setenv("SOURCES__HIGHLEVEL__LOCATION_IDS", json.dumps(["loc_a", "loc_a"]))
+
+    report = run()
+
+    assert report.exit_code == 0, report.providers[0].errors
+    listing = [r for r in sim.requests() if r.path == "/social-media-posting/loc_a/csv"]
+    assert sorted(r.query.get("skip", "0") for r in listing) == ["0", "100"]
+    assert query("select count(*) from {ds}.highlevel_csv_uploads") == [(150,)]
