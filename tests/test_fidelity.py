@@ -7,6 +7,7 @@ import json
 
 from pipelines.report import build_report
 from pipelines.track import untrack_jobs
+from simulator import Fault
 from sources.highlevel.fixture import HighLevelFixture
 
 
@@ -39,3 +40,21 @@ def test_a_location_configured_twice_is_read_once(highlevel_sim, run, query, mon
     listing = [r for r in sim.requests() if r.path == "/social-media-posting/loc_a/csv"]
     assert sorted(r.query.get("skip", "0") for r in listing) == ["0", "100"]
     assert query("select count(*) from {ds}.highlevel_csv_uploads") == [(150,)]
+
+
+def test_lobstr_counts_are_read_from_flat_dotted_keys_too(polled_sim, run_polled, query,
+                                                          monkeypatch):
+    lobstr = polled_sim.fixtures["lobstr"]
+    flat, nested = lobstr.add("a" * 32, ["SUCCESS"]), lobstr.add("b" * 32, ["SUCCESS"])
+    monkeypatch.setenv("SOURCES__LOBSTR__UPLOAD_TASK_IDS", json.dumps([flat, nested]))
+    # the field list of Lobstr's docs writes the counts as `meta.valid`, ...
+    polled_sim.inject(Fault(200, f"/v1/tasks/upload/{flat}", body={
+        "id": flat, "object": "task_upload", "state": "SUCCESS", "meta.valid": 12,
+        "meta.invalid": 1, "meta.inserted": 10, "meta.duplicates": 1}))
+
+    assert run_polled("lobstr").exit_code == 0
+
+    assert dict(query("select id, meta__valid from {ds}.lobstr_upload_tasks")) == {
+        flat: 12, nested: 8}
+    assert query("select items_total from {ds}.upload_jobs where job_id = 'aaaaaaaaaaaaaaaa"
+                 "aaaaaaaaaaaaaaaa'") == [(13,)]  # valid + invalid

@@ -221,17 +221,23 @@ def test_prune_lists_without_yes_and_deletes_exactly_the_matching_set(highlevel_
     assert {i for i in expected if i in dry.stdout} == expected
     assert f"{len(expected)} would be deleted, nothing was deleted" in dry.stdout
 
-    gone_first = sorted(expected)[0]  # deleted elsewhere meanwhile: the API answers 422
-    sim.inject(Fault(422, rf"/social-media-posting/loc1/csv/{gone_first}", method="DELETE"))
+    gone_first, busy = sorted(expected)[:2]  # deleted elsewhere meanwhile: the API answers
+    sim.inject(Fault(422, rf"/social-media-posting/loc1/csv/{gone_first}", method="DELETE",
+                     body={"statusCode": 422, "message": [f"csv {gone_first} not found"]}))
+    # a 422 that is not "not found": the import still exists, nothing is recorded of it
+    sim.inject(Fault(422, rf"/social-media-posting/loc1/csv/{busy}", method="DELETE",
+                     body={"statusCode": 422, "message": ["Csv is being processed"]}))
     done = cli(*args, "--yes", cwd=tmp_path, env={"COLUMNS": "200"})
 
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr
     deleted = {r.path.rsplit("/", 1)[1] for r in sim.requests(method="DELETE")}
     assert deleted == expected
     assert "already gone (HTTP 422)" in done.stdout
+    assert "Csv is being processed" in " ".join(done.stdout.split())
+    expected.discard(busy)
     for output in (dry.stdout, dry.stderr, done.stdout, done.stderr):
         assert fixture.token not in output
-    assert f"{len(expected)} deleted or already gone, 0 failed" in done.stdout
+    assert f"{len(expected)} deleted or already gone, 1 failed" in done.stdout
     assert cli("run", cwd=tmp_path).returncode == 0
     db = tmp_path / "upload_status_data.duckdb"
     from conftest import read_duckdb

@@ -12,6 +12,7 @@ from dlt.common.schema.typing import TTableSchemaColumns
 from dlt.sources.helpers.rest_client.auth import APIKeyAuth
 
 from sources.common.analytics import job_rows_sql
+from sources.common.columns import normalized
 from sources.common.job_refs import InvalidJobRef, JobRef, simple_ref
 from sources.common.provider import Provider
 from sources.common.status import NOT_FOUND, TERMINAL
@@ -125,9 +126,29 @@ class PolledProvider(Provider):
                   for k, v in self.status_params.items()}
         return path, params
 
+    def _nest_dotted(self, record: dict[str, Any]) -> None:
+        """A flat key `meta.valid` (as an API's docs may write a field) moved to where the
+        nested form `meta: {valid}` is declared (`meta__valid`), so both forms fill it."""
+        for key in [k for k in record if isinstance(k, str) and "." in k]:
+            parts = key.split(".")
+            if "__".join(normalized(p) for p in parts) not in self.columns:
+                continue
+            parent = record
+            for part in parts[:-1]:
+                child = parent.get(part)
+                if child is None:
+                    child = parent[part] = {}
+                if not isinstance(child, dict):
+                    break
+                parent = child
+            else:
+                if parts[-1] not in parent:
+                    parent[parts[-1]] = record.pop(key)
+
     def read(self, ref: JobRef, http_status: int, body: Any) -> Observation:
         """The observation one status answer (or a 404) amounts to."""
         record: dict[str, Any] = dict(body) if isinstance(body, dict) else {"body": body}
+        self._nest_dotted(record)
         for key in [k for k, v in record.items() if v is None]:
             # a null object whose fields are declared columns (an object filled in only once
             # the job is done): those columns already hold "no value", and a null-only column

@@ -35,7 +35,12 @@ from sources.highlevel.oauth import AgencyOAuthCredentials, agency_settings, age
 from sources.highlevel.settings import API_VERSION, DELETION_COLUMNS, PROVIDER, RATE_LIMIT
 
 DELETED = "deleted"  # HighLevel's own word, mapped to cancelled
-GONE_CODES = (404, 422)  # the API's answers for an import that no longer exists
+def is_gone(response: Any) -> bool:
+    """The import no longer exists: a 404, or the 422 HighLevel answers with "csv ... not
+    found" (another 422, "Csv is being processed" say, means it still exists)."""
+    if response.status_code == 404:
+        return True
+    return response.status_code == 422 and "not found" in response.text.lower()
 
 @with_config(sections=("sources", PROVIDER.name))
 def prune_client(location: str, stats: ProviderStats, base_url: str = PROVIDER.base_url,
@@ -89,8 +94,8 @@ def delete_imports(client: RESTClient, location: str, imports: Sequence[dict[str
         if code in (401, 403):
             refused.append(f"HTTP {code}: {redact(response.text[:200].strip())}")
             break
-        outcome = ("deleted" if 200 <= code < 300 else
-                   "already gone" if code in GONE_CODES else f"failed: HTTP {code}")
+        outcome = ("deleted" if 200 <= code < 300 else "already gone" if is_gone(response)
+                   else f"failed: HTTP {code}: {redact(response.text[:200].strip())}")
         rows.append({"csv_id": csv_id, "location_id": location,
                      "file_name": record.get("fileName"), "status_before": record.get("status"),
                      "created_at": record.get("createdAt"), "http_status": code,
