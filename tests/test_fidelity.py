@@ -58,3 +58,31 @@ def test_lobstr_counts_are_read_from_flat_dotted_keys_too(polled_sim, run_polled
         flat: 12, nested: 8}
     assert query("select items_total from {ds}.upload_jobs where job_id = 'aaaaaaaaaaaaaaaa"
                  "aaaaaaaaaaaaaaaa'") == [(13,)]  # valid + invalid
+
+
+def test_upload_post_platform_statuses_reach_the_failures_as_the_contract_says(
+        polled_sim, run_polled, query, monkeypatch):
+    up = polled_sim.fixtures["upload_post"]
+    for request in ("r-done", "r-run"):
+        up.add("request", request, ["completed"], in_history=False)
+    monkeypatch.setenv("SOURCES__UPLOAD_POST__REQUEST_IDS", '["r-done", "r-run"]')
+    monkeypatch.setenv("SOURCES__UPLOAD_POST__DISCOVER_SCHEDULED", "false")
+    polled_sim.inject(Fault(200, "/api/uploadposts/status", query={"request_id": "r-done"},
+                            body={"request_id": "r-done", "status": "completed", "results": [
+                                {"platform": "x", "status": "completed"},
+                                {"platform": "tiktok", "status": "failed",
+                                 "error_message": "Video too long"}]}))
+    polled_sim.inject(Fault(200, "/api/uploadposts/status", query={"request_id": "r-run"},
+                            body={"request_id": "r-run", "status": "in_progress", "results": [
+                                {"platform": "x", "status": "retryable", "success": False,
+                                 "message": "rate limited, retrying"}]}))
+
+    assert run_polled("upload_post").exit_code == 0
+
+    assert query("select job_id, status from {ds}.upload_jobs order by 1") == [
+        ("r-done", "partial"), ("r-run", "running")]
+    assert query("select job_id, item, reason from {ds}.upload_failures") == [
+        ("r-done", "tiktok", "Video too long")]
+    assert query("select job_id, platform, status from {ds}.upload_platform_results "
+                 "order by 1, 2") == [("r-done", "tiktok", "failed"), ("r-done", "x", "completed"),
+                                      ("r-run", "x", "running")]

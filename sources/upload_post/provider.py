@@ -13,6 +13,9 @@ from sources.upload_post.views import FAILURE_ROWS, PLATFORM_RESULTS
 KINDS = ("request", "job")
 
 
+RETRYABLE = "retryable"  # a platform result Upload-Post will try again
+
+
 def parse_ref(text: str) -> JobRef:
     """`request:ID` (async upload) or `job:ID` (scheduled post), as the contract writes them."""
     kind, sep, job_id = text.partition(":")
@@ -22,6 +25,8 @@ def parse_ref(text: str) -> JobRef:
 
 
 def _platform_outcome(result: dict[str, Any]) -> bool | None:
+    if result.get("status") == RETRYABLE:  # Upload-Post tries that platform again: open
+        return None
     if result.get("success") is not None:
         return bool(result["success"])
     status = result.get("status")
