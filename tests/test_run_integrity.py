@@ -196,9 +196,11 @@ def _constrain(dsn: str, dataset: str, on: bool) -> None:
     import psycopg2
 
     with psycopg2.connect(dsn) as con, con.cursor() as cur:
-        cur.execute(f"ALTER TABLE {dataset}.lobstr_upload_tasks ADD CONSTRAINT refused CHECK "
-                    f"(state <> '{REFUSED}')" if on else
-                    f"ALTER TABLE {dataset}.lobstr_upload_tasks DROP CONSTRAINT refused")
+        # on the history table, as Postgres refused a NUL there: its rows never commit (a
+        # package that committed history before failing is issue 31's case)
+        cur.execute(f"ALTER TABLE {dataset}.lobstr_status_history ADD CONSTRAINT refused CHECK "
+                    f"(native_status <> '{REFUSED}')" if on else
+                    f"ALTER TABLE {dataset}.lobstr_status_history DROP CONSTRAINT refused")
 
 
 @pytest.mark.parametrize("killed", [False, True])

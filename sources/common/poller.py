@@ -28,6 +28,11 @@ DEFAULT_CONCURRENCY = 16
 # than one job being bad: polling stops there and the jobs not polled wait for the next run
 OUTAGE_STREAK = 5
 
+class NotSent(requests.RequestException):
+    """A request not sent: the answers arriving just before all failed (an outage); the job
+    waits for the next run."""
+
+
 Answer = requests.Response | requests.RequestException  # a response, or why none came
 
 
@@ -58,6 +63,7 @@ class Poller:
         self.stopped: str | None = None  # why no further job is polled this run
         self._budget_spent = False
         self._refused = 0  # 429s in a row
+        self._failing_now = 0  # failures in a row as answers arrive, on any thread
         self._template = client.session.prepare_request(requests.Request(
             "GET", client.base_url, headers=client.headers, auth=client.auth))
 
@@ -85,18 +91,23 @@ class Poller:
         Sent through the client's session (dlt's retries, the rate limit, the counting) as a
         copy of one prepared request with only the URL changed: a provider's polls differ in
         nothing else, and preparing each anew (settings, headers, auth) costs CPU."""
+        if self._failing_now >= OUTAGE_STREAK:  # answers failing as they come: not sent
+            return NotSent()
         path, params = self.provider.status_request(ref)
         request = self._template.copy()
         url = join_url(self.client.base_url, path)
         request.url = f"{url}?{urlencode(params)}" if params else url
         try:
-            return self.client.session.send(request)
+            answer: Answer = self.client.session.send(request)
         except AnswerRefused as exc:  # over a bound: this job's answer is rejected, not retried
-            return exc.marked_response()
+            answer = exc.marked_response()
         except (ForeignOrigin, requests.TooManyRedirects):
             raise  # the configured origin is wrong: the provider fails
         except requests.RequestException as exc:  # no answer after dlt's retries, the deadline
-            return exc
+            answer = exc
+        # in the order answers come (threads): bounds what an outage costs before it is read
+        self._failing_now = self._failing_now + 1 if self._failure(answer) else 0
+        return answer
 
     def poll_all(self, refs: Sequence[JobRef], concurrency: int) -> list[dict[str, Any]]:
         """Rows of every job in `refs` that answered; requests run `concurrency` at a time
@@ -173,7 +184,7 @@ class Poller:
 
     def _stops(self, answer: Answer) -> bool:
         """True if this job is not read (it waits for the next run), and after it none."""
-        if self.stopped is not None:
+        if self.stopped is not None or isinstance(answer, NotSent):
             return True
         if isinstance(answer, RunDeadlinePassed):
             self._stop(f"{answer} ({self.provider.env_key('run_deadline_seconds')})")
