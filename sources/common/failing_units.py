@@ -134,16 +134,24 @@ class FailingUnits:
                 datetime.fromisoformat(entry["last"]) + interval,
                 "resolved_at": None, "resolution": None}
 
+    def take_raw(self, provider: str) -> list[dict[str, Any]]:
+        """The rows not yet loaded, as dicts (for a resource that routes them itself)."""
+        rows = [{**r, "provider": provider} for r in self.rows]
+        self.rows.clear()
+        return rows
+
     def take_rows(self, provider: str, resource_columns: TTableSchemaColumns | None = None
                   ) -> DataItemWithMeta | None:
         """The rows not yet loaded, routed to the provider's failing-units table from a
         resource with `resource_columns`."""
-        if not self.rows:
-            return None
-        rows = [{**r, "provider": provider} for r in self.rows]
-        self.rows.clear()
-        return routed(failing_table(provider), "unit_key", FAILING_COLUMNS, rows,
-                      resource_columns or {})
+        rows = self.take_raw(provider)
+        return failing_rows(provider, rows, resource_columns) if rows else None
+
+
+def failing_rows(provider: str, rows: list[dict[str, Any]],
+                 resource_columns: TTableSchemaColumns | None = None) -> DataItemWithMeta:
+    return routed(failing_table(provider), "unit_key", FAILING_COLUMNS, rows,
+                  resource_columns or {})
 
 
 def is_failing_row(item: Any) -> bool:

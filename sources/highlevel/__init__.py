@@ -27,6 +27,7 @@ from sources.common.bad_input import (
 )
 from sources.common.columns import ColumnBudget
 from sources.common.config_checks import bounds_for, checked_concurrency, checked_origin
+from sources.common.failing_units import failing_rows
 from sources.common.poller import DEFAULT_CONCURRENCY
 from sources.common.session import counting_session
 from sources.common.stats import ProviderStats, current_stats
@@ -42,7 +43,7 @@ from sources.highlevel.credentials import (
     parse_locations,
 )
 from sources.highlevel.gone import Gone, full_pass_due
-from sources.highlevel.imports import BATCH, ImportListing, Repeats
+from sources.highlevel.imports import BATCH, FailingRows, ImportListing, Repeats
 from sources.highlevel.oauth import AgencyOAuthCredentials, agency_settings, agency_tokens
 from sources.highlevel.post_rows import (
     POSTS_COLUMNS,
@@ -72,7 +73,7 @@ def location_of(url: str) -> str:
 def _imports(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The imports of an item of the listing: none in a list of reject rows (never both) or
     of imports gone from the listing."""
-    return [] if isinstance(batch, Gone) or is_reject(batch[0]) else batch
+    return [] if isinstance(batch, Gone | FailingRows) or is_reject(batch[0]) else batch
 
 
 def _written(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -213,6 +214,9 @@ def _uploads(imports: DltResource, stats: ProviderStats) -> DltResource:
         if isinstance(batch, Gone):
             yield routed("highlevel_csv_deletions", "csv_id", DELETION_COLUMNS, batch,
                          CSV_COLUMNS)
+            return
+        if isinstance(batch, FailingRows):
+            yield failing_rows(PROVIDER.name, batch, CSV_COLUMNS)
             return
         if is_reject(batch[0]):
             yield as_rejects(PROVIDER.name, batch, CSV_COLUMNS)

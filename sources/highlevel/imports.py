@@ -12,6 +12,7 @@ from requests import HTTPError, Response
 from sources.common.bad_input import TolerantClient, page_not_read, record_not_read, reject
 from sources.common.columns import ColumnBudget
 from sources.common.config_checks import MAX_STATUS_LENGTH
+from sources.common.counts import Count
 from sources.common.fan_out import stepped
 from sources.common.paginators import ListingStopped
 from sources.common.redaction import redact
@@ -33,6 +34,10 @@ from sources.highlevel.settings import PROVIDER
 OUTAGE_LOCATIONS = 3
 # records per item handed to dlt: every Arrow item costs dlt a schema merge and validation
 BATCH = 5_000
+
+
+class FailingRows(list[dict[str, Any]]):
+    """Rows of the failing-units table (locations failing on their own, or recovered)."""
 
 
 class Repeats(list[dict[str, Any]]):
@@ -105,6 +110,7 @@ class ImportListing:
         the others."""
         batch: list[dict[str, Any]] = []
         windows: dict[str, ListingWindow] = {}
+        locations = self._due(locations)
         for step in stepped(locations, self._pages, self.concurrency, "highlevel-listing"):
             location = step.key
             if step.done:
@@ -126,6 +132,8 @@ class ImportListing:
                 yield self.take_rejects()
         if self.undecided:  # every location that ended failed: the provider's failure
             raise self.undecided[0][1]
+        if rows := self.tracker.failing.take_raw(PROVIDER.name):
+            yield FailingRows(rows)
         if self.read_all and self.complete and (
                 gone := gone_imports(self.tracker, self.listed, self.complete)):
             self.stats.counts[HighLevelCount.GONE] += len(gone)
@@ -133,6 +141,20 @@ class ImportListing:
         self.tracker.save()  # the run's last observation is made
         if batch:
             yield batch
+
+    def _due(self, locations: list[str]) -> list[str]:
+        """The locations to read: those failing runs in a row wait out their interval
+        (`failing_units`); the failing ones no longer configured end."""
+        failing = self.tracker.failing
+        failing.end_all_but("location", set(locations), "not configured")
+        due = [loc for loc in locations if failing.is_due(f"location:{loc}")]
+        for location in locations:
+            if (at := failing.next_try(f"location:{location}")) is not None and at > failing.now:
+                self.stats.counts[Count.BACKING_OFF] += 1
+                self.stats.warnings.append(
+                    f"highlevel: location {location} failed runs in a row; next tried after "
+                    f"{at.isoformat()} (upload_failing_units)")
+        return due
 
     def _pages(self, location: str) -> Iterator[list[Any]]:
         """One location's listing pages (on a worker thread); how many could not be read is
@@ -150,6 +172,7 @@ class ImportListing:
         window = window or ListingWindow(boundary=None)  # a listing without a page
         error = error or window.failure
         if error is None and not lost:
+            self.tracker.failing.ended("location", location, "answered")
             marks[location] = window.mark(marks.get(location))
             if window.boundary is None:
                 self.complete.add(location)
@@ -163,7 +186,13 @@ class ImportListing:
         if failure is None:
             failure = self.alone(location, error)
         if failure is not None:
-            self.report_failure(location, failure)
+            self._location_failed(location, failure, error)
+
+    def _location_failed(self, location: str, failure: str, error: BaseException) -> None:
+        """Its line in the summary; a failing unit unless it only spent its daily limit."""
+        self.report_failure(location, failure)
+        if not isinstance(error, DailyLimitReached):
+            self.tracker.failing.failed("location", location, failure, location)
 
     def alone(self, location: str, error: BaseException) -> str | None:
         """A failure that is the provider's or one location's (a shared token refused, an
@@ -181,7 +210,7 @@ class ImportListing:
         """A location's listing answered: the failures held back were their locations' own."""
         self.answered = True
         for location, error in self.undecided:
-            self.report_failure(location, self._described(location, error))
+            self._location_failed(location, self._described(location, error), error)
         self.undecided.clear()
 
     def _described(self, location: str, error: BaseException) -> str:
