@@ -192,8 +192,12 @@ def _imports_resource(listing: ImportListing, locations: list[str] | None,
         credentials = listing.credentials
         now = listing.tracker.observed_at
         listing.read_all = listing.full_refresh or full_pass_due(state, now, full_pass_hours)
-        yield from listing.batches(
-            discovered_locations(credentials) if locations is None else locations, marks)
+        if locations is None:
+            read = discovered_locations(credentials)
+            if (stopped := credentials.agency.discovery_stopped) is not None:
+                listing.stats.failed_parts.append(f"{stopped}; the locations listed before "
+                                                  "are read")
+        yield from listing.batches(read if locations is None else locations, marks)
         if listing.read_all and listing.complete:
             state["full_pass_at"] = now.isoformat()
         if credentials.agency is not None:

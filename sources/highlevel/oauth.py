@@ -40,6 +40,7 @@ APP_ID_KEY, TOKEN_STORE_KEY = f"{KEY_PREFIX}APP_ID", f"{KEY_PREFIX}TOKEN_STORE"
 STORE_KEY_KEY = f"{KEY_PREFIX}STORE_KEY"
 DEFAULT_LIFETIME = 86_399.0  # seconds, when an answer leaves `expires_in` out
 MAX_MARGIN = 300.0  # renew this long before expiry at most (a tenth of a short lifetime)
+MAX_DISCOVERY_PAGES = 10_000  # pages of installedLocations per run
 DISCOVERY_PAGE = 100
 SECRET_FIELDS = frozenset({"client_secret", "refresh_token", "store_key"})
 DEFAULT_STORE_FILE = "highlevel_tokens.json"
@@ -212,6 +213,7 @@ class AgencyTokens:
         self._location_locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
         self._unsaved: set[str] = set()
+        self.discovery_stopped: str | None = None  # why the last discovery stopped early
 
     # --- the company token ----------------------------------------------------------------
     def company_token(self, stale: str | None = None) -> str:
@@ -338,8 +340,13 @@ class AgencyTokens:
 
     # --- discovery ------------------------------------------------------------------------
     def installed_locations(self) -> Iterator[str]:
-        """Ids of the locations where the app is installed (`APP_ID` set), page by page."""
-        skip = 0
+        """Ids of the locations where the app is installed (`APP_ID` set), page by page.
+
+        Paging goes on while pages come back full, whatever `count` says (a count that lies
+        low skips nothing); a page naming only locations already listed, or more than
+        `MAX_DISCOVERY_PAGES` pages, stops it with `discovery_stopped` saying why."""
+        skip, seen, pages = 0, set[str](), 0
+        self.discovery_stopped = None
         while True:
             answer = self._get("oauth/installedLocations", {
                 "companyId": self.settings.company_id, "appId": self.settings.app_id,
@@ -348,12 +355,24 @@ class AgencyTokens:
             if not isinstance(locations, list):
                 raise OAuthRefused(f"installedLocations answered without a list of locations "
                                    f"({APP_ID_KEY})")
-            for location in locations:
-                if isinstance(location, dict) and location.get("isInstalled", True):
-                    yield str(location.get("_id", ""))
+            ids = [str(loc.get("_id", "")) for loc in locations if isinstance(loc, dict)
+                   and loc.get("isInstalled", True)]
+            if locations and ids and seen.issuperset(ids):
+                self.discovery_stopped = (f"the installedLocations listing repeats at skip="
+                                          f"{skip}: stopped after {len(seen)} locations")
+                return
+            seen.update(ids)
+            yield from ids
             skip += len(locations)
+            pages += 1
             total = answer.get("count")
-            if not locations or (isinstance(total, int) and skip >= total):
+            if not locations or (len(locations) < DISCOVERY_PAGE and (
+                    not isinstance(total, int) or skip >= total)):
+                return
+            if pages >= MAX_DISCOVERY_PAGES:
+                self.discovery_stopped = (f"the installedLocations listing passed "
+                                          f"{MAX_DISCOVERY_PAGES} pages: stopped after "
+                                          f"{len(seen)} locations")
                 return
 
     # --- HTTP -----------------------------------------------------------------------------

@@ -36,6 +36,8 @@ class OAuthApp:
     company_id: str = "comp_sim"
     app_id: str = "app_sim"
     installed: dict[str, str] = field(default_factory=dict)
+    hostile_count: int | None = None  # installedLocations' `count`, when it lies
+    hostile_repeat: bool = False  # installedLocations ignores `skip`
     lifetime: float = 86_399.0
     scopes: tuple[str, ...] = (READ_SCOPE,)
     refresh_token: str = field(default_factory=lambda: _new("hl-refresh"))
@@ -148,9 +150,12 @@ class OAuthApp:
                 req.query.get("appId") != self.app_id:
             return Reply(400, {"statusCode": 400, "message": "companyId or appId not found"})
         skip, limit = int(req.query.get("skip", "0")), int(req.query.get("limit", "20"))
+        if self.hostile_repeat:  # a hostile server: every page is the first
+            skip = 0
         rows = [{"_id": location, "name": name, "address": "", "isInstalled": True}
                 for location, name in self.installed.items()]
-        return Reply(200, {"locations": rows[skip: skip + limit], "count": len(rows)})
+        count = len(rows) if self.hostile_count is None else self.hostile_count
+        return Reply(200, {"locations": rows[skip: skip + limit], "count": count})
 
     def _issue(self, kind: str, location: str | None, scopes: tuple[str, ...]) -> str:
         token = _new(f"hl-{kind}-access")

@@ -411,3 +411,28 @@ def test_discovery_pages_through_every_installed_location(tmp_path):
     assert listed == set(locations) and fixture.oauth.mints == 101
     assert read_duckdb(tmp_path / DB, "select count(*) from {ds}.highlevel_csv_uploads") == \
         [(50,)]
+
+
+@pytest.mark.parametrize("hostile", ["count", "repeat"])
+def test_discovery_trusts_no_count_and_stops_a_repeating_listing(tmp_path, hostile):
+    locations = {f"loc_{i:03d}": 0 for i in range(250)}
+    fixture = agency(locations)
+    if hostile == "count":
+        fixture.oauth.hostile_count = 10  # 10 of 250: pages come back full, so go on
+    else:
+        fixture.oauth.hostile_repeat = True  # every page the first
+    with Simulator(fixture) as sim:
+        done = run_cli(tmp_path, {**agency_env(sim, fixture, tmp_path / "store.json"),
+                                  "SOURCES__HIGHLEVEL__RATE_LIMIT_REQUESTS": "1000"})
+        discovery = sim.requests(path_pattern=r"/oauth/installedLocations")
+        listed = {r.path.split("/")[2] for r in sim.requests(
+            path_pattern=r"/social-media-posting/[^/]+/csv")}
+
+    if hostile == "count":
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert listed == set(locations)
+    else:
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert len(discovery) == 2 and len(listed) == 100
+        assert "the installedLocations listing repeats at skip=100" in " ".join(
+            done.stderr.split())
