@@ -4,6 +4,7 @@ flight and the views show it without a run; a location configured twice is read 
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 
 from pipelines.report import build_report
 from pipelines.track import untrack_jobs
@@ -86,3 +87,25 @@ def test_upload_post_platform_statuses_reach_the_failures_as_the_contract_says(
     assert query("select job_id, platform, status from {ds}.upload_platform_results "
                  "order by 1, 2") == [("r-done", "tiktok", "failed"), ("r-done", "x", "completed"),
                                       ("r-run", "x", "running")]
+
+
+def test_a_scheduled_post_answering_404_before_its_time_stays_pending(polled_sim, run_polled,
+                                                                      query, monkeypatch):
+    up = polled_sim.fixtures["upload_post"]
+    later = datetime.now(timezone.utc) + timedelta(days=2)
+    up.add("job", "sched-1", ["pending", "completed"], in_history=False, scheduled_date=later)
+    monkeypatch.setenv("SOURCES__UPLOAD_POST__DISCOVER_FROM_HISTORY", "false")
+    not_yet = Fault(404, "/api/uploadposts/status", query={"job_id": "sched-1"}, times=2,
+                    body={"job_id": "sched-1", "status": "not_found",
+                          "message": "No upload request found with this ID"})
+    polled_sim.inject(not_yet)
+
+    for _ in range(2):  # found in the schedule listing, then followed from the state
+        assert run_polled("upload_post").exit_code == 0
+    assert query("select status, scheduled_at is not null from {ds}.upload_jobs") == [
+        ("pending", True)]
+    polled_sim.advance()
+
+    assert run_polled("upload_post").exit_code == 0
+    assert query("select status from {ds}.upload_job_status_history order by observed_at") \
+        == [("pending",), ("succeeded",)]

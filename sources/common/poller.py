@@ -18,9 +18,10 @@ from sources.common.config_checks import MAX_STATUS_LENGTH, Bounds
 from sources.common.counts import Count
 from sources.common.http_guard import AnswerRefused, ForeignOrigin, RunDeadlinePassed
 from sources.common.job_refs import JobRef
-from sources.common.polled_provider import PolledProvider
+from sources.common.polled_provider import Observation, PolledProvider
 from sources.common.redaction import redact
 from sources.common.stats import ProviderStats
+from sources.common.status import NOT_FOUND, PENDING
 from sources.common.tracking import StatusTracker
 
 DEFAULT_CONCURRENCY = 16
@@ -260,6 +261,8 @@ class Poller:
             self._job_error(ref, response, f"HTTP {code} with {reason}")
             return None
         observation = self.provider.read(ref, code, answer)
+        if observation.status == NOT_FOUND and self.tracker.not_due(ref.ref):
+            observation = not_yet_created(observation)
         native = observation.native_status
         if native is not None and len(native) > MAX_STATUS_LENGTH:
             self._job_error(ref, response, f"HTTP {code} with a status of {len(native)} "
@@ -272,6 +275,14 @@ class Poller:
         self.tracker.observe(ref.job_id, observation.native_status, ref.scope_id,
                              observation.status, ref.ref)
         return {**observation.record, "polled_at": self.polled_at}
+
+
+def not_yet_created(observation: Observation) -> Observation:
+    """A "not found" for a job scheduled later: pending until its time (a scheduled post is
+    created when it runs)."""
+    record = {**observation.record, "canonical_status": PENDING, "is_terminal": False,
+              "status_override": PENDING}
+    return Observation(observation.native_status, PENDING, record)
 
 
 def _as_exception(answer: Answer) -> BaseException:

@@ -176,6 +176,18 @@ class StatusTracker:
             self._failing = FailingUnits(self._state, self._observed_at)
         return self._failing
 
+    def expect_at(self, job_ref: str, when: datetime) -> None:
+        """The job is not due before `when` (a scheduled post): until then a "not found"
+        answer means "not created yet", and the job stays pending."""
+        self._jobs()
+        self._state.setdefault("not_before", {})[job_ref] = when.isoformat()
+
+    def not_due(self, job_ref: str) -> bool:
+        """True while the job is expected later than this run's observation time."""
+        self._jobs()
+        when = (self._state.get("not_before") or {}).get(job_ref)
+        return when is not None and datetime.fromisoformat(when) > self._observed_at
+
     def to_back(self, job_ref: str) -> None:
         """Move a followed job to the end of the polling order: `unfinished` yields the least
         recently polled first, so a run whose budget ends early leaves the rest for the next
@@ -355,6 +367,8 @@ class StatusTracker:
         previous = None if before is None else self._pairs[before]
         jobs = self._state_jobs
         assert jobs is not None
+        if status in TERMINAL and job_ref in (self._state.get("not_before") or {}):
+            del self._state["not_before"][job_ref]
         if self._finished is None:
             jobs[job_ref] = code
         elif status in TERMINAL:

@@ -4,6 +4,7 @@ moment they are scheduled, before they run and reach the history listing."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from typing import Any
 
 from dlt.sources.helpers.rest_client.paginators import SinglePagePaginator
@@ -54,6 +55,17 @@ def schedule_discovery(then: Discover | None = None) -> Discover:
     return discover
 
 
+def _moment(value: Any) -> datetime | None:
+    """An ISO 8601 moment (any case, `Z` or an offset; naive is UTC), None if unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
 def _sighted(item: Any, tracker: StatusTracker, sight: Callable[..., Sighting]
              ) -> Sighting | None:
     """The sighting of one listed post's job, carrying the post for its table; an item
@@ -67,5 +79,7 @@ def _sighted(item: Any, tracker: StatusTracker, sight: Callable[..., Sighting]
         return {"reject": reject(tracker.stats, f"scheduled post with an invalid job_id: {exc}",
                                  item, "/" + SCHEDULE_PATH, 200)}
     tracker.stats.counts[ScheduleCount.LISTED] += 1
+    if (when := _moment(item.get("scheduled_date"))) is not None:
+        tracker.expect_at(ref.ref, when)  # a 404 before then: not created yet, pending
     post = {**item, "job_ref": ref.ref, "listed_at": tracker.observed_at}
     return sight(ref, "schedule", scheduled=post)
