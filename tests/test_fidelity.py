@@ -109,3 +109,32 @@ def test_a_scheduled_post_answering_404_before_its_time_stays_pending(polled_sim
     assert run_polled("upload_post").exit_code == 0
     assert query("select status from {ds}.upload_job_status_history order by observed_at") \
         == [("pending",), ("succeeded",)]
+
+
+def test_not_found_messages_reach_error_message(polled_sim, run_polled, query, monkeypatch):
+    monkeypatch.setenv("SOURCES__LOBSTR__UPLOAD_TASK_IDS", json.dumps(["c" * 32]))
+    monkeypatch.setenv("SOURCES__CLEARTAX__ACTIVITIES", '["TE9/missing"]')
+
+    assert run_polled("lobstr", "cleartax").exit_code == 0
+
+    assert query("select provider, status, error_message from {ds}.upload_jobs "
+                 "order by 1") == [
+        ("cleartax", "not_found", "No activity found for id missing"),
+        ("lobstr", "not_found", "Upload task not found")]
+
+
+def test_lower_case_moments_and_fractional_counts_reach_the_typed_columns(highlevel_sim, run,
+                                                                         query, monkeypatch):
+    monkeypatch.setenv("SOURCES__HIGHLEVEL__FETCH_POSTS", "false")
+    fixture = HighLevelFixture(locations={"loc_a": 3}, unfinished_share=0.0)
+    rows = fixture.imports["loc_a"]
+    rows[0]["createdAt"] = rows[0]["createdAt"].replace("T", "t").replace("Z", "z")
+    rows[1]["count"] = 12.5
+    highlevel_sim(fixture)
+
+    assert run().exit_code == 0
+
+    assert query("select count(*) from {ds}.highlevel_csv_uploads where created_at is null"
+                 ) == [(0,)]
+    assert query(f"select items_total from {{ds}}.upload_jobs where job_id = '{rows[1]['_id']}'"
+                 ) in ([(12,)], [(13,)])

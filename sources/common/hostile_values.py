@@ -6,7 +6,8 @@ of meaning, in place, as the answer is checked (`http_guard`):
 - an integer outside int64 (Arrow, DuckDB and Postgres BIGINT) moves to `<key>_as_text` as its
   decimal text (`count` 10**20 is `count_as_text` '100000000000000000000', `count` NULL);
 - a NUL character (Postgres text refuses it) becomes U+2400 (SYMBOL FOR NULL, `␀`), and an
-  unpaired surrogate (not UTF-8) U+FFFD.
+  unpaired surrogate (not UTF-8) U+FFFD;
+- an RFC 3339 moment with a lower-case `t` or `z` is upper-cased, so it is parsed as one.
 
 Each is counted in the run summary. The checks run only where a cheap scan of the raw body
 found a suspect (`suspects`), so well-formed answers pay nothing for them.
@@ -36,14 +37,28 @@ class HostileCount(Counted):
     TEXT_FIXED = "NUL or invalid characters replaced"
 
 
+# an RFC 3339 moment written with a lower-case `t` or `z` (RFC 3339 allows it; the parsers
+# dlt and Python use do not), upper-cased so it lands in its timestamp column
+_LOWER_MOMENT_BYTES = re.compile(rb'"\d{4}-\d\d-\d\dt\d\d:|:\d\d(?:\.\d+)?z"')
+_LOWER_MOMENT = re.compile(r"\d{4}-\d\d-\d\d[tT]\d\d:\d\d(:\d\d(\.\d+)?)?([zZ]|[+-]\d\d:?\d\d)?")
+
+
 class Suspects(NamedTuple):
     keys: bool  # a blank key may be present
     values: bool  # a long integer, a NUL or a surrogate may be present
+    moments: bool = False  # a moment with a lower-case `t` or `z` may be present
 
 
 def suspects(content: bytes) -> Suspects:
     return Suspects(bool(_BLANK_KEY.search(content)),
-                    bool(_LONG_NUMBER.search(content) or _NUL.search(content)))
+                    bool(_LONG_NUMBER.search(content) or _NUL.search(content)),
+                    bool(_LOWER_MOMENT_BYTES.search(content)))
+
+
+def fix_moment(container: Any, key: Any, value: str) -> None:
+    """`2026-12-01t08:00:00z` as `2026-12-01T08:00:00Z` (only a whole RFC 3339 moment)."""
+    if value != value.upper() and _LOWER_MOMENT.fullmatch(value):
+        container[key] = value.upper()
 
 
 def has_big_numbers(content: bytes) -> bool:

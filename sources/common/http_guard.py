@@ -297,6 +297,8 @@ class _Walk:
                     self.counts[Count.STRINGS_CUT] += 1
                 if self.suspects.values:
                     hostile_values.fix_text(value, key, item, self.counts)
+                if self.suspects.moments:
+                    hostile_values.fix_moment(value, key, value[key])
             elif kind is dict or kind is list:
                 self.trail.append(key)
                 self.walk(item, depth + 1)

@@ -81,7 +81,9 @@ PROVIDER = Provider(
          # a pruned import is `deleted` (cancelled), whatever its status was before
          "native_status": "CASE WHEN hl_d.csv_id IS NOT NULL THEN 'deleted' ELSE hl_u.status END",
          "submitted_at": "hl_u.created_at",
-         "last_seen_at": "hl_u.last_seen_at", "items_total": 'hl_u."count"',
+         "last_seen_at": "hl_u.last_seen_at",
+         # `count` is a JSON number: a fractional one is kept by dlt beside it, as a double
+         "items_total": 'COALESCE(hl_u."count", CAST(hl_u.count__v_double AS BIGINT))',
          "items_failed": "hl_p.failed",
          # posts of a finished import without an error message are taken as imported
          "items_succeeded": "CASE WHEN hl_u.status IN ('completed', 'failed') "
