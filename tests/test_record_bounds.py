@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from pipelines.runner import run_providers
 from simulator import Fault
-from simulator.hostile import nested
+from simulator.hostile import gzip_bombed, nested
 from sources.highlevel.fixture import HighLevelFixture
 
 
@@ -64,28 +67,35 @@ def test_blank_keys_huge_numbers_and_nul_are_stored_in_their_documented_form(
     assert stats.counts["integers beyond int64 kept as text"] == 2
 
 
-def test_a_nul_in_a_status_is_loaded_and_the_history_recorded(polled_sim, run_polled, query,
+def test_a_nul_in_a_status_is_loaded_and_the_history_recorded(polled_sim, warehouse,
                                                               monkeypatch):
+    """On Postgres too, which refuses a NUL in text: the healthy jobs' history is recorded in
+    the same run, and nothing is set aside."""
     lobstr = polled_sim.fixtures["lobstr"]
     tasks = [lobstr.add(f"{i:032x}", ["SUCCESS"]) for i in range(1, 4)]
     monkeypatch.setenv("SOURCES__LOBSTR__UPLOAD_TASK_IDS", json.dumps(tasks))
     polled_sim.inject(Fault(200, f"/v1/tasks/upload/{tasks[0]}", body={
         "id": tasks[0], "object": "task_upload", "state": "PROG\u0000RESS", "meta": None}))
 
-    report = run_polled("lobstr")
+    report = run_providers(["lobstr"], pipeline=warehouse.pipeline)
 
-    assert report.exit_code == 0, report.providers[0].errors
-    assert dict(query("select job_ref, native_status from {ds}.lobstr_status_history")) == {
-        tasks[0]: "PROG\u2400RESS", tasks[1]: "SUCCESS", tasks[2]: "SUCCESS"}
+    assert report.exit_code == 0 and not report.set_aside, report.providers[0].errors
+    assert dict(warehouse.query("select job_ref, native_status from {ds}.lobstr_status_history"
+                                )) == {tasks[0]: "PROG\u2400RESS", tasks[1]: "SUCCESS",
+                                       tasks[2]: "SUCCESS"}
 
 
+@pytest.mark.parametrize("hostile", ["large", "gzip bomb"])
 def test_an_upload_post_schedule_answer_over_the_body_bound_is_a_reject_row(
-        polled_sim, run_polled, query, monkeypatch):
+        polled_sim, run_polled, query, monkeypatch, hostile):
     up = polled_sim.fixtures["upload_post"]
     up.add("request", "r1", ["completed"])
-    monkeypatch.setenv("SOURCES__UPLOAD_POST__MAX_BODY_BYTES", "4096")
-    polled_sim.inject(Fault(200, "/api/uploadposts/schedule", times=10,
-                            body={"pad": "x" * 10_000}))
+    if hostile == "large":
+        monkeypatch.setenv("SOURCES__UPLOAD_POST__MAX_BODY_BYTES", "4096")
+        polled_sim.inject(Fault(200, "/api/uploadposts/schedule", times=10,
+                                body={"pad": "x" * 10_000}))
+    else:
+        polled_sim.inject(gzip_bombed("/api/uploadposts/schedule", times=10))
 
     report = run_polled("upload_post")
 
@@ -94,3 +104,18 @@ def test_an_upload_post_schedule_answer_over_the_body_bound_is_a_reject_row(
     assert query("select count(*) from {ds}.upload_post_uploads") == [(1,)]
     assert query("select endpoint from {ds}.upload_post_rejects") == [
         ("/api/uploadposts/schedule",)]
+
+
+@pytest.mark.parametrize("status", [404, 500])
+def test_an_upload_post_schedule_listing_refused_fails_alone_and_is_named(
+        polled_sim, run_polled, query, status):
+    up = polled_sim.fixtures["upload_post"]
+    up.add("request", "r1", ["completed"])
+    polled_sim.inject(Fault(status, "/api/uploadposts/schedule", times=100))
+
+    report = run_polled("upload_post")
+
+    stats = report.providers[0]
+    assert report.exit_code == 1 and stats.outcome == "partly failed", stats.errors
+    assert any(f"listing /api/uploadposts/schedule: HTTP {status}" in e for e in stats.errors)
+    assert query("select count(*) from {ds}.upload_post_uploads") == [(1,)]

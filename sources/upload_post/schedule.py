@@ -8,11 +8,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 from dlt.sources.helpers.rest_client.paginators import SinglePagePaginator
+from requests import HTTPError
 
 from sources.common.bad_input import TolerantClient, reject
 from sources.common.counts import Counted
 from sources.common.job_refs import InvalidJobRef
 from sources.common.polled_resources import Sighting
+from sources.common.redaction import redact
 from sources.common.tracking import StatusTracker
 from sources.upload_post.provider import parse_ref
 
@@ -43,10 +45,21 @@ def schedule_discovery(then: Discover | None = None) -> Discover:
     def discover(client: TolerantClient, tracker: StatusTracker,
                  sight: Callable[..., Sighting]) -> Iterator[list[Sighting]]:
         sightings = []
-        for page in client.paginate(SCHEDULE_PATH, paginator=SinglePagePaginator()):
-            for item in page:
-                if (sighting := _sighted(item, tracker, sight)) is not None:
-                    sightings.append(sighting)
+        try:
+            for page in client.paginate(SCHEDULE_PATH, paginator=SinglePagePaginator()):
+                for item in page:
+                    if (sighting := _sighted(item, tracker, sight)) is not None:
+                        sightings.append(sighting)
+        except HTTPError as exc:  # the listing fails alone: the followed jobs are still polled
+            response = exc.response
+            reason = f"HTTP {response.status_code}: {response.text[:200].strip()}" \
+                if response is not None else str(exc)
+            tracker.stats.unit_failed(redact(f"listing /{SCHEDULE_PATH}: {reason}; scheduled "
+                                             "posts are looked for again next run"))
+            sightings.append({"reject": reject(tracker.stats, reason, response.text
+                                               if response is not None else "",
+                                               "/" + SCHEDULE_PATH, getattr(
+                                                   response, "status_code", None))})
         if sightings:
             yield sightings
         if then is not None:
