@@ -35,6 +35,18 @@ def test_an_import_over_a_bound_is_rejected_alone_and_its_page_loads(highlevel_s
     lines = " ".join(stats.errors)
     assert f"import {deep['_id']} listed by /social-media-posting/loc1/csv" in lines
     assert stats.counts.get("listing pages not read", 0) == 0
+    failing = "select unit_id, consecutive_failures from {ds}.upload_failing_units order by 1"
+    assert query(failing) == sorted([(deep["_id"], 1), (wide["_id"], 1)])
+
+    again = run()  # the mark stayed: read again, rejected again
+
+    assert again.exit_code == 1
+    assert query(failing) == sorted([(deep["_id"], 2), (wide["_id"], 2)])
+    del deep["meta"]  # fixed at the source: the next read takes it
+
+    assert run().exit_code == 1
+    assert query(failing) == [(wide["_id"], 3)]
+    assert query("select count(*) from {ds}.highlevel_csv_uploads") == [(249,)]
 
 
 def test_blank_keys_huge_numbers_and_nul_are_stored_in_their_documented_form(

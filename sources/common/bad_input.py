@@ -310,6 +310,8 @@ class TolerantClient(RESTClient):
         for record, reason in cut:
             self._on_record_rejected(response, record, reason)
         response.records_rejected = len(cut)  # type: ignore[attr-defined]  # the page's length
+        # like a page not read, it keeps the listing's mark: the next run reads it again
+        self._lost.pages = self.pages_not_read + 1
         keep_body(response, exc.parsed)
         return select(data_selector, response)
 

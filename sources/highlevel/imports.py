@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from requests import HTTPError, Response
 
@@ -23,7 +24,7 @@ from sources.common.throttle import DailyLimitReached
 from sources.common.tracking import StatusTracker
 from sources.highlevel.accounts import import_key
 from sources.highlevel.counts import HighLevelCount
-from sources.highlevel.credentials import LocationCredentials
+from sources.highlevel.credentials import LocationCredentials, location_in
 from sources.highlevel.gone import gone_imports
 from sources.highlevel.listing import ListingWindow, listing_pages, listing_path
 from sources.highlevel.oauth import LocationTokenRefused
@@ -95,10 +96,15 @@ class ImportListing:
         del self.cut_records[:len(cut)]
         at = self.tracker.observed_at
         rejects = self.rejects + [page_not_read(self.stats, response, reason, at)
-                                  for response, reason in pages] + [
-            record_not_read(self.stats, response, record, reason, at,
-                            "post of import" if "/posts" in response.url else "import")
-            for response, record, reason in cut]
+                                  for response, reason in pages]
+        for response, record, reason in cut:
+            is_post = urlsplit(response.url).path.count("/") > 3  # .../{location}/csv/{id}
+            rejects.append(record_not_read(self.stats, response, record, reason, at,
+                                           "post of import" if is_post else "import"))
+            if not is_post and isinstance(record, dict) and _usable_id(record.get("_id")):
+                # a failing unit until a later read takes it (`_page`)
+                self.tracker.failing.failed("import", str(record["_id"]), reason,
+                                            location_in(response.url))
         self.rejects = []
         return rejects
 
@@ -261,6 +267,9 @@ class ImportListing:
         if not self.answered:
             self._sibling_answered()
         records = self._usable(page, location)
+        if len(self.tracker.failing):  # imports rejected before that load now
+            for record in records:
+                self.tracker.failing.ended("import", record["_id"], "answered")
         unseen = self.listed.unseen([r["_id"] for r in records])
         fresh = [r for r, new in zip(records, unseen, strict=True) if new]
         if records and not fresh:
