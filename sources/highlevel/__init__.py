@@ -120,8 +120,7 @@ def highlevel_source(
         listing_overlap_minutes: how far behind the newest import already seen each run reads
             again (the listing is read newest first, down to there and to the oldest import
             that was unfinished).
-        full_pass_hours: how often a run reads every page of every location (the first run
-            of each period): an unfinished import such a read no longer names is cancelled.
+        full_pass_hours: how often a run reads every page (then missing imports are cancelled).
         fetch_posts: read the posts (and their error messages) of new and changed imports.
         full_refresh: read every listing page, and fetch the posts of every import, not only
             of new or changed ones.
