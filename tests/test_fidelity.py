@@ -138,3 +138,19 @@ def test_lower_case_moments_and_fractional_counts_reach_the_typed_columns(highle
                  ) == [(0,)]
     assert query(f"select items_total from {{ds}}.upload_jobs where job_id = '{rows[1]['_id']}'"
                  ) in ([(12,)], [(13,)])
+
+
+def test_posts_are_read_under_the_location_that_listed_the_import(highlevel_sim, run, query):
+    fixture = HighLevelFixture(locations={"loc_a": 3}, unfinished_share=0.0)
+    moved = fixture.imports["loc_a"][0]
+    moved["locationId"] = "some_other_location"  # the record names another location
+    sim = highlevel_sim(fixture)
+
+    assert run().exit_code == 0
+
+    posts = [r.path for r in sim.requests() if r.path.endswith(f"/csv/{moved['_id']}")]
+    assert posts and all(p.startswith("/social-media-posting/loc_a/") for p in posts)
+    assert query(f"select count(*) > 0 from {{ds}}.highlevel_csv_posts "
+                 f"where csv_id = '{moved['_id']}'") == [(True,)]
+    assert query(f"select location_id from {{ds}}.highlevel_csv_uploads "
+                 f"where _id = '{moved['_id']}'") == [("some_other_location",)]
