@@ -26,8 +26,9 @@ INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 NUL_STANDIN = "\u2400"
 AS_TEXT = "_as_text"  # suffix of the key a number beyond int64 moves to
 _BLANK_KEY = re.compile(rb'"\s*"\s*:')
-# int64 holds every integer of 18 digits; an exponent of two digits may pass it (1e20)
-_LONG_NUMBER = re.compile(rb"\d{19}|\d[eE]\+?\d\d")
+# a JSON number (after `:`, `[` or `,`, not inside a string such as a hex id) of 19 digits or
+# more, or with an exponent of two digits: int64 holds every integer of 18 digits
+_LONG_NUMBER = re.compile(rb"[:\[,]\s*-?(?:\d{19}|\d+(?:\.\d+)?[eE]\+?\d\d)")
 _NUL = re.compile(rb"\\u0000|\\ud[89a-f]|\x00", re.IGNORECASE)
 
 
