@@ -51,7 +51,8 @@ def retry_interval(failures: int) -> timedelta | None:
     """How long a unit that failed `failures` runs in a row waits; None: it is tried next run."""
     if failures < FREE_RETRIES:
         return None
-    return min(FIRST_INTERVAL * 2 ** (failures - FREE_RETRIES), MAX_INTERVAL)
+    doublings = min(failures - FREE_RETRIES, 16)  # past a day long before; no overflow
+    return min(FIRST_INTERVAL * 2 ** doublings, MAX_INTERVAL)
 
 
 class FailingUnits:
