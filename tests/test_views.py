@@ -119,10 +119,10 @@ class Scenario:
             task = self.lobstr.tasks.get(task_id)
             row = {"scope_id": None, "native_status": "HTTP 404", "status": "not_found",
                    "items_total": None, "items_succeeded": None, "items_failed": None,
-                   "error_message": None}
+                   "error_message": "Upload task not found"}  # the 404's own message
             if task is not None:
                 meta = task.data["meta"] if task.status in ("SUCCESS", "FAILURE") else None
-                row |= {"native_status": task.status,
+                row |= {"native_status": task.status, "error_message": None,
                         "status": CONTRACT["lobstr"][task.status],
                         "items_total": meta and meta["valid"] + meta["invalid"],
                         "items_succeeded": meta and meta["inserted"],

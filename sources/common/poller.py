@@ -237,6 +237,7 @@ class Poller:
 
     def _answered(self) -> None:
         self.answered += 1
+        self.stats.answered += 1
         self.stats.down = None
 
     def _settle(self) -> None:

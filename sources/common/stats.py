@@ -32,6 +32,7 @@ class ProviderStats:
     config_errors: list[str] = field(default_factory=list)
     # the API answered nothing this run (its first answers failed): the failure, for the line
     down: BaseException | None = None
+    answered: int = 0  # requests answered about their unit (a job's status, a 404 included)
     # settings taken as not set (empty, a placeholder from the example file)
     warnings: list[str] = field(default_factory=list)
     # responses arrive on the concurrent poller's threads

@@ -52,6 +52,9 @@ def schedule_discovery(then: Discover | None = None) -> Discover:
                         sightings.append(sighting)
         except HTTPError as exc:  # the listing fails alone: the followed jobs are still polled
             response = exc.response
+            if getattr(response, "status_code", None) in (401, 403) and \
+                    not tracker.stats.answered:
+                raise  # no job answered either: the credential is refused
             reason = f"HTTP {response.status_code}: {response.text[:200].strip()}" \
                 if response is not None else str(exc)
             tracker.stats.unit_failed(redact(f"listing /{SCHEDULE_PATH}: {reason}; scheduled "

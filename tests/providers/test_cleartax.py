@@ -39,6 +39,6 @@ def test_an_activity_is_found_only_under_its_taxable_entity_and_aborts_with_its_
     assert query("""select job_id, scope_id, status, error_message from {ds}.upload_jobs
         where provider = 'cleartax' order by scope_id""") == [
         ("act-1", "te-1", "failed", "HSN code is missing for item 3"),
-        ("act-1", "te-2", "not_found", None)]
+        ("act-1", "te-2", "not_found", "No activity found for id act-1")]
     assert query("""select job_id, item, reason from {ds}.upload_failures
         where provider = 'cleartax'""") == [("act-1", "te-1", "HSN code is missing for item 3")]
