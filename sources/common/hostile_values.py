@@ -7,10 +7,12 @@ of meaning, in place, as the answer is checked (`http_guard`):
   decimal text (`count` 10**20 is `count_as_text` '100000000000000000000', `count` NULL);
 - a NUL character (Postgres text refuses it) becomes U+2400 (SYMBOL FOR NULL, `␀`), and an
   unpaired surrogate (not UTF-8) U+FFFD;
-- an RFC 3339 moment with a lower-case `t` or `z` is upper-cased, so it is parsed as one.
+- an RFC 3339 moment written in lower case (`2026-12-01t08:00:00z`) is upper-cased, so it is
+  parsed as one.
 
-Each is counted in the run summary. The checks run only where a cheap scan of the raw body
-found a suspect (`suspects`), so well-formed answers pay nothing for them.
+Each is counted in the run summary. Keys and strings are checked only where a cheap scan of
+the raw body found a suspect (`suspects`); numbers are checked as the answer is walked, and an
+answer with a number beyond int64 is parsed again exactly (`parse_leniently`).
 """
 
 from __future__ import annotations
@@ -26,9 +28,6 @@ INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 NUL_STANDIN = "\u2400"
 AS_TEXT = "_as_text"  # suffix of the key a number beyond int64 moves to
 _BLANK_KEY = re.compile(rb'"\s*"\s*:')
-# a JSON number (after `:`, `[` or `,`, not inside a string such as a hex id) of 19 digits or
-# more, or with an exponent of two digits: int64 holds every integer of 18 digits
-_LONG_NUMBER = re.compile(rb"[:\[,]\s*-?(?:\d{19}|\d+(?:\.\d+)?[eE]\+?\d\d)")
 _NUL = re.compile(rb"\\u0000|\\ud[89a-f]|\x00", re.IGNORECASE)
 
 
@@ -40,32 +39,36 @@ class HostileCount(Counted):
 
 # an RFC 3339 moment written with a lower-case `t` or `z` (RFC 3339 allows it; the parsers
 # dlt and Python use do not), upper-cased so it lands in its timestamp column
-_LOWER_MOMENT_BYTES = re.compile(rb'"\d{4}-\d\d-\d\dt\d\d:|:\d\d(?:\.\d+)?z"')
+_LOWER_MOMENT_BYTES = re.compile(rb'\d\dt\d\d:\d\d[^"]*z"')
 _LOWER_MOMENT = re.compile(r"\d{4}-\d\d-\d\d[tT]\d\d:\d\d(:\d\d(\.\d+)?)?([zZ]|[+-]\d\d:?\d\d)?")
 
 
 class Suspects(NamedTuple):
     keys: bool  # a blank key may be present
-    values: bool  # a long integer, a NUL or a surrogate may be present
-    moments: bool = False  # a moment with a lower-case `t` or `z` may be present
+    values: bool  # a NUL or a surrogate may be present
+    moments: bool = False  # a moment in lower case (`...t...z`) may be present
 
 
 def suspects(content: bytes) -> Suspects:
-    return Suspects(bool(_BLANK_KEY.search(content)),
-                    bool(_LONG_NUMBER.search(content) or _NUL.search(content)),
-                    bool(_LOWER_MOMENT_BYTES.search(content)))
+    """Cheap byte searches first (a regular expression over every page cost more than
+    parsing it): only a body that may hold a suspect is looked at closer."""
+    keys = (b'""' in content or b'" ' in content) and bool(_BLANK_KEY.search(content))
+    values = (b"\\" in content and b"\\u" in content and bool(_NUL.search(content))) or \
+        b"\x00" in content  # a backslash is rare in a body: one byte searched first
+    moments = b'z"' in content and bool(_LOWER_MOMENT_BYTES.search(content))
+    return Suspects(keys, values, moments)
+
+
+def is_big(value: float) -> bool:
+    """An integer outside int64, or a float as large (orjson reads an integer beyond 64 bits
+    as one, losing its digits)."""
+    return not INT64_MIN <= value <= INT64_MAX
 
 
 def fix_moment(container: Any, key: Any, value: str) -> None:
     """`2026-12-01t08:00:00z` as `2026-12-01T08:00:00Z` (only a whole RFC 3339 moment)."""
     if value != value.upper() and _LOWER_MOMENT.fullmatch(value):
         container[key] = value.upper()
-
-
-def has_big_numbers(content: bytes) -> bool:
-    """A number orjson would not read exactly may be in the body (it reads an integer beyond
-    64 bits as a float, losing digits)."""
-    return bool(_LONG_NUMBER.search(content))
 
 
 def parse_leniently(content: bytes) -> Any:
@@ -93,7 +96,7 @@ def rename_blank_keys(record: dict[str, Any], counts: Counter[str]) -> None:
 def fix_number(container: Any, key: Any, value: float, counts: Counter[str]) -> None:
     """An integer (or a float as large) beyond int64 moves to `<key>_as_text` as its decimal
     text (dlt would coerce digits back into the typed column, and overflow there)."""
-    if INT64_MIN <= value <= INT64_MAX:
+    if not is_big(value):
         return
     text = str(value)
     if isinstance(container, dict):

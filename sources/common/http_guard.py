@@ -242,16 +242,21 @@ class Guard:
         response._content_consumed = True
         return reason
 
-    def checked(self, parsed: Any, content: bytes) -> Any:
+    def checked(self, parsed: Any, content: bytes, exact: bool = False) -> Any:
         """A parsed answer within the depth and width bounds, long strings cut, secrets masked,
-        destination-hostile values made loadable (`hostile_values`)."""
+        destination-hostile values made loadable (`hostile_values`). `exact`: parsed by
+        Python's parser, which reads every integer exactly (orjson does not beyond 64 bits)."""
         if contains_secret(content):
             parsed = mask(parsed)
             self.counts[Count.CREDENTIALS_MASKED] += 1
         if isinstance(parsed, dict | list):
-            walk = _Walk(self.bounds, self.counts, len(content) > self.bounds.max_text_length,
-                         hostile_values.suspects(content))
+            counted: Counter[str] = Counter()  # kept only if this walk is the last
+            walk = _Walk(self.bounds, counted, len(content) > self.bounds.max_text_length,
+                         hostile_values.suspects(content), exact)
             walk.walk(parsed, 1)
+            if walk.inexact:  # a number beyond int64 read by orjson: read it all again exactly
+                return self.checked(hostile_values.parse_leniently(content), content, True)
+            self.counts.update(counted)
             if walk.violations:
                 raise AnswerRejected(walk.violations[0][1], walk.violations, parsed)
         return parsed
@@ -263,9 +268,10 @@ class _Walk:
     `hostile_values` names made loadable, all in place."""
 
     def __init__(self, bounds: Bounds, counts: Counter[str], long_strings: bool,
-                 suspects: hostile_values.Suspects) -> None:
+                 suspects: hostile_values.Suspects, exact: bool) -> None:
         self.bounds, self.counts, self.long_strings = bounds, counts, long_strings
-        self.suspects = suspects
+        self.suspects, self.exact = suspects, exact
+        self.inexact = False  # a number beyond int64 that orjson may have rounded
         self.trail: list[Any] = []
         self.violations: list[tuple[Path, str]] = []
 
@@ -278,30 +284,37 @@ class _Walk:
             self._violation(f"answer nested deeper than {bounds.max_json_depth} levels "
                             "(max_json_depth)")
             return
+        suspects, exact = self.suspects, self.exact
         if isinstance(value, dict):
             if len(value) > bounds.max_columns:
                 self._violation(f"an object in the answer has {len(value)} fields, over "
                                 f"{bounds.max_columns} (max_columns)")
                 return
-            if self.suspects.keys:
+            if suspects.keys:
                 hostile_values.rename_blank_keys(value, self.counts)
-            items: Any = list(value.items()) if self.suspects.values else value.items()
+            # a key may move in an exact pass (`fix_number`): iterate over a copy then
+            items: Any = list(value.items()) if exact else value.items()
         else:
             items = enumerate(value)
-        limit = bounds.max_text_length
+        limit, long_strings = bounds.max_text_length, self.long_strings
+        fix_values, fix_moments = suspects.values, suspects.moments  # locals: read per value
+        low, high = hostile_values.INT64_MIN, hostile_values.INT64_MAX
         for key, item in items:
             kind = type(item)
             if kind is str:
-                if self.long_strings and len(item) > limit:
+                if long_strings and len(item) > limit:
                     item = value[key] = item[:limit] + TRUNCATED.format(n=len(item))
                     self.counts[Count.STRINGS_CUT] += 1
-                if self.suspects.values:
+                if fix_values:
                     hostile_values.fix_text(value, key, item, self.counts)
-                if self.suspects.moments:
+                if fix_moments:
                     hostile_values.fix_moment(value, key, value[key])
             elif kind is dict or kind is list:
                 self.trail.append(key)
                 self.walk(item, depth + 1)
                 self.trail.pop()
-            elif (kind is int or kind is float) and self.suspects.values:
+            elif (kind is int or kind is float) and not low <= item <= high:
+                if not exact:
+                    self.inexact = True  # orjson may have rounded it: read again exactly
+                    return
                 hostile_values.fix_number(value, key, item, self.counts)

@@ -9,7 +9,7 @@ from typing import Any
 from dlt.common import json, jsonpath
 from requests import Response
 
-from sources.common.hostile_values import has_big_numbers, parse_leniently
+from sources.common.hostile_values import parse_leniently
 
 _BODY = "_upload_status_body"
 
@@ -22,13 +22,14 @@ def body(response: Response) -> Any:
         return getattr(response, _BODY)
     except AttributeError:
         content = response.content
-        try:  # orjson refuses some JSON (unpaired surrogates) and reads big integers inexactly
-            parsed = parse_leniently(content) if has_big_numbers(content) else json.loadb(content)
+        exact = False
+        try:  # orjson refuses some JSON (unpaired surrogates): Python's parser reads it
+            parsed = json.loadb(content)
         except ValueError:
-            parsed = parse_leniently(content)
+            parsed, exact = parse_leniently(content), True
         guard = getattr(getattr(response, "connection", None), "guard", None)
         if guard is not None:
-            parsed = guard.checked(parsed, response.content)
+            parsed = guard.checked(parsed, content, exact)
         setattr(response, _BODY, parsed)
         return parsed
 
