@@ -395,16 +395,24 @@ def test_an_app_installed_nowhere_is_a_configuration_error(tmp_path):
             in " ".join(done.stderr.split()))
 
 
-def test_discovery_pages_through_every_installed_location(tmp_path):
-    locations = {f"loc_{i:03d}": i % 2 for i in range(101)}  # over one page of 100
-    fixture = agency(locations)
+def _discovering_run(tmp_path: Path, fixture: HighLevelFixture
+                     ) -> tuple[subprocess.CompletedProcess[str], list, set[str]]:
+    """A run discovering the app's locations: its outcome, the discovery requests and the
+    locations whose listing was read."""
     with Simulator(fixture) as sim:
-        # 104 company-level requests: over the 100 per 10 s the client keeps to by default
+        # over 100 company-level requests: above the 100 per 10 s the client keeps to by default
         done = run_cli(tmp_path, {**agency_env(sim, fixture, tmp_path / "store.json"),
                                   "SOURCES__HIGHLEVEL__RATE_LIMIT_REQUESTS": "1000"})
         discovery = sim.requests(path_pattern=r"/oauth/installedLocations")
         listed = {r.path.split("/")[2] for r in sim.requests(
             path_pattern=r"/social-media-posting/[^/]+/csv")}
+    return done, discovery, listed
+
+
+def test_discovery_pages_through_every_installed_location(tmp_path):
+    locations = {f"loc_{i:03d}": i % 2 for i in range(101)}  # over one page of 100
+    fixture = agency(locations)
+    done, discovery, listed = _discovering_run(tmp_path, fixture)
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert [r.query["skip"] for r in discovery] == ["0", "100"]
@@ -421,12 +429,7 @@ def test_discovery_trusts_no_count_and_stops_a_repeating_listing(tmp_path, hosti
         fixture.oauth.hostile_count = 10  # 10 of 250: pages come back full, so go on
     else:
         fixture.oauth.hostile_repeat = True  # every page the first
-    with Simulator(fixture) as sim:
-        done = run_cli(tmp_path, {**agency_env(sim, fixture, tmp_path / "store.json"),
-                                  "SOURCES__HIGHLEVEL__RATE_LIMIT_REQUESTS": "1000"})
-        discovery = sim.requests(path_pattern=r"/oauth/installedLocations")
-        listed = {r.path.split("/")[2] for r in sim.requests(
-            path_pattern=r"/social-media-posting/[^/]+/csv")}
+    done, discovery, listed = _discovering_run(tmp_path, fixture)
 
     if hostile == "count":
         assert done.returncode == 0, done.stdout + done.stderr
