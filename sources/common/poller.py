@@ -59,7 +59,6 @@ class Poller:
                                     provider.env_key("max_columns"))
         self.rejects: list[dict[str, Any]] = []  # answers kept verbatim, loaded by the caller
         self.budget = bounds.max_polls_per_run
-        self.answered = 0  # requests that got an answer about their job (a 404 included)
         self._streak: list[tuple[JobRef, Answer, str]] = []  # failures since the last answer
         self.stopped: str | None = None  # why no further job is polled this run
         self._budget_spent = False
@@ -114,7 +113,7 @@ class Poller:
         """Rows of every job in `refs` that answered; requests run `concurrency` at a time
         (inside the provider's rate limit), answers are read here, in order."""
         rows = self._poll(self._within_budget(refs), concurrency)
-        if self.answered:  # siblings answered: the failures so far were the jobs' own
+        if self.stats.answered:  # siblings answered: the failures so far were the jobs' own
             self._settle()
         return rows
 
@@ -218,13 +217,13 @@ class Poller:
         if self._known_poison():  # failed alone before: it fails alone again
             self._settle()
             return
-        if not self.answered and self.stats.down is None:
+        if not self.stats.answered and self.stats.down is None:
             self.stats.down = _as_exception(answer)
         if len(self._streak) >= OUTAGE_STREAK:  # the API is down, not these jobs
             self.stopped = f"{OUTAGE_STREAK} jobs in a row got no answer ({reason})"
-            if self.answered:
+            if self.stats.answered:
                 self.stats.failed_parts.append(
-                    f"the API stopped answering after {self.answered} jobs answered: "
+                    f"the API stopped answering after {self.stats.answered} jobs answered: "
                     f"{self.stopped}; the jobs not polled wait for the next run")
             self._wait(len(self._streak))
             self._streak.clear()
@@ -236,7 +235,6 @@ class Poller:
         return all(f"job:{ref.ref}" in failing for ref, _, _ in self._streak)
 
     def _answered(self) -> None:
-        self.answered += 1
         self.stats.answered += 1
         self.stats.down = None
 
