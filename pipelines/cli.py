@@ -52,6 +52,10 @@ def _everything_redacted(
     """Load upload/import job statuses from SaaS APIs into DuckDB or any dlt destination."""
     _settled["debug"] = debug
     redacted_output.install()
+    if not debug:
+        from pipelines.dlt_logs import quiet_load_jobs
+
+        quiet_load_jobs()
     if empty := unset_empty_settings():
         err_console.print(f"[yellow]note[/] empty, taken as not set: {', '.join(empty)}")
     from pipelines.project import find_project

@@ -16,11 +16,12 @@ from dlt.common.destination import Destination
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from pipelines import duckdb_compat  # noqa: F401  (dlt's Arrow reads on DuckDB 2.0)
+from pipelines.fence import fenced
 from pipelines.lakehouse import refuse_appending
 from pipelines.local_state import created_alone, pipelines_dir_for, prune_loaded_packages
 from pipelines.memory import StepBoundaries
 from pipelines.project import project_dir
-from pipelines.run_lock import LockHeld, holding, lock_for
+from pipelines.run_lock import LockHeld, LockLost, LockPathUnusable, holding, lock_for
 from pipelines.usage import UsageError
 
 PIPELINE_NAME = "upload_status"
@@ -203,15 +204,20 @@ def writing(pipeline: dlt.Pipeline, wait: float = 0,
         check_duckdb_file(path, write=True)  # before the lock file is made beside it
     lock = lock_for(pipeline.destination, pipeline.dataset_name, Path(pipeline.pipelines_dir))
     try:
-        with holding(lock, wait, on_wait):
+        with holding(lock, wait, on_wait), fenced(pipeline, lock):
             if path is not None:
                 create_duckdb_file(path)  # under the lock: one process creates it
                 ensure_duckdb_free(path)  # a BI tool may hold the file without our lock
             earlier = set(pipeline.list_completed_load_packages())
-            yield
+            try:
+                yield
+            except Exception:
+                if lock.lost is not None:  # whatever failed, the cause is the lost lock
+                    raise LockLost(lock.lost) from None
+                raise
             prune_loaded_packages(pipeline, keep=set(
                 pipeline.list_completed_load_packages()) - earlier)
-    except LockHeld as exc:
+    except (LockHeld, LockPathUnusable) as exc:
         raise UsageError(str(exc)) from None
 
 

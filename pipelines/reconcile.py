@@ -30,13 +30,11 @@ def newest_stored_state(pipeline: dlt.Pipeline) -> dict[str, Any] | None:
         state = sql.make_qualified_table_name(client.schema.state_table_name)
         loads = sql.make_qualified_table_name(client.schema.loads_table_name)
         first, last = sql._limit_clause_sql(1)
-        # a standard SQL literal: dlt's sqlalchemy destination has no literal escaper
-        name = "'" + pipeline.pipeline_name.replace("'", "''") + "'"
         try:
             rows = sql.execute_sql(
                 f"SELECT {first} s.state FROM {state} AS s JOIN {loads} AS l ON l.load_id = "
-                f"s._dlt_load_id WHERE s.pipeline_name = {name} AND l.status = 0 "
-                f"ORDER BY s.version DESC, l.load_id DESC {last}")
+                f"s._dlt_load_id WHERE s.pipeline_name = %s AND l.status = 0 "
+                f"ORDER BY s.version DESC, l.load_id DESC {last}", pipeline.pipeline_name)
         except DestinationUndefinedEntity:
             return None
     if not rows:
@@ -98,5 +96,5 @@ def forget_stored_schema(pipeline: dlt.Pipeline, schema_name: str) -> None:
             sql = client.sql_client
             table = sql.make_qualified_table_name(client.schema.version_table_name)
             with suppress(DestinationUndefinedEntity):  # the whole dataset is gone: nothing to
-                sql.execute_sql(f"DELETE FROM {table} WHERE schema_name = "  # forget
-                                f"{sql.capabilities.escape_literal(schema_name)}")
+                sql.execute_sql(f"DELETE FROM {table} WHERE schema_name = %s",  # forget
+                                schema_name)

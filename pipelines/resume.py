@@ -28,8 +28,9 @@ from dlt.destinations.job_client_impl import SqlJobClientBase
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines.interrupt import Interrupted, signal_in
+from pipelines.orphans import newest_finished_load
 from pipelines.run_report import RunReport
-from pipelines.set_aside import root_message, set_aside
+from pipelines.set_aside import SetAside, keep_and_abort, root_message, set_aside
 
 _HEAD_BYTES = 16 * 1024 * 1024  # enough for any first row; beyond it the job simply runs again
 
@@ -68,13 +69,14 @@ def _holds(client: SqlJobClientBase, table: str, load_id: str, row_key: str) -> 
     load appends to."""
     with _target_dataset(client, table):
         sql = client.sql_client
-        literal = sql.capabilities.escape_literal
         name = sql.make_qualified_table_name(table)
-        where = f"_dlt_id = {literal(row_key)}"
+        # bound, never spliced: dlt's sqlalchemy destination has no literal escaper
+        where, values = "_dlt_id = %s", [row_key]
         if "_dlt_load_id" in client.schema.get_table_columns(table):
-            where += f" AND _dlt_load_id = {literal(load_id)}"
+            where += " AND _dlt_load_id = %s"
+            values.append(load_id)
         try:
-            rows = sql.execute_sql(f"SELECT 1 FROM {name} WHERE {where}")
+            rows = sql.execute_sql(f"SELECT 1 FROM {name} WHERE {where}", *values)
         except DatabaseUndefinedRelation:
             return False
     return bool(rows)
@@ -104,13 +106,15 @@ def first_row_key(path: str, file_format: str) -> str | None:
         head = _read_head(path)
         if file_format == "insert_values":
             return insert_values_first_key(head)
-        if file_format == "jsonl":
+        if file_format in ("jsonl", "typed-jsonl"):  # typed-jsonl: a list of rows a line
             first = head.split("\n", 1)[0]
-            return str(json.loads(first)["_dlt_id"]) if first.strip() else None
+            row = json.loads(first) if first.strip() else None
+            row = (row or [None])[0] if isinstance(row, list) else row
+            return str(row["_dlt_id"]) if isinstance(row, dict) else None
         if file_format == "csv":
             row = next(csv.DictReader(io.StringIO(head)), None)
             return row.get("_dlt_id") if row else None
-    except (OSError, ValueError, KeyError, StopIteration):
+    except (OSError, ValueError, KeyError, StopIteration, IndexError):
         return None
     return None  # .sql and .reference jobs: running them again changes nothing
 
@@ -177,6 +181,8 @@ def finish_interrupted(pipeline: dlt.Pipeline, report: RunReport) -> None:
     Jobs whose rows the destination already holds are not loaded again (`resume`); a package
     the destination refuses for good is set aside (`set_aside`) and the others still load.
     """
+    report.notes.extend(f"a pending load package ({a.load_id}) was {a.reason}; kept in "
+                        f"{a.path}" for a in set_aside_superseded(pipeline))
     while pipeline.has_pending_data:
         try:
             pipeline.normalize()  # the file format was chosen when the package was extracted
@@ -194,3 +200,18 @@ def finish_interrupted(pipeline: dlt.Pipeline, report: RunReport) -> None:
                                        f"{root_message(exc)}")
                 return
             report.set_aside.append(aside)
+
+
+def set_aside_superseded(pipeline: dlt.Pipeline) -> list[SetAside]:
+    """Set aside the pending packages another writer overtook: the destination holds a load
+    finished after them (another machine ran while this one was down, or this run lost its
+    lock). Loading them now would record their changes a second time; their rows already
+    committed are removed (`orphans`) and the next run observes those jobs again."""
+    pending = pipeline.list_normalized_load_packages()
+    newest = newest_finished_load(pipeline) if pending else None
+    if newest is None:
+        return []
+    return [keep_and_abort(pipeline, load_id, (
+        f"overtaken by a run of another process that finished loading {newest} after it "
+        "was made (loading it would record its changes twice): its jobs are read again"))
+        for load_id in pending if float(load_id) < float(newest)]

@@ -19,11 +19,14 @@ from pipelines.destination import loader_file_format, make_pipeline, writing
 from pipelines.dlt_tooling import publish_schema, save_run_trace
 from pipelines.environment import telemetry_off_unless_chosen, unset_empty_settings
 from pipelines.errors import config_message, describe_failure, exception_chain
+from pipelines.fence import lost_reason, still_held
 from pipelines.gc_tuning import fewer_collections
 from pipelines.interrupt import Interrupted, signal_in
 from pipelines.lakehouse import for_destination, is_lakehouse
+from pipelines.orphans import drop_unfinished_rows
 from pipelines.reconcile import forget_stored_schema, missing_tables, reconcile_state
 from pipelines.resume import finish_interrupted
+from pipelines.run_lock import LockLost
 from pipelines.run_report import RunReport
 from pipelines.set_aside import set_aside
 from pipelines.usage import UsageError
@@ -77,8 +80,12 @@ def _run_locked(pipeline: dlt.Pipeline, packages: dict[str, ProviderPackage],
         finish_interrupted(pipeline, report)
         if (found := reconcile_state(pipeline)) is not None:
             report.notes.append(found)
+        if dropped := drop_unfinished_rows(pipeline):
+            report.notes.append(f"{dropped} history row(s) of a load no run finished were "
+                                "removed: their jobs are read again")
         for name in order:
             package = packages[name]
+            still_held(pipeline)
             with collecting(name) as stats:
                 report.providers.append(stats)
                 refresh = _repair_lost_tables(pipeline, package.provider, report) or full_refresh
@@ -167,6 +174,8 @@ def _load_provider(pipeline: dlt.Pipeline, provider: Provider, source: Any,
         stats.outcome = "interrupted"
         raise
     except PipelineStepFailed as exc:
+        if (lost := lost_reason(pipeline)) is not None:  # not the package's fault: kept
+            raise LockLost(lost) from None
         if exc.step == "extract":
             _drop_partial_extract(pipeline)
         if (signum := signal_in(exc)) is not None:
@@ -215,6 +224,7 @@ def refresh_views(pipeline: dlt.Pipeline, report: RunReport) -> None:
         report.views = view_names()
         return
     marker.unlink(missing_ok=True)
+    still_held(pipeline)  # views are written outside dlt's commits
     try:
         report.views = create_views(pipeline)
     except Exception as exc:  # the loads stand; the operator learns why the views did not

@@ -63,12 +63,17 @@ def set_aside(pipeline: dlt.Pipeline, exc: PipelineStepFailed,
     """Set aside the package a load failed on if the failure is permanent; None otherwise
     (nothing pending, a transient failure, no package named)."""
     load_id = exc.load_id
-    packages = pipeline._get_load_storage().normalized_packages
     if (exc.step != "load" or not load_id or not is_permanent(exc)
             or load_id not in pipeline.list_normalized_load_packages()):
         return None
+    return keep_and_abort(pipeline, load_id, redact(root_message(exc), secrets))
+
+
+def keep_and_abort(pipeline: dlt.Pipeline, load_id: str, reason: str) -> SetAside:
+    """Copy the pending package to `set_aside/` with `reason` and abort it (the local state
+    rolls back to where it started)."""
+    packages = pipeline._get_load_storage().normalized_packages
     target = set_aside_folder(pipeline) / load_id
-    reason = redact(root_message(exc), secrets)
     shutil.copytree(packages.storage.make_full_path(packages.get_package_path(load_id)),
                     target, dirs_exist_ok=True)
     (target / REASON_FILE).write_text(json.dumps({

@@ -24,7 +24,7 @@ from typing import Any
 
 import duckdb
 import pytest
-from conftest import REPO, cli, postgres_dsn
+from conftest import REPO, cli, mysql_url, postgres_dsn
 
 from simulator import Fault, Simulator
 from sources.cleartax.fixture import ClearTaxFixture
@@ -62,11 +62,14 @@ def scenario(four: bool = False) -> Simulator:
 
 @dataclass
 class Place:
-    """Where a scenario's runs load: a DuckDB file in `workdir`, or a Postgres database of its
-    own (cloned from another with CREATE DATABASE ... TEMPLATE)."""
+    """Where a scenario's runs load: a DuckDB file or a SQLite file in `workdir`, a Postgres
+    database of its own (cloned from another with CREATE DATABASE ... TEMPLATE), or a MariaDB
+    database of its own (the dataset; a clone makes its first run anew, `fresh`)."""
 
     workdir: Path
-    database: str | None = None  # Postgres
+    kind: str = "duckdb"
+    database: str | None = None  # Postgres: the database; MariaDB: the dataset
+    fresh: bool = False  # the scenario's first run is still to be made here
 
     def env(self, sim: Simulator) -> dict[str, str]:
         highlevel, lobstr = sim.fixtures["highlevel"], sim.fixtures["lobstr"]
@@ -82,8 +85,12 @@ class Place:
             "SOURCES__LOBSTR__API_KEY": lobstr.token,
             "SOURCES__LOBSTR__UPLOAD_TASK_IDS": json.dumps(TASKS),
         }
-        if self.database:
+        if self.kind == "postgres":
             env["DESTINATION__POSTGRES__CREDENTIALS"] = _dsn(self.database)
+        elif self.kind == "sqlite":
+            env["DESTINATION__SQLALCHEMY__CREDENTIALS"] = f"sqlite:///{self.sqlite_file}"
+        elif self.kind == "mariadb":
+            env["DESTINATION__SQLALCHEMY__CREDENTIALS"] = mysql_url()
         if "upload_post" in sim.fixtures:
             env.update({
                 "SOURCES__UPLOAD_POST__BASE_URL": sim.base_url,
@@ -95,26 +102,71 @@ class Place:
         return env
 
     @property
+    def sqlite_file(self) -> Path:
+        return self.workdir / "warehouse.sqlite"
+
+    @property
+    def dataset(self) -> str:
+        return self.database if self.kind == "mariadb" else "upload_status"
+
+    @property
     def args(self) -> list[str]:
-        return ["--destination", "postgres"] if self.database else []
+        if self.kind == "postgres":
+            return ["--destination", "postgres"]
+        if self.kind == "mariadb":
+            return ["--destination", "sqlalchemy", "--dataset", self.dataset]
+        return ["--destination", "sqlalchemy"] if self.kind == "sqlite" else []
 
     def clone(self, workdir: Path) -> Place:
         """A copy of this place's destination and local folder (a crash scenario's start)."""
+        if self.kind == "mariadb":
+            workdir.mkdir(parents=True, exist_ok=True)
+            _MARIADB.append(dataset := f"crash_{uuid.uuid4().hex[:10]}")
+            return Place(workdir, "mariadb", dataset, fresh=True)
         shutil.copytree(self.workdir, workdir, dirs_exist_ok=True)
-        if self.database is None:
-            return Place(workdir)
+        if self.kind != "postgres":
+            return Place(workdir, self.kind)
         database = f"crash_{uuid.uuid4().hex[:10]}"
         _admin(f'CREATE DATABASE "{database}" TEMPLATE "{self.database}"')
         _CREATED.append(database)
-        return Place(workdir, database)
+        return Place(workdir, "postgres", database)
+
+    def start(self, sim: Simulator) -> None:
+        """Make the scenario's first run here if the clone could not copy it, then move the
+        simulator on to the second run's answers."""
+        if self.fresh:
+            done = run(sim, self)
+            assert done.returncode == 0, done.stderr[-2000:]
+            self.fresh = False
+        sim.advance()
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
-        if self.database is None:
+        if self.kind == "duckdb":
             con = duckdb.connect(str(self.workdir / "warehouse.duckdb"), read_only=True)
             try:
                 return con.execute(sql).fetchall()
             finally:
                 con.close()
+        if self.kind == "sqlite":
+            import sqlite3
+
+            con = sqlite3.connect(self.sqlite_file)  # its views name the attached dataset
+            con.execute("ATTACH DATABASE ? AS upload_status",
+                        (str(self.workdir / "warehouse__upload_status.sqlite"),))
+            try:
+                return con.execute(sql).fetchall()
+            finally:
+                con.close()
+        if self.kind == "mariadb":
+            import sqlalchemy
+
+            engine = sqlalchemy.create_engine(mysql_url())
+            try:
+                with engine.begin() as con:
+                    result = con.execute(sqlalchemy.text(sql))
+                    return [tuple(r) for r in result.fetchall()] if result.returns_rows else []
+            finally:
+                engine.dispose()
         import psycopg2
 
         con = psycopg2.connect(_dsn(self.database))
@@ -124,6 +176,26 @@ class Place:
                 return [tuple(r) for r in cur.fetchall()]
         finally:
             con.close()
+
+    def table_names(self) -> list[str]:
+        if self.kind == "sqlite":
+            sql = "SELECT name FROM upload_status.sqlite_master WHERE type = 'table'"
+        else:
+            sql = ("SELECT table_name FROM information_schema.tables WHERE table_schema = "
+                   f"'{self.dataset}' AND table_type = 'BASE TABLE'")
+        return [r[0] for r in self.query(sql) if not r[0].startswith("_dlt")]
+
+    def column_names(self, table: str) -> list[str]:
+        if self.kind == "sqlite":
+            return [r[1] for r in self.query(f"PRAGMA upload_status.table_info(\"{table}\")")]
+        return [r[0] for r in self.query(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+            f"'{self.dataset}' AND table_name = '{table}'")]
+
+    def qualified(self, table: str) -> str:
+        if self.kind == "mariadb":
+            return f"`{self.dataset}`.`{table}`"
+        return f'upload_status."{table}"'
 
 
 def _dsn(database: str) -> str:
@@ -151,23 +223,29 @@ def run(sim: Simulator, place: Place, sources: list[str] | None = None, **kwargs
 
 def tables(place: Place) -> dict[str, list[tuple[Any, ...]]]:
     """Every table of the dataset, volatile columns left out, rows sorted (values as text: the
-    two destinations' drivers return other Python types)."""
-    names = [r[0] for r in place.query(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = "
-        "'upload_status' AND table_type = 'BASE TABLE' AND table_name NOT LIKE '_dlt%'")]
+    destinations' drivers return other Python types)."""
     out = {}
-    for name in sorted(names):
-        columns = [r[0] for r in place.query(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = "
-            f"'upload_status' AND table_name = '{name}' ORDER BY column_name")
-            if r[0] not in VOLATILE and not r[0].startswith(("_dlt_parent", "_dlt_root"))]
-        select = ", ".join(f'"{c}"' for c in columns)
-        rows = place.query(f'SELECT {select} FROM upload_status."{name}"')
-        out[name] = sorted((tuple(str(v) for v in row) for row in rows), key=repr)
+    for name in sorted(place.table_names()):
+        columns = sorted(c for c in place.column_names(name) if c not in VOLATILE
+                         and not c.startswith(("_dlt_parent", "_dlt_root")))
+        quote = "`" if place.kind == "mariadb" else '"'
+        select = ", ".join(f"{quote}{c}{quote}" for c in columns)
+        rows = place.query(f"SELECT {select} FROM {place.qualified(name)}")
+        out[name] = sorted((tuple(_text(v) for v in row) for row in rows), key=repr)
     return out
 
 
+def _text(value: Any) -> str:
+    """A value as text the same on every destination: times in UTC without their zone's
+    spelling, true/false for booleans SQLite and MariaDB keep as 1/0."""
+    if isinstance(value, datetime):
+        value = value.astimezone(timezone.utc) if value.tzinfo else value
+        return value.replace(tzinfo=None).isoformat(" ")
+    return str(value)
+
+
 _CREATED: list[str] = []  # Postgres databases made by this module's tests, dropped at its end
+_MARIADB: list[str] = []  # the MariaDB datasets (databases) made by them
 
 
 @dataclass
@@ -177,30 +255,37 @@ class Reference:
     highlevel: dict  # the tables after a clean second run of HighLevel alone
 
 
-@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+@pytest.fixture(scope="module", params=["duckdb", "postgres", "sqlite", "mariadb"])
 def first_and_reference(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
                         ) -> Iterator[Reference]:
-    database = None
-    if request.param == "postgres":
+    kind, database = request.param, None
+    if kind == "postgres":
         database = f"crash_{uuid.uuid4().hex[:10]}"
         _admin(f'CREATE DATABASE "{database}"')
         _CREATED.append(database)
-    first = Place(tmp_path_factory.mktemp("first"), database)
+    first = Place(tmp_path_factory.mktemp("first"), kind, database)
+    if kind == "mariadb":
+        first.fresh = True  # every clone makes the first run anew (no template on MariaDB)
+    else:
+        with scenario() as sim:
+            done = run(sim, first)
+            assert done.returncode == 0, done.stderr[-2000:]
     seconds = {}
-    with scenario() as sim:
-        done = run(sim, first)
-        assert done.returncode == 0, done.stderr[-2000:]
-        sim.advance()
-        for sources in (["highlevel", "lobstr"], ["highlevel"]):
-            reference = first.clone(tmp_path_factory.mktemp("reference"))
+    for sources in (["highlevel", "lobstr"], ["highlevel"]):
+        reference = first.clone(tmp_path_factory.mktemp("reference"))
+        with scenario() as sim:
+            reference.start(sim)
             second = run(sim, reference, sources=sources)
             assert second.returncode == 0, second.stderr[-2000:]
-            seconds[len(sources)] = tables(reference)
+        seconds[len(sources)] = tables(reference)
     yield Reference(first, seconds[2], seconds[1])
-    if database:
-        for name in _CREATED:
-            _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        _CREATED.clear()
+    for name in _CREATED:
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _CREATED.clear()
+    for name in _MARIADB:
+        for dataset in (name, f"{name}_staging"):
+            Place(Path("."), "mariadb", dataset).query(f"DROP DATABASE IF EXISTS `{dataset}`")
+    _MARIADB.clear()
 
 
 def assert_same_as_reference(place: Place, reference: dict) -> None:
@@ -211,7 +296,7 @@ def assert_same_as_reference(place: Place, reference: dict) -> None:
     history = got["highlevel_status_history"] + got.get("lobstr_status_history", [])
     assert len(history) == len(set(history))  # no observation twice
     keys = place.query("SELECT COUNT(*), COUNT(DISTINCT change_key) FROM "
-                       "upload_status.highlevel_status_history")
+                       f"{place.qualified('highlevel_status_history')}")
     assert keys[0][0] == keys[0][1]
 
 
@@ -222,7 +307,7 @@ def assert_same_as_reference(place: Place, reference: dict) -> None:
 def test_killed_mid_load_then_rerun_equals_a_clean_run(first_and_reference, tmp_path, point):
     place = first_and_reference.first.clone(tmp_path / "crashed")
     with scenario() as sim:
-        sim.advance()
+        place.start(sim)
         killed = run(sim, place, ["highlevel"], env={**place.env(sim), "CRASH_AT": point},
                      script="crash_run.py")
         assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
@@ -240,7 +325,7 @@ def test_killed_mid_load_then_rerun_equals_a_clean_run(first_and_reference, tmp_
 def test_killed_mid_extract_then_rerun_equals_a_clean_run(first_and_reference, tmp_path, held):
     place = first_and_reference.first.clone(tmp_path / "crashed")
     with scenario() as sim:
-        sim.advance()
+        place.start(sim)
         hold = Fault(None, held, delay=60)
         sim.inject(hold)
         process = subprocess.Popen(

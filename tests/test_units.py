@@ -625,6 +625,11 @@ def test_first_row_key_of_parquet_and_jsonl_files(tmp_path):
     (tmp_path / "t.jsonl").write_bytes(gzip.compress(b'{"_dlt_id": "j1"}\n{"_dlt_id": "j2"}\n'))
     assert first_row_key(str(tmp_path / "t.jsonl"), "jsonl") == "j1"
     assert first_row_key(str(tmp_path / "t.jsonl"), "sql") is None
+    # dlt's sqlalchemy destination: typed-jsonl, a list of rows a line
+    (tmp_path / "t.typed").write_bytes(gzip.compress(b'[{"_dlt_id": "t1"}, {"_dlt_id": "t2"}]\n'))
+    assert first_row_key(str(tmp_path / "t.typed"), "typed-jsonl") == "t1"
+    (tmp_path / "e.typed").write_bytes(b"[]\n")
+    assert first_row_key(str(tmp_path / "e.typed"), "typed-jsonl") is None
 
 
 # --- credentials and bounds (test_hostile_network has the same over real HTTP) ---------------
