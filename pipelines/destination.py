@@ -16,6 +16,7 @@ from dlt.common.destination import Destination
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from pipelines import duckdb_compat  # noqa: F401  (dlt's Arrow reads on DuckDB 2.0)
+from pipelines.duckdb_sharing import check_reader_wait, waiting_for_readers
 from pipelines.fence import fenced
 from pipelines.lakehouse import refuse_appending
 from pipelines.local_state import created_alone, pipelines_dir_for, prune_loaded_packages
@@ -109,12 +110,13 @@ def lock_holder(exc: Exception) -> str | None:
 
 
 def ensure_duckdb_free(path: str) -> None:
-    """UsageError when another process (a BI tool, a second run) holds the DuckDB file: DuckDB
-    allows one writing process per file, and dlt would fail deep inside the load."""
+    """UsageError when another process (a BI tool, a second run) holds the DuckDB file for
+    longer than a reader's query (`waiting_for_readers`): DuckDB allows one writing process per
+    file, and dlt would fail deep inside the load."""
     if not Path(path).exists():
         return
     try:
-        duckdb.connect(path).close()
+        waiting_for_readers(lambda: duckdb.connect(path)).close()
     except duckdb.IOException as exc:
         if (holder := lock_holder(exc)) is None:
             raise
@@ -202,6 +204,7 @@ def writing(pipeline: dlt.Pipeline, wait: float = 0,
     refuse_appending(pipeline)
     if (path := duckdb_file(pipeline)) is not None:
         check_duckdb_file(path, write=True)  # before the lock file is made beside it
+        check_reader_wait()
     lock = lock_for(pipeline.destination, pipeline.dataset_name, Path(pipeline.pipelines_dir))
     try:
         with holding(lock, wait, on_wait), fenced(pipeline, lock):

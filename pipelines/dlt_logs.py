@@ -15,7 +15,11 @@ _JOB_MESSAGES = frozenset({"w_run_job", "complete_jobs", "load_single_package"})
 
 class _NoJobAttempts(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.module == "load" and record.funcName in _JOB_MESSAGES)
+        if record.module == "load":
+            return record.funcName not in _JOB_MESSAGES
+        # "will now load the pending load packages": the runner says so in its own words
+        return not (record.module == "pipeline" and record.funcName == "run"
+                    and "pending load packages" in record.getMessage())
 
 
 def quiet_load_jobs() -> None:

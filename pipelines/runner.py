@@ -28,7 +28,7 @@ from pipelines.reconcile import forget_stored_schema, missing_tables, reconcile_
 from pipelines.resume import finish_interrupted
 from pipelines.run_lock import LockLost
 from pipelines.run_report import RunReport
-from pipelines.set_aside import set_aside
+from pipelines.set_aside import is_permanent, set_aside
 from pipelines.usage import UsageError
 from pipelines.views import VIEWS_DIGEST_FILE, create_views, view_names, views_digest
 from sources import ProviderPackage, providers
@@ -83,7 +83,10 @@ def _run_locked(pipeline: dlt.Pipeline, packages: dict[str, ProviderPackage],
         if dropped := drop_unfinished_rows(pipeline):
             report.notes.append(f"{dropped} history row(s) of a load no run finished were "
                                 "removed: their jobs are read again")
-        for name in order:
+        for i, name in enumerate(order):
+            if (waiting := _load_waiting(pipeline, report)) is not None:
+                _not_started(report, order[i:], waiting)
+                break
             package = packages[name]
             still_held(pipeline)
             with collecting(name) as stats:
@@ -107,6 +110,23 @@ def _run_locked(pipeline: dlt.Pipeline, packages: dict[str, ProviderPackage],
     finally:
         save_run_trace(pipeline, traces)
     return report
+
+
+def _load_waiting(pipeline: dlt.Pipeline, report: RunReport) -> str | None:
+    """The provider whose load failed for a passing reason (a full disk, the destination
+    unreachable), when its package still waits: every later `pipeline.run` would load that
+    package instead of extracting, and fail the same way."""
+    last = report.providers[-1] if report.providers else None
+    if last is None or last.outcome != "failed" or not pipeline.has_pending_data:
+        return None
+    return last.provider
+
+
+def _not_started(report: RunReport, names: Sequence[str], waiting: str) -> None:
+    """The providers after `waiting`'s waiting load: not started, said on its error line."""
+    report.providers[-1].errors[-1] += (
+        f"; {', '.join(names)} not started (their runs would load the waiting package first)")
+    report.providers.extend(ProviderStats(name, outcome="not started") for name in names)
 
 
 # outcomes of a provider that reached its pipeline run: the views are rebuilt after them (a
@@ -188,7 +208,9 @@ def _load_provider(pipeline: dlt.Pipeline, provider: Provider, source: Any,
             return
         stats.outcome = "failed"
         stats.errors.append(describe_failure(provider, exc))
-        if (aside := set_aside(pipeline, exc)) is not None:
+        if exc.step == "load" and not is_permanent(exc):
+            stats.errors[-1] += " (this passes: the load is retried by the next run)"
+        elif (aside := set_aside(pipeline, exc)) is not None:
             stats.errors.append(
                 f"{provider.name}: the destination refused this run's load package for good; "
                 f"it is set aside in {aside.path} and the next run reads these jobs again "

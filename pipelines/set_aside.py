@@ -41,17 +41,24 @@ def is_permanent(exc: BaseException) -> bool:
     """Whether a failed load will fail the same way again: dlt calls the error terminal (a job
     the destination refused), or a job failed all of dlt's retries in this run (dlt calls
     that transient and would retry it in every later run: a NUL character Postgres refuses,
-    DuckDB out of memory) for a reason other than reaching the destination."""
+    DuckDB out of memory) for a reason that passes by itself (`_PASSING`)."""
     chain = list(exception_chain(exc))
     if any(isinstance(e, TerminalException) for e in chain):
         return True
     if not any(isinstance(e, LoadClientJobRetry) for e in chain):
         return False  # e.g. the destination unreachable: retried by the next run
     root = chain[-1]
-    unreachable = isinstance(root, ConnectionError | TimeoutError | DestinationConnectionError
-                             ) or any(word in f"{type(root).__name__} {root}".lower()
-                                      for word in ("connect", "timeout", "timed out"))
-    return not unreachable
+    passing = isinstance(root, ConnectionError | TimeoutError | DestinationConnectionError
+                         ) or any(word in f"{type(root).__name__} {root}".lower()
+                                  for word in _PASSING)
+    return not passing
+
+
+# what a later run meets no more: the destination unreachable or its connection dropped, its
+# disk full, a reader holding the DuckDB file (SQLite: another writer)
+_PASSING = ("connect", "timeout", "timed out", "no space left", "disk is full",
+            "disk full", "could not set lock", "conflicting lock", "database is locked",
+            "server closed the connection", "terminating connection")
 
 
 def set_aside_folder(pipeline: dlt.Pipeline) -> Path:

@@ -40,14 +40,15 @@ VOLATILE = {"_dlt_load_id", "_dlt_id", "observed_at", "last_seen_at", "polled_at
             "registered_at", "change_key", "rejected_at", "reject_key", "inserted_at"}
 
 
-def scenario(four: bool = False) -> Simulator:
-    """Two locations of HighLevel imports and six Lobstr tasks, the same every time; with
-    `four`, Upload-Post requests (found in its history) and ClearTax activities too."""
+def scenario(four: bool = False, imports: int = 10) -> Simulator:
+    """Two locations of HighLevel imports (`imports` and 5) and six Lobstr tasks, the same
+    every time; with `four`, Upload-Post requests (found in its history) and ClearTax
+    activities too."""
     lobstr = LobstrFixture()
     for i, task in enumerate(TASKS):
         steps = [["PENDING", "PROGRESS", "SUCCESS"], ["PROGRESS", "FAILURE"], ["SUCCESS"]][i % 3]
         lobstr.add(task, steps, valid=10 + i, invalid=i % 2)
-    highlevel = HighLevelFixture(locations={"loc_a": 10, "loc_b": 5}, seed=11, now=NOW,
+    highlevel = HighLevelFixture(locations={"loc_a": imports, "loc_b": 5}, seed=11, now=NOW,
                                  unfinished_share=0.5)
     if not four:
         return Simulator(highlevel, lobstr).start()

@@ -40,8 +40,8 @@ def test_report_beside_a_reader_holding_the_file(polled_sim, tmp_path: Path):
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["totals"][0]["success_rate"] == 0.5
         assert digest(db) == before
-        # a run, which writes, is refused while the reader holds the file
-        run = cli("run", cwd=tmp_path)
+        # a run, which writes, is refused while the reader holds the file past the wait
+        run = cli("run", cwd=tmp_path, env={"DESTINATION__DUCKDB__READER_WAIT_SECONDS": "1"})
         assert run.returncode == 2 and "in use by another process" in run.stderr
     finally:
         reader.communicate("", timeout=30)
