@@ -139,7 +139,8 @@ def highlevel_source(
     concurrency = checked_concurrency(PROVIDER, concurrency)
     session = _session(stats, base_url, bounds,
                        RateLimit.of(rate_limit_requests, rate_limit_period))
-    agency = agency_tokens(agency_settings(oauth, stats.warnings), session, base_url)
+    agency = agency_tokens(agency_settings(oauth, stats.warnings), session, base_url,
+                           stats.warnings)
     locations, credentials = location_credentials(access_token, location_tokens, location_ids,
                                                   agency, stats.warnings)
     client = TolerantClient(base_url=base_url, headers={"Version": API_VERSION},

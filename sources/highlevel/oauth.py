@@ -106,23 +106,23 @@ def agency_settings(spec: AgencyOAuthCredentials | None, warnings: list[str] | N
     return AgencySettings(**{name: checked.get(name) for name in fields})
 
 
-def agency_tokens(settings: AgencySettings | None, session: requests.Session, base_url: str
-                  ) -> AgencyTokens | None:
+def agency_tokens(settings: AgencySettings | None, session: requests.Session, base_url: str,
+                  warnings: list[str] | None = None) -> AgencyTokens | None:
     """The agency's tokens, started from its store; None without agency OAuth."""
     if settings is None:
         return None
-    tokens = AgencyTokens(settings, token_store(settings), session, base_url)
+    tokens = AgencyTokens(settings, token_store(settings, warnings), session, base_url)
     tokens.load()
     return tokens
 
 
-def token_store(settings: AgencySettings) -> TokenStore:
+def token_store(settings: AgencySettings, warnings: list[str] | None = None) -> TokenStore:
     """`TOKEN_STORE`: a file path (default `.dlt/highlevel_tokens.json`, git-ignored), or
     `destination`: a table of the run's dataset, encrypted with `STORE_KEY`."""
     if settings.token_store != DESTINATION_STORE:
         path = settings.token_store or str(Path(dlt.current.run_context().settings_dir)
                                            / DEFAULT_STORE_FILE)
-        return FileTokenStore(path, TOKEN_STORE_KEY)
+        return FileTokenStore(path, TOKEN_STORE_KEY, warnings)
     if not settings.store_key:
         raise ConfigProblem(f"{TOKEN_STORE_KEY} = {DESTINATION_STORE} needs {STORE_KEY_KEY}, "
                             "the key the stored tokens are encrypted with")

@@ -216,6 +216,57 @@ def test_killed_right_after_a_refresh_the_next_run_still_works(tmp_path):
     assert uploads_per_location(tmp_path / DB) == [("loc_a", 3)]
 
 
+@pytest.mark.parametrize("step", ["send", "synced", "renamed"])
+def test_killed_at_any_step_of_a_refresh_the_next_run_refreshes(tmp_path, step):
+    """SIGKILL before the refresh request, with the store's new file synced but not renamed,
+    and right after the rename: the next run refreshes with the newest refresh token, no
+    re-authorization."""
+    fixture = agency({"loc_a": 3})
+    store = tmp_path / "store.json"
+    with Simulator(fixture) as sim:
+        env = agency_env(sim, fixture, store)
+        assert run_cli(tmp_path, env).returncode == 0
+        fixture.oauth.expire_all()  # the next run must refresh
+        killed = cli("run", "--source", "highlevel", cwd=tmp_path, script="crash_run.py",
+                     env={"DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / DB), **env,
+                          "CRASH_AT": f"refresh:{step}"}, inherit=clean_env())
+        assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+        refreshed = fixture.oauth.refreshes
+        fixture.oauth.expire_all()
+        again = run_cli(tmp_path, env)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert fixture.oauth.refreshes == refreshed + 1  # refreshed with the newest token
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".store.json.")] == []
+    assert uploads_per_location(tmp_path / DB) == [("loc_a", 3)]
+
+
+def test_a_store_readable_by_others_is_made_0600_with_a_warning(tmp_path):
+    fixture = agency({"loc_a": 1})
+    store = tmp_path / "store.json"
+    with Simulator(fixture) as sim:
+        env = agency_env(sim, fixture, store)
+        assert run_cli(tmp_path, env).returncode == 0
+        store.chmod(0o644)
+        again = run_cli(tmp_path, env)
+    assert again.returncode == 0, again.stderr
+    assert stat.S_IMODE(store.stat().st_mode) == 0o600
+    assert "was readable by others (mode 644)" in " ".join(again.stderr.split())
+
+
+def test_a_damaged_store_says_what_works(tmp_path):
+    fixture = agency({"loc_a": 1})
+    store = tmp_path / "store.json"
+    with Simulator(fixture) as sim:
+        env = agency_env(sim, fixture, store)
+        assert run_cli(tmp_path, env).returncode == 0
+        store.write_text("{not json")
+        damaged = run_cli(tmp_path, env)
+    text = " ".join(damaged.stderr.split())
+    assert damaged.returncode == 2, damaged.stderr
+    assert "is damaged (not JSON)" in text and "re-authorize the app" in text
+    assert "move it away" not in text
+
+
 def test_one_location_refused_fails_alone(tmp_path):
     """loc_x is not installed (no token can be minted), loc_y's tokens are refused even after
     a renewal: each fails alone, naming itself and the key; the others load (exit 1)."""
