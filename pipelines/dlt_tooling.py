@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from copy import deepcopy
+from typing import Any
 
 import dlt
 from dlt.common.schema import Schema
@@ -14,6 +15,8 @@ from dlt.common.schema.typing import TTableSchema
 from dlt.common.schema.utils import new_table
 from dlt.extract.resource import DltResource
 from dlt.pipeline.trace import PipelineTrace, save_trace
+
+from sources.common.redaction import redact
 
 SCHEMA_NAME = "upload_status"
 
@@ -71,4 +74,22 @@ def save_run_trace(pipeline: dlt.Pipeline, traces: Sequence[PipelineTrace]) -> N
     first, last = traces[0], traces[-1]
     merged = first._replace(steps=[step for trace in traces for step in trace.steps],
                             finished_at=last.finished_at)
-    save_trace(pipeline.working_dir, merged)
+    save_trace(pipeline.working_dir, scrubbed(merged))
+
+
+def scrubbed(value: Any, depth: int = 0) -> Any:
+    """`value` with every known credential redacted in its strings (tuples, named tuples,
+    lists and dicts rebuilt): an exception message in a trace can quote a token received from
+    an OAuth answer (requests names a header value it refuses)."""
+    if isinstance(value, str):
+        return redact(value)
+    if depth > 40:
+        return value
+    if isinstance(value, dict):
+        return {scrubbed(k, depth + 1): scrubbed(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrubbed(v, depth + 1) for v in value]
+    if isinstance(value, tuple):
+        items = [scrubbed(v, depth + 1) for v in value]
+        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
+    return value

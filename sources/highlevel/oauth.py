@@ -191,6 +191,9 @@ class Token:
         if not isinstance(value, str) or not value:
             raise OAuthRefused("an answer without an access token")
         register(value)
+        if not value.isprintable() or any(c.isspace() for c in value):
+            # no header can carry it (requests would quote it in its error)
+            raise OAuthRefused("an access token holding spaces or control characters")
         return cls(value, now + max(lifetime, 1.0), now)
 
 

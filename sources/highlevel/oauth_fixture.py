@@ -38,6 +38,7 @@ class OAuthApp:
     installed: dict[str, str] = field(default_factory=dict)
     hostile_count: int | None = None  # installedLocations' `count`, when it lies
     hostile_repeat: bool = False  # installedLocations ignores `skip`
+    access_suffix: str = ""  # ends every access token issued (hostile: "\r\nX-Injected: 1")
     lifetime: float = 86_399.0
     scopes: tuple[str, ...] = (READ_SCOPE,)
     refresh_token: str = field(default_factory=lambda: _new("hl-refresh"))
@@ -158,7 +159,7 @@ class OAuthApp:
         return Reply(200, {"locations": rows[skip: skip + limit], "count": count})
 
     def _issue(self, kind: str, location: str | None, scopes: tuple[str, ...]) -> str:
-        token = _new(f"hl-{kind}-access")
+        token = _new(f"hl-{kind}-access") + self.access_suffix
         self.issued[token] = _Issued(kind, location, time.monotonic() + self.lifetime, scopes)
         return token
 

@@ -17,6 +17,7 @@ import pytest
 from conftest import REPO, cli, postgres_dsn, read_duckdb
 
 from simulator import Fault, Simulator
+from sources.common.redaction import variants
 from sources.highlevel.fixture import HighLevelFixture
 from sources.highlevel.oauth_fixture import OAuthApp
 
@@ -265,6 +266,28 @@ def test_a_damaged_store_says_what_works(tmp_path):
     assert damaged.returncode == 2, damaged.stderr
     assert "is damaged (not JSON)" in text and "re-authorize the app" in text
     assert "move it away" not in text
+
+
+def test_an_access_token_holding_cr_lf_is_nowhere_in_what_a_run_leaves(tmp_path):
+    """The OAuth server answers an access token with CR/LF in it: the run fails (no header can
+    carry it) and neither the pipeline folder nor `upload-status dlt trace` shows it, in any
+    escaped form."""
+    fixture = agency({"loc_a": 1})
+    fixture.oauth.access_suffix = "\r\nX-Injected: 1"
+    store = tmp_path / "store.json"
+    with Simulator(fixture) as sim:
+        env = agency_env(sim, fixture, store)
+        done = run_cli(tmp_path, env)
+        trace = cli("dlt", "trace", cwd=tmp_path, env={
+            "DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / DB), **env},
+            inherit=clean_env())
+    tokens = [t for t in fixture.oauth.issued if "\r\n" in t]
+    assert tokens and done.returncode != 0
+    left = left_behind(tmp_path, store) + done.stdout.encode() + done.stderr.encode() + \
+        trace.stdout.encode() + trace.stderr.encode()
+    for token in tokens:
+        for form in variants(token) | set(token.split("\r\n")[:1]):
+            assert form.encode() not in left, form
 
 
 def test_one_location_refused_fails_alone(tmp_path):
