@@ -24,14 +24,27 @@ def dlt_command(args: Sequence[str]) -> list[str]:
     return [found, *args]
 
 
+# dlt's own flags, which go before its command: `upload-status dlt -y drop-pending-packages`
+# is `dlt -y pipeline ... drop-pending-packages`
+DLT_GLOBAL_FLAGS = frozenset({"-y", "--yes", "--non-interactive", "-v", "-vv", "-vvv",
+                              "--verbose", "--no-pwd", "--disable-telemetry"})
+
+
+def split_global_flags(args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """dlt's global flags among `args`, and the rest in order."""
+    flags = [a for a in args if a in DLT_GLOBAL_FLAGS]
+    return flags, [a for a in args if a not in DLT_GLOBAL_FLAGS]
+
+
 def run_dlt_pipeline(args: Sequence[str], destination: str | None, dataset: str | None) -> int:
-    """Run `dlt pipeline --pipelines-dir <ours> upload_status <args>` and return its exit
-    code; a DuckDB destination's file is passed as dlt's credentials."""
+    """Run `dlt [flags] pipeline --pipelines-dir <ours> upload_status <args>` and return its
+    exit code; a DuckDB destination's file is passed as dlt's credentials."""
     pipeline = make_pipeline(destination, dataset)
     env = dict(os.environ)
     if (path := duckdb_file(pipeline)) is not None:
         env["DESTINATION__DUCKDB__CREDENTIALS"] = str(Path(path).resolve())
     env.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
-    command = dlt_command(["pipeline", "--pipelines-dir", pipeline.pipelines_dir,
-                           PIPELINE_NAME, *args])
+    flags, rest = split_global_flags(args)
+    command = dlt_command([*flags, "pipeline", "--pipelines-dir", pipeline.pipelines_dir,
+                           PIPELINE_NAME, *rest])
     return subprocess.run(command, env=env).returncode

@@ -4,9 +4,10 @@ A load package commits job by job; dlt marks it loaded (a `_dlt_loads` row) only
 job, and its state (what was recorded) is restored only from loaded packages. Rows of a
 package that never got there (its writer killed on another machine, its lock lost, the package
 set aside) are therefore observed and recorded again by the next run: in the history tables
-that would store a change twice. Such rows are deleted, except those of packages this machine
-still has pending (`finish_interrupted` completes those). Current-state tables need nothing:
-their merge replaces the rows.
+that would store a change twice. Such rows are deleted: a set-aside package's at once
+(`drop_rows_of`), a dead writer's at the next run's start (`drop_unfinished_rows`), except
+those of packages this machine still has pending (`finish_interrupted` completes those).
+Current-state tables need nothing: their merge replaces the rows.
 """
 
 from __future__ import annotations
@@ -47,6 +48,23 @@ def drop_unfinished_rows(pipeline: dlt.Pipeline) -> int:
     return deleted
 
 
+def drop_rows_of(pipeline: dlt.Pipeline, load_id: str) -> None:
+    """Delete the history rows a package committed before it was set aside: the state rolls
+    back, so the next run records those changes again."""
+    for schema_name in pipeline.schema_names:
+        tables = _appended_tables(pipeline, schema_name)
+        if not tables:
+            continue
+        with pipeline.destination_client(schema_name) as client:
+            if not isinstance(client, SqlJobClientBase):
+                return
+            sql = client.sql_client
+            for table in tables:
+                with suppress(DestinationUndefinedEntity), sql.begin_transaction():
+                    sql.execute_sql(f"DELETE FROM {sql.make_qualified_table_name(table)} "
+                                    "WHERE _dlt_load_id = %s", load_id)
+
+
 def newest_finished_load(pipeline: dlt.Pipeline) -> str | None:
     """The newest load id the destination marks loaded, None if none or it cannot tell."""
     with pipeline.destination_client() as client:
@@ -65,7 +83,9 @@ def _delete(client: SqlJobClientBase, tables: list[str], pending: list[str]) -> 
     sql = client.sql_client
     loads = sql.make_qualified_table_name(client.schema.loads_table_name)
     keep = " AND ".join(["_dlt_load_id <> %s"] * len(pending))
-    where = (f"_dlt_load_id NOT IN (SELECT load_id FROM {loads} WHERE status = 0)"
+    # newer than the newest finished load: a writer that died or lost its lock was the last
+    # to write; an emptied `_dlt_loads` (NULL) deletes nothing
+    where = (f"_dlt_load_id > (SELECT MAX(load_id) FROM {loads} WHERE status = 0)"
              + (f" AND {keep}" if keep else ""))
     deleted = 0
     for table in tables:

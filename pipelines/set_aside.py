@@ -26,6 +26,7 @@ from dlt.load.exceptions import LoadClientJobRetry
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from pipelines.errors import exception_chain, redact
+from pipelines.orphans import drop_rows_of
 
 REASON_FILE = "SET_ASIDE.json"
 
@@ -90,6 +91,8 @@ def keep_and_abort(pipeline: dlt.Pipeline, load_id: str, reason: str) -> SetAsid
     # rolls the local state back as well; dlt reports the aborted package as a failed load
     with suppress(PipelineStepFailed):
         pipeline.abort_packages(load_id=load_id)
+    with suppress(Exception):  # best effort: the destination may be what refused it
+        drop_rows_of(pipeline, load_id)
     return SetAside(load_id, str(target), reason)
 
 

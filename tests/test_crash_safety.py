@@ -392,3 +392,21 @@ def test_a_signal_stops_the_run_and_the_rerun_equals_a_clean_run(tmp_path, signu
     assert sorted(got) == sorted(want)
     for name, rows in want.items():
         assert got[name] == rows, name
+
+
+def test_dlt_flags_pass_through_to_drop_a_pending_package(tmp_path):
+    """`upload-status dlt -y drop-pending-packages`, the recovery README's "When things go
+    wrong" names, runs dlt's command without a prompt: the next run finds nothing pending."""
+    place = Place(tmp_path / "place")
+    place.workdir.mkdir()
+    with scenario() as sim:
+        killed = run(sim, place, ["lobstr"], env={**place.env(sim), "CRASH_AT": "load-job:1"},
+                     script="crash_run.py")
+        assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+        dropped = cli("dlt", "-y", "drop-pending-packages", cwd=place.workdir,
+                      env=place.env(sim))
+        assert dropped.returncode == 0, dropped.stdout + dropped.stderr
+        again = run(sim, place, ["lobstr"])
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "of an interrupted run" not in " ".join(again.stdout.split())
+    assert len(tables(place)["lobstr_upload_tasks"]) == len(TASKS)
