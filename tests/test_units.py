@@ -102,7 +102,8 @@ def test_job_references_parse(provider, text, expected):
     (UPLOAD_POST, "request:"), (CLEARTAX, "act-9"),
     (CLEARTAX, "/act-9"), (CLEARTAX, "te/a/b"), (LOBSTR, ""),
     (LOBSTR, "id\nother"), (LOBSTR, " padded "), (LOBSTR, ".."),
-    (CLEARTAX, "../act"),
+    (CLEARTAX, "../act"), (LOBSTR, "esc\x1b[31m"), (LOBSTR, "bell\x07"),
+    (LOBSTR, "del\x7f"), (LOBSTR, "c1\x85"),
 ])
 def test_invalid_job_references_are_rejected(provider, text):
     with pytest.raises(InvalidJobRef):

@@ -6,7 +6,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-_BAD_ID_CHARS = frozenset("\r\n\t\x00")
+# control characters (C0, DEL, C1: ESC and BEL included) and lone surrogates
+_BAD_ID_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 PARTS = ("scope_id", "job_id")  # the parts a reference format may name
 
 
@@ -31,7 +32,7 @@ def check_id(value: str, what: str = "id") -> str:
     """An id part as given, or InvalidJobRef if it is empty or holds line breaks/controls."""
     if not value or not value.strip():
         raise InvalidJobRef(f"empty {what}")
-    if value != value.strip() or any(c in value for c in _BAD_ID_CHARS):
+    if value != value.strip() or _BAD_ID_CHARS.search(value):
         raise InvalidJobRef(f"{what} {value!r} has surrounding spaces or control characters")
     if value in (".", ".."):
         # even percent-encoded, a dot segment may be resolved by a proxy into another path
