@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from datetime import date, timedelta
 from pathlib import Path
@@ -40,9 +41,20 @@ def chart_format(path: Path) -> str:
     if suffix not in CHART_FORMATS:
         raise UsageError(f"--chart {path}: the file name must end in one of "
                          f"{', '.join(CHART_FORMATS)} (the image format written)")
+    limit = _name_limit(path.parent)
+    if len(path.name.encode()) > limit:
+        raise UsageError(f"--chart: the file name is longer than the {limit} bytes the folder "
+                         "allows; give a shorter one")
     if path.is_dir():
         raise UsageError(f"--chart {path} is a folder: give a file name")
     return CHART_FORMATS[suffix]
+
+
+def _name_limit(folder: Path) -> int:
+    try:
+        return os.pathconf(folder if folder.is_dir() else ".", "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
 
 
 def write_chart(report: Report, path: Path, window_days: int = 7) -> Path:

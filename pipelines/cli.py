@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -229,6 +230,10 @@ def _ids_given(ids: list[str] | None, from_file: Path | None, column: str | None
                                                if from_file else []))
 
 
+def _refuse(message: str) -> None:
+    raise UsageError(message)
+
+
 def _guarded(action: Callable[[], T]) -> T:
     """`action`, a UsageError ending the command with exit 2 and a LockUnavailable with 1."""
     from pipelines.run_lock import LockUnavailable
@@ -309,6 +314,8 @@ def report(
 
     if chart is not None:
         _guarded(lambda: chart_format(chart))  # before the report is read
+    if not math.isfinite(stuck_hours) or stuck_hours > 24 * 36500:
+        _guarded(lambda: _refuse("--stuck-hours must be a number of hours up to 876000"))
     rep = _guarded(lambda: load_report(destination, dataset, since, stuck_hours, top))
     if format is Format.json:
         print(rep.to_json())

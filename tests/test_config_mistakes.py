@@ -56,6 +56,8 @@ def test_a_syntax_error_in_secrets_toml_names_the_file_and_line(tmp_path: Path, 
     (["report", "--since", "1000000"], {}, "--since"),
     (["run", "--dataset", " "], {}, "--dataset"),
     (["report", "--chart", "rates.bmp"], {}, "--chart"),
+    (["report", "--chart", "r" * 300 + ".png"], {}, "--chart"),
+    (["report", "--stuck-hours", "inf"], {}, "--stuck-hours"),
 ])
 def test_settings_the_command_cannot_use_exit_2_naming_them(polled_sim, tmp_path: Path, args,
                                                             env, named):
