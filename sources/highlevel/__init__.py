@@ -130,8 +130,7 @@ def highlevel_source(
     stats = current_stats(PROVIDER.name)
     base_url = checked_origin(PROVIDER, base_url)
     bounds = bounds_for(PROVIDER)
-    # the listing names every import again: finished ones need no reference in the state
-    tracker = StatusTracker(PROVIDER, stats, compact_finished=True)
+    tracker = StatusTracker(PROVIDER, stats, compact_finished=True)  # listed again anyway
     params = {k: v for k, v in (("includeUsers", None if include_users is None else
                                  str(include_users).lower()), ("userId", user_id)) if v}
     not_read: list[tuple[Response, str]] = []  # appended on the client's threads
@@ -139,10 +138,10 @@ def highlevel_source(
     concurrency = checked_concurrency(PROVIDER, concurrency)
     session = _session(stats, base_url, bounds,
                        RateLimit.of(rate_limit_requests, rate_limit_period))
-    agency = agency_tokens(agency_settings(oauth, stats.warnings), session, base_url,
-                           stats.warnings)
+    warned = stats.warnings
+    agency = agency_tokens(agency_settings(oauth, warned), session, base_url, warned)
     locations, credentials = location_credentials(access_token, location_tokens, location_ids,
-                                                  agency, stats.warnings)
+                                                  agency, warned)
     client = TolerantClient(base_url=base_url, headers={"Version": API_VERSION},
                             auth=LocationBearerAuth(credentials), session=session,
                             on_unreadable=lambda response, reason: not_read.append(
