@@ -265,8 +265,9 @@ def test_a_duckdb_file_held_by_another_process_is_a_clear_usage_error(highlevel_
         cwd=tmp_path, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "open"
-        for command in (("run",), ("report",)):
-            result = cli(*command, cwd=tmp_path, env={"COLUMNS": "400"})
+        for command in (("run",), ("report",)):  # a run waits 1 s for a reader to go
+            result = cli(*command, cwd=tmp_path, env={
+                "COLUMNS": "400", "DESTINATION__DUCKDB__READER_WAIT_SECONDS": "1"})
             assert result.returncode == 2, result.stderr
             assert "by another process" in result.stderr  # in use / being written
             assert f"PID {holder.pid}" in result.stderr
