@@ -170,6 +170,24 @@ def duckdb_destination(path: str) -> Any:
     return dlt.destinations.duckdb(credentials, max_parallel_load_jobs=DUCKDB_LOAD_JOBS)
 
 
+STAGING_SUFFIX = "_staging"  # dlt's staging dataset for merges: the dataset's name + this
+
+
+def check_dataset_length(destination: Destination, dataset: str) -> None:
+    """UsageError naming --dataset when the dataset (or its staging dataset) is longer than
+    the destination's identifiers may be (Postgres: 63): the views failed on it every run."""
+    try:
+        limit = destination.capabilities().max_identifier_length
+    except Exception:  # a destination that cannot say: dlt's own errors follow
+        return
+    if limit and len(dataset) + len(STAGING_SUFFIX) > limit:
+        raise UsageError(
+            f"--dataset {dataset[:40]}... is {len(dataset)} characters; "
+            f"{destination.destination_name} allows {limit - len(STAGING_SUFFIX)} (its "
+            f"identifiers are at most {limit}, and the staging dataset adds "
+            f"'{STAGING_SUFFIX}'): choose a shorter name")
+
+
 def make_pipeline(destination: str | None = None, dataset: str | None = None,
                   pipeline_name: str = PIPELINE_NAME, pipelines_dir: str | None = None
                   ) -> dlt.Pipeline:
@@ -178,6 +196,7 @@ def make_pipeline(destination: str | None = None, dataset: str | None = None,
     dataset = dataset_name(dataset)
     dest: Destination = (duckdb_destination(duckdb_path(dataset)) if destination in (None, "duckdb")
                          else Destination.from_reference(destination))
+    check_dataset_length(dest, dataset)
     folder = pipelines_dir or pipelines_dir_for(dest, dataset)
     with created_alone(folder, pipeline_name):
         return dlt.pipeline(pipeline_name=pipeline_name, destination=dest, dataset_name=dataset,

@@ -58,6 +58,8 @@ def test_a_syntax_error_in_secrets_toml_names_the_file_and_line(tmp_path: Path, 
     (["report", "--chart", "rates.bmp"], {}, "--chart"),
     (["report", "--chart", "r" * 300 + ".png"], {}, "--chart"),
     (["report", "--stuck-hours", "inf"], {}, "--stuck-hours"),
+    (["run", "--destination", "postgres", "--dataset", "d" * 200],
+     {"DESTINATION__POSTGRES__CREDENTIALS": "postgresql://u:p@127.0.0.1:9/db"}, "--dataset"),
 ])
 def test_settings_the_command_cannot_use_exit_2_naming_them(polled_sim, tmp_path: Path, args,
                                                             env, named):
