@@ -19,6 +19,7 @@ from dlt.common.destination.exceptions import DestinationTerminalException
 from dlt.destinations.sql_client import SqlClientBase
 
 from pipelines.run_lock import LockLost
+from sources.common.unfenced import is_unfenced
 
 
 class Fenced(Protocol):
@@ -40,7 +41,7 @@ class FenceRefused(DestinationTerminalException):
 
 def _fenced_commit(original: Any) -> Any:
     def commit_transaction(self: SqlClientBase[Any]) -> None:
-        lock = _FENCES.get(self.dataset_name)
+        lock = None if is_unfenced() else _FENCES.get(self.dataset_name)
         if lock is not None:
             try:
                 lock.fence(self.native_connection)

@@ -31,6 +31,7 @@ from sources.common.config_checks import (
 from sources.common.job_refs import InvalidJobRef, check_id
 from sources.common.redaction import redact, register
 from sources.highlevel.settings import API_VERSION, PROVIDER
+from sources.highlevel.token_homes import claim_home, destination_home, file_home
 from sources.highlevel.token_store import FileTokenStore, TokenStore
 
 KEY_PREFIX = PROVIDER.env_key("oauth__")
@@ -45,6 +46,9 @@ DISCOVERY_PAGE = 100
 SECRET_FIELDS = frozenset({"client_secret", "refresh_token", "store_key"})
 DEFAULT_STORE_FILE = "highlevel_tokens.json"
 DESTINATION_STORE = "destination"  # TOKEN_STORE's value for the store in the destination
+# where the destination store keeps every app's tokens: outside any run's dataset, so every
+# dataset on the destination (prod, staging) shares one home per app
+DEFAULT_TOKEN_DATASET = "upload_status_tokens"
 
 
 @configspec
@@ -59,6 +63,7 @@ class AgencyOAuthCredentials(CredentialsConfiguration):
     app_id: str | None = None
     token_store: str | None = None
     store_key: TSecretStrValue | None = None
+    token_dataset: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,12 @@ class AgencySettings:
     app_id: str | None
     token_store: str | None
     store_key: str | None
+    token_dataset: str | None = None  # the destination store's home: one per destination
+
+    @property
+    def app(self) -> str:
+        """Names the agency app (one token home each) without holding a secret."""
+        return hashlib.sha256(f"{self.client_id} {self.company_id}".encode()).hexdigest()
 
     @property
     def chain(self) -> str:
@@ -111,7 +122,11 @@ def agency_tokens(settings: AgencySettings | None, session: requests.Session, ba
     """The agency's tokens, started from its store; None without agency OAuth."""
     if settings is None:
         return None
-    tokens = AgencyTokens(settings, token_store(settings, warnings), session, base_url)
+    store = token_store(settings, warnings)
+    home_dataset = settings.token_dataset or DEFAULT_TOKEN_DATASET
+    claim_home(settings.app, destination_home(home_dataset) if settings.token_store ==
+               DESTINATION_STORE else file_home(str(getattr(store, "path", ""))), home_dataset)
+    tokens = AgencyTokens(settings, store, session, base_url)
     tokens.load()
     return tokens
 
@@ -133,7 +148,8 @@ def token_store(settings: AgencySettings, warnings: list[str] | None = None) -> 
     except Exception:  # no pipeline is running: nowhere to keep them
         raise ConfigProblem(f"{TOKEN_STORE_KEY} = {DESTINATION_STORE} works only inside a "
                             "pipeline run") from None
-    return DestinationTokenStore(pipeline, settings.store_key, STORE_KEY_KEY)
+    return DestinationTokenStore(pipeline, settings.store_key, STORE_KEY_KEY, settings.app,
+                                 settings.token_dataset or DEFAULT_TOKEN_DATASET)
 
 
 class OAuthRefused(Exception):

@@ -423,6 +423,7 @@ def test_token_store_in_the_destination_for_ephemeral_runners(tmp_path, destinat
     fixture = agency({"loc_a": 2})
     key = Fernet.generate_key().decode()
     dataset = f"us_tok_{os.getpid()}_{destination}"
+    home = f"tokens_{os.getpid()}_{destination}"  # parallel tests share the server
     target = ({"DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / DB)} if destination == "duckdb"
               else {"DESTINATION__POSTGRES__CREDENTIALS": postgres_dsn()})
 
@@ -433,7 +434,8 @@ def test_token_store_in_the_destination_for_ephemeral_runners(tmp_path, destinat
                    dataset, cwd=runner, inherit=clean_env(),
                    env={**agency_env(sim, fixture, Path("unused")), **target,
                         f"{OAUTH}TOKEN_STORE": "destination", f"{OAUTH}STORE_KEY": key,
-                        "DLT_DATA_DIR": str(runner / "dlt"), **more})
+                        f"{OAUTH}TOKEN_DATASET": home, "DLT_DATA_DIR": str(runner / "dlt"),
+                        **more})
 
     with Simulator(fixture) as sim:
         first = ephemeral(1)
@@ -452,12 +454,61 @@ def test_token_store_in_the_destination_for_ephemeral_runners(tmp_path, destinat
         import psycopg2
 
         with psycopg2.connect(postgres_dsn()) as con, con.cursor() as cur:
-            cur.execute(f"SELECT name, sealed FROM {dataset}._upload_status_tokens")
+            cur.execute(f"SELECT name, sealed FROM {home}._upload_status_tokens")
             stored = repr(cur.fetchall()).encode()
-            cur.execute(f"DROP SCHEMA {dataset} CASCADE")
-        assert b"highlevel" in stored
+            for schema in (dataset, home):
+                cur.execute(f"DROP SCHEMA {schema} CASCADE")
+        assert len(eval(stored.decode())) == 1  # the app's one row
     for secret in fixture.oauth.all_secrets:
         assert secret.encode() not in stored
+
+
+@pytest.mark.parametrize("destination", ["duckdb", "postgres"])
+def test_two_datasets_on_one_app_share_its_token_home(tmp_path, destination):
+    """prod and staging, each with a destination store on the same app, interleaved for 5
+    runs each with every token expired between runs: every run refreshes the one chain."""
+    from cryptography.fernet import Fernet
+
+    fixture = agency({"loc_a": 2})
+    key = Fernet.generate_key().decode()
+    home = f"tokens_{os.getpid()}_{destination}_two"
+    target = ({"DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / DB)} if destination == "duckdb"
+              else {"DESTINATION__POSTGRES__CREDENTIALS": postgres_dsn()})
+    datasets = [f"us_{name}_{os.getpid()}_{destination}" for name in ("prod", "staging")]
+    done = []
+    with Simulator(fixture) as sim:
+        for _ in range(5):
+            for dataset in datasets:
+                done.append(cli("run", "--source", "highlevel", "--destination", destination,
+                                "--dataset", dataset, cwd=tmp_path, inherit=clean_env(),
+                                env={**agency_env(sim, fixture, Path("unused")), **target,
+                                     f"{OAUTH}TOKEN_STORE": "destination",
+                                     f"{OAUTH}STORE_KEY": key, f"{OAUTH}TOKEN_DATASET": home}))
+                fixture.oauth.expire_all()
+    if destination == "postgres":
+        import psycopg2
+
+        with psycopg2.connect(postgres_dsn()) as con, con.cursor() as cur:
+            for schema in (*datasets, *(f"{d}_staging" for d in datasets), home):
+                cur.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    assert [d.returncode for d in done] == [0] * 10, [d.stderr[-500:] for d in done]
+    assert fixture.oauth.refreshes == 10  # one chain, each refresh with the newest token
+
+
+def test_a_second_token_home_for_the_app_is_refused_before_anything_is_spent(tmp_path):
+    """A run keeps the app's tokens in one file; another run into the same destination with
+    another file (another machine's) is refused, naming the first home, before any refresh."""
+    fixture = agency({"loc_a": 1})
+    with Simulator(fixture) as sim:
+        first = run_cli(tmp_path, agency_env(sim, fixture, tmp_path / "one.json"))
+        spent = fixture.oauth.refreshes
+        second = run_cli(tmp_path, agency_env(sim, fixture, tmp_path / "two.json"),
+                         "--dataset", "staging")
+    assert first.returncode == 0, first.stderr
+    text = " ".join(second.stderr.split())
+    assert second.returncode == 2, second.stderr
+    assert f"already live in another home (file {tmp_path / 'one.json'}" in text, text
+    assert fixture.oauth.refreshes == spent and not (tmp_path / "two.json").exists()
 
 
 def test_an_app_installed_nowhere_is_a_configuration_error(tmp_path):
