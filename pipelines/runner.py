@@ -14,6 +14,7 @@ from dlt.common.configuration.exceptions import (
 from dlt.pipeline.exceptions import PipelineStepFailed
 from dlt.pipeline.trace import PipelineTrace
 
+from pipelines.clock import cap_future_observations
 from pipelines.config_errors import check_runtime_settings
 from pipelines.destination import loader_file_format, make_pipeline, writing
 from pipelines.dlt_tooling import publish_schema, save_run_trace
@@ -92,6 +93,10 @@ def _run_locked(pipeline: dlt.Pipeline, packages: dict[str, ProviderPackage],
             with collecting(name) as stats:
                 report.providers.append(stats)
                 refresh = _repair_lost_tables(pipeline, package.provider, report) or full_refresh
+                if capped := cap_future_observations(pipeline, package.provider):
+                    report.notes.append(f"{name}: {capped} history row(s) were stamped later "
+                                        "than this run's clock (a clock that ran ahead): "
+                                        "dated just before this run")
                 source = _make_source(package, stats, bool(names) and not skip_unconfigured,
                                       refresh)
                 if source is not None:

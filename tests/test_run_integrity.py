@@ -335,6 +335,49 @@ def test_clock_set_back_then_lost_folder_records_each_change_once_and_in_order(
         assert times == sorted(times), (job, times)  # never before an earlier observation
 
 
+def test_one_run_with_the_clock_ahead_does_not_shift_later_runs_times(lobstr_sim, tmp_path):
+    """A run 3 days ahead, then runs with the right clock: no observation is later than the
+    last run's clock, the later runs' changes carry their own times, and each job's changes
+    stay in order."""
+    import shutil
+    from datetime import datetime, timezone
+
+    if shutil.which("faketime") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("faketime is not installed: run the tests with `make test`")
+        pytest.skip("faketime is not installed (Debian's faketime; `make test` installs it)")
+    dest = {"DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / "warehouse.duckdb")}
+    env = env_for(lobstr_sim, dest, tmp_path / "dlt")
+    assert cli("run", cwd=tmp_path, env=env).returncode == 0
+    lobstr_sim.advance()
+    ahead = subprocess.run(["faketime", "-f", "+3d", sys.executable, "-m", "pipelines.cli",
+                            "run"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                           env={**os.environ, **env, "PYTHONPATH": str(REPO),
+                                "FAKETIME_DONT_FAKE_MONOTONIC": "1"})
+    assert ahead.returncode == 0, ahead.stderr[-2000:]
+    lobstr_sim.advance()
+    started = datetime.now(timezone.utc)
+    done = cli("run", cwd=tmp_path, env=env)
+    finished = datetime.now(timezone.utc)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "a clock that ran ahead" in " ".join(done.stderr.split()), done.stderr
+    rows = _query(dest, tmp_path, "SELECT job_id, previous_native_status, native_status, "
+                                  "observed_at FROM {ds}.lobstr_status_history")
+    assert rows and max(r[3] for r in rows) <= finished  # none in the future
+    latest = [r for r in rows if r[3] >= started]  # this run's changes, at this run's time
+    assert latest, rows
+    by_job: dict[str, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        by_job.setdefault(row[0], []).append(row)
+    for job, seen in by_job.items():
+        order, current = [], next(r for r in seen if r[1] is None)
+        while current is not None:
+            order.append(current)
+            current = next((r for r in seen if r[1] == current[2] and r not in order), None)
+        times = [r[3] for r in order]
+        assert times == sorted(times), (job, times)
+
+
 def test_a_dataset_dropped_by_hand_is_loaded_again_whole(lobstr_sim, tmp_path):
     dest = {"DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / "warehouse.duckdb")}
     env = env_for(lobstr_sim, dest, tmp_path / "dlt")

@@ -151,20 +151,12 @@ class StatusTracker:
                 if moved:  # stored at once: a run that observes nothing must not lose them
                     self.save()
             self._state_jobs = jobs
-            self._never_before(state)
         return self._state_jobs
-
-    def _never_before(self, state: dict[str, Any]) -> None:
-        """Observation times never go backwards: a clock set back (or a state from a machine
-        whose clock ran ahead) dates this run's observations at the last one's time."""
-        last = state.get("observed_until")
-        if last and datetime.fromisoformat(last) > self._observed_at:
-            self._observed_at = datetime.fromisoformat(last)
 
     @property
     def observed_at(self) -> datetime:
-        """When this run observes: now, or the last run's time if the clock says earlier.
-        Read it during extraction only: it reads the source state, which is the run's then."""
+        """When this run observes: its own clock's time (a stored observation later than it
+        is capped before the run, `pipelines.clock`). Read it during extraction only."""
         self._jobs()
         return self._observed_at
 
