@@ -34,18 +34,15 @@ def _appended_tables(pipeline: dlt.Pipeline, schema_name: str) -> list[str]:
 
 
 def drop_unfinished_rows(pipeline: dlt.Pipeline) -> int:
-    """Delete the rows of loads that never finished (see the module); returns how many."""
-    pending = list(pipeline.list_normalized_load_packages())
-    deleted = 0
-    for schema_name in pipeline.schema_names:
-        tables = _appended_tables(pipeline, schema_name)
-        if not tables:
-            continue
-        with pipeline.destination_client(schema_name) as client:
-            if not isinstance(client, SqlJobClientBase):
-                return 0  # files: dlt's own; nothing to ask
-            deleted += _delete(client, tables, pending)
-    return deleted
+    """Delete the rows of loads that never finished (see the module); returns how many. One
+    connection, one count per history table."""
+    tables = [t for name in pipeline.schema_names for t in _appended_tables(pipeline, name)]
+    if not tables or pipeline.destination.destination_name == "filesystem":
+        return 0  # Delta tables: dlt's own
+    with pipeline.destination_client() as client:
+        if not isinstance(client, SqlJobClientBase):
+            return 0
+        return _delete(client, tables, list(pipeline.list_normalized_load_packages()))
 
 
 def drop_rows_of(pipeline: dlt.Pipeline, load_id: str) -> None:

@@ -211,7 +211,12 @@ def set_aside_superseded(pipeline: dlt.Pipeline) -> list[SetAside]:
     newest = newest_finished_load(pipeline) if pending else None
     if newest is None:
         return []
-    return [keep_and_abort(pipeline, load_id, (
-        f"overtaken by a run of another process that finished loading {newest} after it "
-        "was made (loading it would record its changes twice): its jobs are read again"))
-        for load_id in pending if float(load_id) < float(newest)]
+    reason = (f"overtaken by a run of another process that finished loading {newest} after "
+              "it was made (loading it would record its changes twice): its jobs are read again")
+    aside = []
+    for load_id in pending:
+        # aborting one package rolls the state back past the ones after it: dlt drops those
+        if float(load_id) < float(newest) and \
+                load_id in pipeline.list_normalized_load_packages():
+            aside.append(keep_and_abort(pipeline, load_id, reason))
+    return aside

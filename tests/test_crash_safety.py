@@ -219,7 +219,8 @@ def run(sim: Simulator, place: Place, sources: list[str] | None = None, **kwargs
         ) -> subprocess.CompletedProcess[str]:
     kwargs.setdefault("env", place.env(sim))
     chosen = [arg for name in sources or [] for arg in ("--source", name)]
-    return cli("run", *place.args, *chosen, cwd=place.workdir, **kwargs)
+    debug = ["--debug"] if os.environ.get("CRASH_DEBUG") else []  # tracebacks when debugging
+    return cli(*debug, "run", *place.args, *chosen, cwd=place.workdir, **kwargs)
 
 
 def tables(place: Place) -> dict[str, list[tuple[Any, ...]]]:
@@ -316,6 +317,29 @@ def test_killed_mid_load_then_rerun_equals_a_clean_run(first_and_reference, tmp_
         assert rerun.returncode == 0, rerun.stderr[-2000:]
     summary = " ".join(rerun.stdout.split())
     assert "of an interrupted run" in summary, summary
+    assert_same_as_reference(place, first_and_reference.highlevel)
+
+
+@pytest.mark.parametrize("point", ["load-job:3", "load-job:8"])
+def test_killed_mid_load_then_another_machine_runs_then_this_one(first_and_reference, tmp_path,
+                                                                  point):
+    """The killed run's machine is down; another one (its own local folder) runs the same
+    dataset: the rows the killed load had committed are not kept beside its own records of
+    the same changes. When the first machine comes back, its pending package is overtaken:
+    set aside, nothing loaded twice."""
+    place = first_and_reference.first.clone(tmp_path / "crashed")
+    with scenario() as sim:
+        place.start(sim)
+        killed = run(sim, place, ["highlevel"], env={**place.env(sim), "CRASH_AT": point},
+                     script="crash_run.py")
+        assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+        other = run(sim, place, ["highlevel"],
+                    env={**place.env(sim), "DLT_DATA_DIR": str(tmp_path / "other")})
+        assert other.returncode == 0, other.stderr[-2000:]
+        assert_same_as_reference(place, first_and_reference.highlevel)
+        back = run(sim, place, ["highlevel"])
+    assert back.returncode == 0, back.stderr[-2000:]
+    assert "overtaken" in " ".join((back.stdout + back.stderr).split())
     assert_same_as_reference(place, first_and_reference.highlevel)
 
 
