@@ -348,6 +348,9 @@ def test_killed_mid_load_then_another_machine_runs_then_this_one(first_and_refer
     rf"/v1/tasks/upload/{TASKS[3]}",  # Lobstr polling, after HighLevel's load finished
 ])
 def test_killed_mid_extract_then_rerun_equals_a_clean_run(first_and_reference, tmp_path, held):
+    if first_and_reference.first.kind in ("sqlite", "mariadb"):
+        pytest.skip("a kill before the load writes nothing: the same on every destination, "
+                    "run on DuckDB and Postgres")
     place = first_and_reference.first.clone(tmp_path / "crashed")
     with scenario() as sim:
         place.start(sim)
