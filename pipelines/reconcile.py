@@ -72,14 +72,16 @@ def reconcile_state(pipeline: dlt.Pipeline) -> str | None:
 
 def missing_tables(pipeline: dlt.Pipeline, schema_name: str) -> list[str]:
     """Tables of a provider that hold data by its schema but are gone from the destination,
-    and dlt's own `_dlt_loads` (dropped, it fails every load)."""
+    and dlt's own tables (dropped, each fails every load)."""
     schema = pipeline.schemas.get(schema_name) if schema_name in pipeline.schema_names else None
     if schema is None:
         return []
     names = list(schema.data_table_names(seen_data_only=True))
     if not names:
         return []
-    names.append(schema.loads_table_name)
+    names += [schema.loads_table_name, schema.version_table_name]
+    if schema.state_table_name in schema.tables:  # the schema that carries the state
+        names.append(schema.state_table_name)
     with pipeline.destination_client(schema_name) as client:
         if not isinstance(client, SqlJobClientBase):
             return []

@@ -248,7 +248,8 @@ def test_a_package_the_destination_refuses_is_set_aside_and_nothing_wedges(
 @pytest.mark.parametrize(("destination", "dropped"), [
     ("duckdb", "lobstr_upload_tasks"), ("postgres", "lobstr_upload_tasks"),
     ("duckdb", "lobstr_status_history"), ("duckdb", "_dlt_loads"),
-    ("postgres", "_dlt_loads")], indirect=["destination"])
+    ("postgres", "_dlt_loads"), ("duckdb", "_dlt_version"),
+    ("duckdb", "_dlt_pipeline_state")], indirect=["destination"])
 def test_a_table_dropped_by_hand_comes_back_whole(lobstr_sim, destination, tmp_path, dropped):
     env = env_for(lobstr_sim, destination, tmp_path / "dlt")
     for _ in range(3):  # every task finished: none is polled by a normal run any more
