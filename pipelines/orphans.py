@@ -33,12 +33,18 @@ def _appended_tables(pipeline: dlt.Pipeline, schema_name: str) -> list[str]:
     return out
 
 
+def _history_tables(pipeline: dlt.Pipeline) -> list[str]:
+    """Every schema's appended tables; none on file destinations (Delta: dlt's own)."""
+    if pipeline.destination.destination_name == "filesystem":
+        return []
+    return [t for name in pipeline.schema_names for t in _appended_tables(pipeline, name)]
+
+
 def drop_unfinished_rows(pipeline: dlt.Pipeline) -> int:
     """Delete the rows of loads that never finished (see the module); returns how many. One
     connection, one count per history table."""
-    tables = [t for name in pipeline.schema_names for t in _appended_tables(pipeline, name)]
-    if not tables or pipeline.destination.destination_name == "filesystem":
-        return 0  # Delta tables: dlt's own
+    if not (tables := _history_tables(pipeline)):
+        return 0
     with pipeline.destination_client() as client:
         if not isinstance(client, SqlJobClientBase):
             return 0
@@ -48,18 +54,16 @@ def drop_unfinished_rows(pipeline: dlt.Pipeline) -> int:
 def drop_rows_of(pipeline: dlt.Pipeline, load_id: str) -> None:
     """Delete the history rows a package committed before it was set aside: the state rolls
     back, so the next run records those changes again."""
-    for schema_name in pipeline.schema_names:
-        tables = _appended_tables(pipeline, schema_name)
-        if not tables:
-            continue
-        with pipeline.destination_client(schema_name) as client:
-            if not isinstance(client, SqlJobClientBase):
-                return
-            sql = client.sql_client
-            for table in tables:
-                with suppress(DestinationUndefinedEntity), sql.begin_transaction():
-                    sql.execute_sql(f"DELETE FROM {sql.make_qualified_table_name(table)} "
-                                    "WHERE _dlt_load_id = %s", load_id)
+    if not (tables := _history_tables(pipeline)):
+        return
+    with pipeline.destination_client() as client:
+        if not isinstance(client, SqlJobClientBase):
+            return
+        sql = client.sql_client
+        for table in tables:
+            with suppress(DestinationUndefinedEntity), sql.begin_transaction():
+                sql.execute_sql(f"DELETE FROM {sql.make_qualified_table_name(table)} "
+                                "WHERE _dlt_load_id = %s", load_id)
 
 
 def newest_finished_load(pipeline: dlt.Pipeline) -> str | None:

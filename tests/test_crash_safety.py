@@ -223,6 +223,13 @@ def run(sim: Simulator, place: Place, sources: list[str] | None = None, **kwargs
     return cli(*debug, "run", *place.args, *chosen, cwd=place.workdir, **kwargs)
 
 
+def killed_at(point: str, sim: Simulator, place: Place, source: str) -> None:
+    """A run of `source` that kills itself at `point` (`crash_run.py`)."""
+    killed = run(sim, place, [source], env={**place.env(sim), "CRASH_AT": point},
+                 script="crash_run.py")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+
+
 def tables(place: Place) -> dict[str, list[tuple[Any, ...]]]:
     """Every table of the dataset, volatile columns left out, rows sorted (values as text: the
     destinations' drivers return other Python types)."""
@@ -310,9 +317,7 @@ def test_killed_mid_load_then_rerun_equals_a_clean_run(first_and_reference, tmp_
     place = first_and_reference.first.clone(tmp_path / "crashed")
     with scenario() as sim:
         place.start(sim)
-        killed = run(sim, place, ["highlevel"], env={**place.env(sim), "CRASH_AT": point},
-                     script="crash_run.py")
-        assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+        killed_at(point, sim, place, "highlevel")
         rerun = run(sim, place, ["highlevel"])
         assert rerun.returncode == 0, rerun.stderr[-2000:]
     summary = " ".join(rerun.stdout.split())
@@ -330,9 +335,7 @@ def test_killed_mid_load_then_another_machine_runs_then_this_one(first_and_refer
     place = first_and_reference.first.clone(tmp_path / "crashed")
     with scenario() as sim:
         place.start(sim)
-        killed = run(sim, place, ["highlevel"], env={**place.env(sim), "CRASH_AT": point},
-                     script="crash_run.py")
-        assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+        killed_at(point, sim, place, "highlevel")
         other = run(sim, place, ["highlevel"],
                     env={**place.env(sim), "DLT_DATA_DIR": str(tmp_path / "other")})
         assert other.returncode == 0, other.stderr[-2000:]
@@ -427,9 +430,7 @@ def test_dlt_flags_pass_through_to_drop_a_pending_package(tmp_path):
     place = Place(tmp_path / "place")
     place.workdir.mkdir()
     with scenario() as sim:
-        killed = run(sim, place, ["lobstr"], env={**place.env(sim), "CRASH_AT": "load-job:1"},
-                     script="crash_run.py")
-        assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+        killed_at("load-job:1", sim, place, "lobstr")
         dropped = cli("dlt", "-y", "drop-pending-packages", cwd=place.workdir,
                       env=place.env(sim))
         assert dropped.returncode == 0, dropped.stdout + dropped.stderr

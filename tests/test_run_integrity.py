@@ -292,35 +292,24 @@ def test_a_dataset_restored_from_an_older_backup_is_read_again(lobstr_sim, tmp_p
     assert history(dest, tmp_path) == lost  # each change once, none missing
 
 
-def test_clock_set_back_then_lost_folder_records_each_change_once_and_in_order(
-        lobstr_sim, tmp_path):
-    """dlt restores the state of the newest load id, a wall-clock time: after the clock went
-    back that is an older state, and changes were recorded twice, dated before the job was
-    first seen. The highest state version is restored, and observation times never go back."""
+def _run_at(offset: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """A run whose wall clock is `offset` (faketime's `-2d`, `+3d`) away; its monotonic clock
+    untouched (Python's timed waits hang on a faked one). Skipped without faketime."""
     import shutil
 
     if shutil.which("faketime") is None:
         if os.environ.get("CI") == "true":
             pytest.fail("faketime is not installed: run the tests with `make test`")
         pytest.skip("faketime is not installed (Debian's faketime; `make test` installs it)")
-    dest = {"DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / "warehouse.duckdb")}
-    env = env_for(lobstr_sim, dest, tmp_path / "dlt")
-    assert cli("run", cwd=tmp_path, env=env).returncode == 0
-    lobstr_sim.advance()
-    # the process's wall clock two days back (its monotonic clock untouched: Python's timed
-    # waits hang on a faked one)
-    back = subprocess.run(["faketime", "-f", "-2d", sys.executable, "-m", "pipelines.cli",
-                           "run"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    return subprocess.run(["faketime", "-f", offset, sys.executable, "-m", "pipelines.cli",
+                           "run"], cwd=cwd, capture_output=True, text=True, timeout=300,
                           env={**os.environ, **env, "PYTHONPATH": str(REPO),
                                "FAKETIME_DONT_FAKE_MONOTONIC": "1"})
-    assert back.returncode == 0, back.stderr[-2000:]
-    shutil.rmtree(tmp_path / "dlt")  # the local folder is lost
-    lobstr_sim.advance()
-    assert cli("run", cwd=tmp_path, env=env).returncode == 0
-    rows = _query(dest, tmp_path, "SELECT job_id, previous_native_status, native_status, "
-                                  "observed_at FROM {ds}.lobstr_status_history")
-    transitions = [r[:3] for r in rows]
-    assert len(transitions) == len(set(transitions))  # no change recorded twice
+
+
+def _chains_in_order(rows: list[tuple[Any, ...]]) -> None:
+    """Each job's rows (job, previous status, status, time) form one chain from its first
+    sighting, and the times along it never go back."""
     by_job: dict[str, list[tuple[Any, ...]]] = {}
     for row in rows:
         by_job.setdefault(row[0], []).append(row)
@@ -336,25 +325,40 @@ def test_clock_set_back_then_lost_folder_records_each_change_once_and_in_order(
         assert times == sorted(times), (job, times)  # never before an earlier observation
 
 
-def test_one_run_with_the_clock_ahead_does_not_shift_later_runs_times(lobstr_sim, tmp_path):
-    """A run 3 days ahead, then runs with the right clock: no observation is later than the
-    last run's clock, the later runs' changes carry their own times, and each job's changes
-    stay in order."""
+def test_clock_set_back_then_lost_folder_records_each_change_once_and_in_order(
+        lobstr_sim, tmp_path):
+    """dlt restores the state of the newest load id, a wall-clock time: after the clock went
+    back that is an older state, and changes were recorded twice, dated before the job was
+    first seen. The highest state version is restored, and observation times never go back."""
     import shutil
-    from datetime import datetime, timezone
 
-    if shutil.which("faketime") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("faketime is not installed: run the tests with `make test`")
-        pytest.skip("faketime is not installed (Debian's faketime; `make test` installs it)")
     dest = {"DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / "warehouse.duckdb")}
     env = env_for(lobstr_sim, dest, tmp_path / "dlt")
     assert cli("run", cwd=tmp_path, env=env).returncode == 0
     lobstr_sim.advance()
-    ahead = subprocess.run(["faketime", "-f", "+3d", sys.executable, "-m", "pipelines.cli",
-                            "run"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                           env={**os.environ, **env, "PYTHONPATH": str(REPO),
-                                "FAKETIME_DONT_FAKE_MONOTONIC": "1"})
+    back = _run_at("-2d", tmp_path, env)  # the wall clock two days back
+    assert back.returncode == 0, back.stderr[-2000:]
+    shutil.rmtree(tmp_path / "dlt")  # the local folder is lost
+    lobstr_sim.advance()
+    assert cli("run", cwd=tmp_path, env=env).returncode == 0
+    rows = _query(dest, tmp_path, "SELECT job_id, previous_native_status, native_status, "
+                                  "observed_at FROM {ds}.lobstr_status_history")
+    transitions = [r[:3] for r in rows]
+    assert len(transitions) == len(set(transitions))  # no change recorded twice
+    _chains_in_order(rows)
+
+
+def test_one_run_with_the_clock_ahead_does_not_shift_later_runs_times(lobstr_sim, tmp_path):
+    """A run 3 days ahead, then runs with the right clock: no observation is later than the
+    last run's clock, the later runs' changes carry their own times, and each job's changes
+    stay in order."""
+    from datetime import datetime, timezone
+
+    dest = {"DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / "warehouse.duckdb")}
+    env = env_for(lobstr_sim, dest, tmp_path / "dlt")
+    assert cli("run", cwd=tmp_path, env=env).returncode == 0
+    lobstr_sim.advance()
+    ahead = _run_at("+3d", tmp_path, env)
     assert ahead.returncode == 0, ahead.stderr[-2000:]
     lobstr_sim.advance()
     started = datetime.now(timezone.utc)
@@ -367,16 +371,7 @@ def test_one_run_with_the_clock_ahead_does_not_shift_later_runs_times(lobstr_sim
     assert rows and max(r[3] for r in rows) <= finished  # none in the future
     latest = [r for r in rows if r[3] >= started]  # this run's changes, at this run's time
     assert latest, rows
-    by_job: dict[str, list[tuple[Any, ...]]] = {}
-    for row in rows:
-        by_job.setdefault(row[0], []).append(row)
-    for job, seen in by_job.items():
-        order, current = [], next(r for r in seen if r[1] is None)
-        while current is not None:
-            order.append(current)
-            current = next((r for r in seen if r[1] == current[2] and r not in order), None)
-        times = [r[3] for r in order]
-        assert times == sorted(times), (job, times)
+    _chains_in_order(rows)
 
 
 def test_a_dataset_dropped_by_hand_is_loaded_again_whole(lobstr_sim, tmp_path):
