@@ -15,6 +15,7 @@ makes every commit of the run check it, so a run that lost its lock writes nothi
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -86,8 +87,10 @@ class FileLock:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
                          0o644)
-        except OSError as exc:  # ELOOP: a symlink; EISDIR: a folder
-            raise LockPathUnusable(self._unusable(exc.strerror or str(exc))) from None
+        except OSError as exc:
+            why = {errno.ELOOP: "a symbolic link", errno.EISDIR: "a folder"}.get(
+                exc.errno, exc.strerror or str(exc))
+            raise LockPathUnusable(self._unusable(why)) from None
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
             raise LockPathUnusable(self._unusable("not a regular file"))
@@ -99,9 +102,6 @@ class FileLock:
 
     def try_acquire(self) -> str | None:
         """None when taken, else who holds it."""
-        if os.path.islink(self.path) or self.path.is_dir():
-            raise LockPathUnusable(self._unusable(
-                "a symbolic link" if os.path.islink(self.path) else "a folder"))
         handle = self._open()
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -241,27 +242,27 @@ def test_killed_at_any_step_of_a_refresh_the_next_run_refreshes(tmp_path, step):
     assert uploads_per_location(tmp_path / DB) == [("loc_a", 3)]
 
 
-def test_a_store_readable_by_others_is_made_0600_with_a_warning(tmp_path):
+def _run_after_the_store_is(spoiled: Callable[[Path], object], tmp_path: Path
+                            ) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """A run that fills the token store, `spoiled(store)`, and the next run."""
     fixture = agency({"loc_a": 1})
     store = tmp_path / "store.json"
     with Simulator(fixture) as sim:
         env = agency_env(sim, fixture, store)
         assert run_cli(tmp_path, env).returncode == 0
-        store.chmod(0o644)
-        again = run_cli(tmp_path, env)
+        spoiled(store)
+        return store, run_cli(tmp_path, env)
+
+
+def test_a_store_readable_by_others_is_made_0600_with_a_warning(tmp_path):
+    store, again = _run_after_the_store_is(lambda store: store.chmod(0o644), tmp_path)
     assert again.returncode == 0, again.stderr
     assert stat.S_IMODE(store.stat().st_mode) == 0o600
     assert "was readable by others (mode 644)" in " ".join(again.stderr.split())
 
 
 def test_a_damaged_store_says_what_works(tmp_path):
-    fixture = agency({"loc_a": 1})
-    store = tmp_path / "store.json"
-    with Simulator(fixture) as sim:
-        env = agency_env(sim, fixture, store)
-        assert run_cli(tmp_path, env).returncode == 0
-        store.write_text("{not json")
-        damaged = run_cli(tmp_path, env)
+    _, damaged = _run_after_the_store_is(lambda store: store.write_text("{not json"), tmp_path)
     text = " ".join(damaged.stderr.split())
     assert damaged.returncode == 2, damaged.stderr
     assert "is damaged (not JSON)" in text and "re-authorize the app" in text
