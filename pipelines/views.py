@@ -160,6 +160,15 @@ def _column_types(pipeline: dlt.Pipeline, providers: Sequence[Provider]
     return types
 
 
+def _null_type(sql_type: str) -> exp.DataType:
+    """The type a missing column's NULL is cast to. Text stays VARCHAR (DuckDB's parser would
+    make it TEXT): dlt's text columns are VARCHAR on Postgres, and a view whose column turns
+    from TEXT to VARCHAR once the table exists cannot be replaced there."""
+    if sql_type == "VARCHAR":
+        return exp.DataType(this=exp.DataType.Type.VARCHAR)
+    return exp.DataType.build(sql_type, dialect="duckdb")
+
+
 _NO_ROW = sqlglot.parse_one("SELECT 1 AS one WHERE FALSE")
 
 
@@ -182,7 +191,7 @@ def fill_missing(tree: exp.Expression, dataset: str, present: dict[str, set[str]
             if column.name not in present.get(table_name, set()):
                 missing.append((column, types.get(table_name, {}).get(column.name, "VARCHAR")))
     for column, sql_type in missing:
-        null: exp.Expression = exp.cast(exp.null(), sql_type, dialect="duckdb")
+        null: exp.Expression = exp.cast(exp.null(), _null_type(sql_type))
         if isinstance(column.parent, exp.Select):  # a bare output column keeps its name
             null = exp.alias_(null, column.name)
         column.replace(null)
@@ -269,11 +278,12 @@ def create_views(pipeline: dlt.Pipeline, providers: Sequence[Provider] | None = 
             if dialect not in _REPLACES:  # e.g. SQLite: no OR REPLACE, no dependencies
                 for name, _ in reversed(statements):
                     sql.execute_sql(f"DROP VIEW IF EXISTS {_target(pipeline, name, dialect)}")
-            for name, statement in statements:
+            for i, (name, statement) in enumerate(statements):
                 if dialect not in _REPLACES:
                     sql.execute_sql(statement)
                 elif dialect == "postgres":
-                    _replace_postgres(sql, pipeline, name, statement)
+                    later = {later_name for later_name, _ in statements[i + 1:]}
+                    _replace_postgres(sql, pipeline, name, statement, later)
                 else:
                     sql.execute_sql(statement.replace("CREATE VIEW", "CREATE OR REPLACE VIEW",
                                                       1))
@@ -284,11 +294,12 @@ def _target(pipeline: dlt.Pipeline, name: str, dialect: str) -> str:
     return exp.table_(name, db=pipeline.dataset_name).sql(dialect=dialect)
 
 
-def _replace_postgres(sql: Any, pipeline: dlt.Pipeline, name: str, statement: str) -> None:
+def _replace_postgres(sql: Any, pipeline: dlt.Pipeline, name: str, statement: str,
+                      later: set[str]) -> None:
     """CREATE OR REPLACE (Postgres refuses it when a column is renamed, retyped or removed);
-    then DROP and CREATE, which its dependency check refuses when a user's object reads the
-    view: that object is named. Through psycopg2's own cursor: dlt's resets the connection,
-    and so the transaction, on any error."""
+    then DROP and CREATE, with the views of ours that read it (`later`: created after it in
+    this transaction); a user's object reading it is named and nothing changes. Through
+    psycopg2's own cursor: dlt's resets the connection, and so the transaction, on any error."""
     import psycopg2
 
     target = _target(pipeline, name, "postgres")
@@ -300,13 +311,28 @@ def _replace_postgres(sql: Any, pipeline: dlt.Pipeline, name: str, statement: st
             return
         except psycopg2.Error:
             cur.execute("ROLLBACK TO SAVEPOINT upload_status_view")
-        cur.execute("SELECT DISTINCT c.oid::regclass::text FROM pg_depend d "
-                    "JOIN pg_rewrite r ON r.oid = d.objid JOIN pg_class c ON c.oid = r.ev_class "
-                    "WHERE d.refobjid = to_regclass(%s) AND c.oid <> d.refobjid", (target,))
-        if dependents := sorted(row[0] for row in cur.fetchall()):
+        dependents = _postgres_dependents(cur, target)
+        theirs = sorted(f"{schema}.{view}" for schema, view in dependents
+                        if schema != pipeline.dataset_name or view not in later)
+        if theirs:
             raise ViewsBlocked(
                 f"view {name} changed its columns and must be dropped to be made anew, but "
-                f"{', '.join(dependents)} depend(s) on it: drop them, run again, then create "
+                f"{', '.join(theirs)} depend(s) on it: drop them, run again, then create "
                 "them again (every view was left as it was)")
-        cur.execute(f"DROP VIEW IF EXISTS {target}")
+        ours = [target, *(_target(pipeline, view, "postgres") for _, view in dependents)]
+        cur.execute(f"DROP VIEW IF EXISTS {', '.join(ours)}")
         cur.execute(statement)
+
+
+def _postgres_dependents(cur: Any, target: str) -> list[tuple[str, str]]:
+    """(schema, name) of every view or rule reading `target`, directly or through another."""
+    cur.execute("""
+        WITH RECURSIVE readers(oid) AS (
+            SELECT r.ev_class FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+            WHERE d.refobjid = to_regclass(%s) AND r.ev_class <> d.refobjid
+            UNION
+            SELECT r.ev_class FROM readers JOIN pg_depend d ON d.refobjid = readers.oid
+            JOIN pg_rewrite r ON r.oid = d.objid WHERE r.ev_class <> d.refobjid)
+        SELECT n.nspname, c.relname FROM readers JOIN pg_class c ON c.oid = readers.oid
+        JOIN pg_namespace n ON n.oid = c.relnamespace ORDER BY 1, 2""", (target,))
+    return [(schema, view) for schema, view in cur.fetchall()]

@@ -1,18 +1,22 @@
-"""A fifth provider is one folder and its test file: a copy of the project gets a throwaway
-provider ("Acme", `tests/new_provider/`: a declaration and a simulator fixture) and its test,
-which runs end to end there, and nothing else in the copy changes. A declaration with a
-mistake fails with the field named."""
+"""A provider is one folder: a copy of the project gets a throwaway provider ("Acme",
+`tests/new_provider/`: a declaration and a simulator fixture, no test of its own; its status
+nested in a JSON:API document, 410 Gone for expired imports) and loses one of its own; the
+conformance suite, run there whole, checks Acme like every other provider, and nothing else in
+the copy changes. A declaration with a mistake fails with the field named."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 
+from simulator import Simulator
 from sources.common.declaration import DeclarationError, load_declaration
 
 REPO = Path(__file__).parents[1]
@@ -41,40 +45,86 @@ def project_copy(tmp_path_factory) -> Path:
     return copy
 
 
-def in_copy(copy: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "SOURCES__"))}
+def in_copy(copy: Path, *args: str, env: dict[str, str] | None = None
+            ) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "SOURCES__"))}
     return subprocess.run([sys.executable, *args], cwd=copy, capture_output=True, text=True,
-                          env={**env, "PYTHONPATH": str(copy), "COLUMNS": "200"}, timeout=600)
+                          env={**base, "PYTHONPATH": str(copy), "COLUMNS": "200", **(env or {})},
+                          timeout=600)
 
 
-def test_a_new_provider_is_one_folder_and_its_test_file(project_copy):
+def test_a_provider_is_one_folder_checked_by_the_whole_conformance_suite(project_copy):
     acme = project_copy / "sources" / "acme"
     acme.mkdir()
     shutil.copy(ACME / "provider.toml", acme / "provider.toml")
     shutil.copy(ACME / "fixture.py", acme / "fixture.py")
-    shutil.copy(ACME / "test_acme.py", project_copy / "tests" / "providers" / "test_acme.py")
+    shutil.rmtree(project_copy / "sources" / "cleartax")
 
-    done = in_copy(project_copy, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                   "-o", "addopts=", "tests/providers/test_acme.py")
+    done = in_copy(project_copy, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o",
+                   "addopts=", "-n", "2", "tests/conformance")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "2 passed" in done.stdout
+    ran = {line.split("[", 1)[1].split("]")[0].split("-")[0]
+           for line in in_copy(project_copy, "-m", "pytest", "-q", "--collect-only", "-p",
+                               "no:cacheprovider", "-o", "addopts=", "tests/conformance"
+                               ).stdout.splitlines() if "[" in line}
+    assert ran == {"acme", "lobstr", "upload_post"}, ran
     helped = in_copy(project_copy, "-m", "pipelines.cli", "track", "--help")
-    assert "acme" in helped.stdout, helped.stdout + helped.stderr
+    assert "acme" in helped.stdout and "cleartax" not in helped.stdout, helped.stdout
     listed = in_copy(project_copy, "-m", "pipelines.cli", "providers")
     assert "SOURCES__ACME__API_KEY" in listed.stdout, listed.stdout
 
     changed = git("status", "--porcelain", "--untracked-files=all", cwd=project_copy)
-    assert sorted(changed.splitlines()) == [
-        "?? sources/acme/fixture.py", "?? sources/acme/provider.toml",
-        "?? tests/providers/test_acme.py"]
+    assert sorted({line.split("/")[1] for line in changed.splitlines()}) == ["acme", "cleartax"]
+    assert all(line[3:].startswith(("sources/acme/", "sources/cleartax/"))
+               for line in changed.splitlines()), changed
 
     # a mistake in the declaration: every command says which field, exit 2
-    broken = (acme / "provider.toml").read_text().replace('field = "phase"\n', "")
+    text = (acme / "provider.toml").read_text()
+    broken = text.replace('field = "data.attributes.state"', 'field = "data..[["')
     (acme / "provider.toml").write_text(broken)
     done = in_copy(project_copy, "-m", "pipelines.cli", "run")
     assert done.returncode == 2, done.stdout + done.stderr
     assert "sources/acme/provider.toml" in done.stderr and "status.field" in done.stderr
     assert "Traceback" not in done.stderr
+    (acme / "provider.toml").write_text(text)
+
+
+def test_a_misspelled_status_path_warns_naming_it_and_keeps_the_answer(project_copy, tmp_path):
+    """Not `unknown` for ever: the first run names the field, the answer is a reject row and
+    the job is polled again; fixed, the next run loads it."""
+    acme = project_copy / "sources" / "acme"
+    acme.mkdir(exist_ok=True)
+    text = (ACME / "provider.toml").read_text()
+    (acme / "provider.toml").write_text(text.replace('"data.attributes.state"',
+                                                     '"data.atributes.state"'))
+    shutil.copy(ACME / "fixture.py", acme / "fixture.py")
+    spec = importlib.util.spec_from_file_location("acme_fixture", ACME / "fixture.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    fixture = module.FIXTURE()
+    job = fixture.job(["QUEUED", "DONE"])
+    with Simulator(fixture) as sim:
+        env = {"SOURCES__ACME__BASE_URL": sim.base_url, "SOURCES__ACME__API_KEY": fixture.token,
+               "DLT_DATA_DIR": str(tmp_path / "dlt"),
+               "DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / "w.duckdb")}
+        assert in_copy(project_copy, "-m", "pipelines.cli", "track", "acme", job,
+                       env=env).returncode == 0
+        first = in_copy(project_copy, "-m", "pipelines.cli", "run", "--source", "acme", env=env)
+        assert first.returncode == 0, first.stderr
+        assert "'data.atributes.state'" in first.stdout + first.stderr
+        with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+            assert con.execute("select job_ref, reason from upload_status.acme_rejects"
+                               ).fetchall() == [(job, "HTTP 200 without the status field "
+                                                      "'data.atributes.state'")]
+            assert con.execute("select count(*) from upload_status.upload_jobs").fetchone() \
+                == (0,)
+        (acme / "provider.toml").write_text(text)
+        fixed = in_copy(project_copy, "-m", "pipelines.cli", "run", "--source", "acme", env=env)
+    assert fixed.returncode == 0, fixed.stderr
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        assert con.execute("select job_id, native_status, status from upload_status.upload_jobs"
+                           ).fetchall() == [(job, "QUEUED", "pending")]
+    shutil.rmtree(acme)
 
 
 def _declaration(tmp_path: Path, old: str, new: str) -> Path:
@@ -87,17 +137,21 @@ def _declaration(tmp_path: Path, old: str, new: str) -> Path:
 
 
 @pytest.mark.parametrize(("old", "new", "named"), [
-    ('field = "phase"\n', "", "status.field: required field is missing"),
+    ('field = "data.attributes.state"', "", "status.field: required field is missing"),
+    ('field = "data.attributes.state"', 'field = "data.[attributes"', "status.field: "),
+    ('codes = { 410 = "not_found" }', 'codes = { 410 = "gone" }', "status.codes.410"),
+    ('codes = { 410 = "not_found" }', 'codes = { 41 = "fail" }', "status.codes"),
     ('[auth]\nsecret = "api_key"', '[auth]\nsecret = "Api Key"', "auth.secret"),
     ('DONE = "succeeded"', 'DONE = "success"', "status.map.DONE"),
     ('base_url = "https://api.acme.example"', 'base_url = "http://api.acme.example/v2"',
      "base_url"),
-    ('rows_ok = "bigint"', 'rows_ok = "integer"', "columns.rows_ok"),
+    ('rows_ok = "bigint"', 'rows_ok = "integer"', "columns.data__attributes__rows_ok"),
     ('name = "acme"', 'name = "acme2"', "name: 'acme2' is not the folder's name"),
     ('jobs_per_run = 4', 'jobs_per_run = "four"', "demo.jobs_per_run"),
     ('path = "v2/imports/{job_id}"', 'path = "v2/imports/{job_id}"\nverb = "GET"',
      "status: Additional properties are not allowed ('verb'"),
     ("[ids]\n", '[ids]\nformat = "{scope_id}{job_id}"\n', "ids.format"),
+    ('kind = "polled"', 'kind = "pushed"', "kind"),
     ("[demo]", "[demo\n", "cannot be read"),
 ])
 def test_a_declaration_with_a_mistake_names_the_field(tmp_path, old, new, named):

@@ -62,3 +62,46 @@ def test_a_changed_view_under_a_users_object_is_refused_naming_it(polled_sim, tm
         assert "my_report depend(s) on it" in report.views_error, report.views_error
         assert "upload_failing_units" in report.views_error
         assert wh.query("SELECT retired FROM {ds}.my_report") == [(1,)]
+
+
+def test_a_changed_view_read_by_our_own_views_is_made_anew_with_them(polled_sim, tmp_path,
+                                                                     db_path, monkeypatch):
+    """As views made by a release that typed missing text columns TEXT (dlt's are VARCHAR):
+    Postgres cannot replace them in place, and the views of ours reading them are dropped
+    and made anew with them."""
+    from pipelines.dialects import sql_dialect
+    from pipelines.views import view_statements
+
+    lobstr = polled_sim.fixtures["lobstr"]
+    monkeypatch.setenv("SOURCES__LOBSTR__UPLOAD_TASK_IDS",
+                       json.dumps([lobstr.add("a" * 32, ["SUCCESS"])]))
+    history = "upload_job_status_history"
+    with warehouse_at("postgres", tmp_path, db_path) as wh:
+        assert run_providers(["lobstr"], pipeline=wh.pipeline).exit_code == 0
+        with wh.pipeline.destination_client() as client:
+            statements = view_statements(wh.pipeline, client, sql_dialect(wh.pipeline))
+        names = [n for n, _ in statements]
+        columns = wh.query(f"SELECT column_name FROM information_schema.columns WHERE "
+                           f"table_schema = '{{ds}}' AND table_name = '{history}' "
+                           "ORDER BY ordinal_position")
+        body = dict(statements)[history].split(" AS ", 1)[1]
+        retyped = ", ".join(f"q.{c}::text AS {c}" if c != "observed_at" else f"q.{c}"
+                            for (c,) in columns)
+        wh.query(f"DROP VIEW {{ds}}.{history} CASCADE")
+        wh.query(f"CREATE VIEW {{ds}}.{history} AS SELECT {retyped} FROM ({body}) AS q")
+        for name, statement in statements[names.index(history) + 1:]:
+            wh.query(f"DROP VIEW IF EXISTS {{ds}}.{name} CASCADE")
+            wh.query(statement)
+        assert wh.query(f"SELECT data_type FROM information_schema.columns WHERE table_schema"
+                        f" = '{{ds}}' AND table_name = '{history}' AND column_name = 'job_id'"
+                        ) == [("text",)]
+        (Path(wh.pipeline.working_dir) / "views.digest").unlink()
+
+        report = run_providers(["lobstr"], pipeline=wh.pipeline)
+
+        assert report.exit_code == 0 and report.views_error is None, report.views_error
+        assert wh.query(f"SELECT data_type FROM information_schema.columns WHERE table_schema"
+                        f" = '{{ds}}' AND table_name = '{history}' AND column_name = 'job_id'"
+                        ) == [("character varying",)]
+        assert wh.query("SELECT job_id, status FROM {ds}.upload_jobs") == [("a" * 32,
+                                                                            "succeeded")]

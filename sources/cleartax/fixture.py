@@ -5,11 +5,14 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Iterable
+from urllib.parse import unquote
 
 from simulator.jobs import ScriptedJobs
-from simulator.server import Reply, Route, SimRequest
+from simulator.server import LoggedRequest, Reply, Route, SimRequest
 
 FINISHED = frozenset({"PROCESSED", "ABORTED"})
+CONTRACT = {"INIT": "pending", "UPLOADED": "pending", "QUEUED": "pending",
+            "PROCESSING": "running", "PROCESSED": "succeeded", "ABORTED": "failed"}
 TRAJECTORIES = (["INIT", "UPLOADED", "QUEUED", "PROCESSING", "PROCESSED"],
                 ["UPLOADED", "PROCESSING", "PROCESSED"], ["QUEUED", "PROCESSED"],
                 ["INIT", "PROCESSING", "ABORTED"])
@@ -28,10 +31,28 @@ class ClearTaxFixture:
     another taxable entity is not found, as with the real API."""
 
     name = "cleartax"
+    contract = CONTRACT
+    finished = FINISHED
 
     def __init__(self, token: str = "sim-cleartax-token") -> None:
         self.token = token
         self.activities: ScriptedJobs[tuple[str, str]] = ScriptedJobs()
+        self._made = 0
+
+    # --- facts (simulator.facts.PolledFacts) -------------------------------------------------
+    def job(self, steps: list[str]) -> str:
+        entity, activity = self.unknown_job().split("/")
+        return self.add(entity, activity, steps, queued=2)
+
+    def unknown_job(self) -> str:
+        self._made += 1
+        return f"te-facts-{self._made % 2}/act-facts-{self._made}"
+
+    def polled_job(self, request: LoggedRequest) -> str | None:
+        parts = request.path.split("/")  # /api/v0.2/taxable_entities/TE/upload_activity/ID/status
+        if request.provider != self.name or len(parts) != 8 or parts[-1] != "status":
+            return None
+        return f"{unquote(parts[4])}/{unquote(parts[6])}"
 
     def add(self, entity: str, activity: str, steps: list[str], queued: int = 3,
             error: str = "Invalid GSTIN of the recipient") -> str:

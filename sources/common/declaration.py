@@ -15,6 +15,8 @@ from typing import Any
 import dlt
 
 from sources.common.analytics import failure_rows_sql
+from sources.common.field_paths import FieldPath
+from sources.common.http_actions import CodeActions
 from sources.common.job_refs import RefFormat
 from sources.common.polled_provider import PolledProvider
 from sources.common.polled_resources import DEFAULT_CONCURRENCY, polled_resources
@@ -88,6 +90,10 @@ def _declared(data: Mapping[str, Any]) -> Declaration:
         ref_format = RefFormat(ids.get("format", "{job_id}"), ids.get("names", {}))
     except ValueError as exc:
         raise ValueError(f"ids.format: {exc}") from None
+    try:
+        FieldPath(status["field"])
+    except ValueError as exc:
+        raise ValueError(f"status.field: {exc}") from None
     views = data.get("views", {})
     provider = PolledProvider(
         name=name, base_url=data["base_url"], secret_field=data["auth"]["secret"],
@@ -95,7 +101,7 @@ def _declared(data: Mapping[str, Any]) -> Declaration:
         auth_scheme=data["auth"].get("scheme"), jobs_table=data["jobs_table"],
         status_path=status["path"], status_field=status["field"],
         status_params=dict(status.get("params", {})),
-        body_codes=frozenset(status.get("body_codes", [200])), parse_ref=ref_format.parse,
+        codes=CodeActions(status.get("codes", {})), parse_ref=ref_format.parse,
         id_fields=dict(data.get("id_fields", {})),
         columns={c: {"data_type": t} for c, t in data.get("columns", {}).items()},
         job_facts=dict(views.get("job_facts", {})),

@@ -13,6 +13,9 @@ from dlt.sources.helpers.rest_client.auth import APIKeyAuth
 
 from sources.common.analytics import job_rows_sql
 from sources.common.columns import normalized
+from sources.common.field_paths import MISSING, FieldPath
+from sources.common.http_actions import NOT_FOUND as GONE
+from sources.common.http_actions import CodeActions
 from sources.common.job_refs import InvalidJobRef, JobRef, simple_ref
 from sources.common.provider import Provider
 from sources.common.status import NOT_FOUND, TERMINAL
@@ -58,18 +61,19 @@ class Observation:
     native_status: str | None
     status: str  # canonical
     record: dict[str, Any]
+    lacks_status: bool = False  # a status answer without its declared status field
 
 
 @dataclass(frozen=True, kw_only=True)
 class PolledProvider(Provider):
     jobs_table: str
     status_path: str  # template over JobRef.fields(); values are percent-encoded whole
-    status_field: str  # field of the answer holding the native status
+    status_field: str  # path (dotted or JSONPath) of the answer's native status
     parse_ref: Callable[[str], JobRef] = simple_ref
     status_params: Mapping[str, str] = field(default_factory=dict)  # keys and values templated
     auth_header: str = "Authorization"
     auth_scheme: str | None = None  # e.g. "Token": the header is "<scheme> <secret>"
-    body_codes: frozenset[int] = frozenset({200})  # HTTP codes whose body is a job status
+    codes: CodeActions = field(default_factory=CodeActions)  # what each HTTP code means
     # fields set from the reference when the answer lacks them (a 404 body names no job)
     id_fields: Mapping[str, str] = field(default_factory=dict)
     columns: TTableSchemaColumns = field(default_factory=dict)
@@ -83,6 +87,10 @@ class PolledProvider(Provider):
     job_facts: Mapping[str, str] = field(default_factory=dict)
     # LEFT JOINs of the provider's other tables the job facts read (`{j}`, `{ds}`)
     job_joins: str = ""
+    status_at: FieldPath = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status_at", FieldPath(self.status_field))
 
     def declared_tables(self) -> Mapping[str, TTableSchemaColumns]:
         return {self.jobs_table: {**POLL_COLUMNS, **self.columns},
@@ -146,7 +154,7 @@ class PolledProvider(Provider):
                     parent[parts[-1]] = record.pop(key)
 
     def read(self, ref: JobRef, http_status: int, body: Any) -> Observation:
-        """The observation one status answer (or a 404) amounts to."""
+        """The observation one status answer (or a "not found" one) amounts to."""
         record: dict[str, Any] = dict(body) if isinstance(body, dict) else {"body": body}
         self._nest_dotted(record)
         for key in [k for k, v in record.items() if v is None]:
@@ -155,9 +163,11 @@ class PolledProvider(Provider):
             # would be untyped
             if any(column.startswith(f"{key}__") for column in self.columns):
                 del record[key]
-        native = record.get(self.status_field)
-        native = native if native is None or isinstance(native, str) else str(native)
-        if http_status == 404:
+        native = self.status_at.find(body)
+        lacks = native is MISSING or native is None
+        native = None if lacks else native if isinstance(native, str) else str(native)
+        gone = self.codes.of(http_status) == GONE
+        if gone:
             native = native or f"HTTP {http_status}"
             status = NOT_FOUND
         else:
@@ -174,4 +184,4 @@ class PolledProvider(Provider):
                       native_status=native, canonical_status=status,
                       status_override=self.override(native, status),
                       is_terminal=status in TERMINAL, http_status=http_status)
-        return Observation(native, status, record)
+        return Observation(native, status, record, lacks and not gone)

@@ -16,6 +16,8 @@ from sources.common.bad_input import count_misfits, reject, reject_response
 from sources.common.columns import ColumnBudget
 from sources.common.config_checks import MAX_STATUS_LENGTH, Bounds
 from sources.common.counts import Count
+from sources.common.http_actions import BODY, FAIL, RETRY
+from sources.common.http_actions import NOT_FOUND as GONE
 from sources.common.http_guard import AnswerRefused, ForeignOrigin, RunDeadlinePassed
 from sources.common.job_refs import JobRef
 from sources.common.polled_provider import Observation, PolledProvider
@@ -64,6 +66,7 @@ class Poller:
         self._budget_spent = False
         self._refused = 0  # 429s in a row
         self._failing_now = 0  # failures in a row as answers arrive, on any thread
+        self._warned_status = False  # the missing-status-field warning, once a run
         self._template = client.session.prepare_request(requests.Request(
             "GET", client.base_url, headers=client.headers, auth=client.auth))
 
@@ -189,25 +192,26 @@ class Poller:
         if isinstance(answer, RunDeadlinePassed):
             self._stop(f"{answer} ({self.provider.env_key('run_deadline_seconds')})")
             return True
-        if isinstance(answer, requests.Response) and answer.status_code == 429:
+        if isinstance(answer, requests.Response) and \
+                self.provider.codes.of(answer.status_code) == RETRY:
             # the provider's limit, not the job's fault: it waits; a run of them ends polling
             self._refused += 1
             if self._refused >= OUTAGE_STREAK:
-                self.stopped = (f"{OUTAGE_STREAK} jobs in a row answered 429 (too many "
-                                "requests) after retries")
+                why = "too many requests" if answer.status_code == 429 else "retry later"
+                self.stopped = (f"{OUTAGE_STREAK} jobs in a row answered "
+                                f"{answer.status_code} ({why}) after retries")
                 self.stats.failed_parts.append(f"{self.stopped}; the jobs not polled wait "
                                                "for the next run")
             return True
         self._refused = 0
         return False
 
-    @staticmethod
-    def _failure(answer: Answer) -> str | None:
+    def _failure(self, answer: Answer) -> str | None:
         """Why the request got no answer about its job (None: it got one)."""
         if isinstance(answer, requests.RequestException):
             return f"no answer ({type(answer).__name__}: {str(answer)[:200]})"
         code = answer.status_code
-        if code in (401, 403) or code >= 500:
+        if self.provider.codes.of(code) == FAIL:
             return f"HTTP {code}: {answer.text[:200].strip()}"
         return None
 
@@ -250,16 +254,23 @@ class Poller:
         if (refusal := getattr(response, "refusal", None)) is not None:
             self._job_error(ref, response, f"HTTP {code}: {refusal}" if code else refusal)
             return None
-        if code != 404 and code not in self.provider.body_codes:
+        action = self.provider.codes.of(code)
+        if action not in (BODY, GONE):
             self._job_error(ref, response, f"HTTP {code}: {response.text[:200].strip()}")
             return None
         try:
             answer = responses.body(response)
         except ValueError as exc:
-            reason = responses.reason_not_read(exc, "a body that is not JSON")
-            self._job_error(ref, response, f"HTTP {code} with {reason}")
-            return None
+            if action == GONE:  # gone whatever the body says
+                answer = {}
+            else:
+                reason = responses.reason_not_read(exc, "a body that is not JSON")
+                self._job_error(ref, response, f"HTTP {code} with {reason}")
+                return None
         observation = self.provider.read(ref, code, answer)
+        if observation.lacks_status:
+            self._lacks_status(ref, response)
+            return None
         if observation.status == NOT_FOUND and self.tracker.not_due(ref.ref):
             observation = not_yet_created(observation)
         native = observation.native_status
@@ -274,6 +285,21 @@ class Poller:
         self.tracker.observe(ref.job_id, observation.native_status, ref.scope_id,
                              observation.status, ref.ref)
         return {**observation.record, "polled_at": self.polled_at}
+
+    def _lacks_status(self, ref: JobRef, response: requests.Response) -> None:
+        """A status answer without the declared status field: a reject row, and a warning
+        naming the field (a misspelled path would otherwise leave every job `unknown`)."""
+        path = self.provider.status_field
+        reason = f"HTTP {response.status_code} without the status field {path!r}"
+        self.rejects.append(reject_response(self.stats, response, reason, ref.ref,
+                                            self.polled_at))
+        with self.stats.lock:
+            warned, self._warned_status = self._warned_status, True
+        if not warned:
+            self.stats.warnings.append(
+                f"{self.provider.name}: a status answer has no field {path!r} (the declared "
+                "status path); such answers are kept as rejects and their jobs polled again "
+                "next run: check the answer in the rejects table against the declaration")
 
 
 def not_yet_created(observation: Observation) -> Observation:

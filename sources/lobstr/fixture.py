@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable
+from urllib.parse import unquote
 
 from simulator.jobs import ScriptedJobs
 from simulator.ratelimit import WindowLimit
-from simulator.server import Reply, Route, SimRequest
+from simulator.server import LoggedRequest, Reply, Route, SimRequest
 
 FINISHED = frozenset({"SUCCESS", "FAILURE"})
+CONTRACT = {"PENDING": "pending", "PROGRESS": "running", "SUCCESS": "succeeded",
+            "FAILURE": "failed"}
+STATUS_PATH = "/v1/tasks/upload/"
 TRAJECTORIES = (["PENDING", "PROGRESS", "SUCCESS"], ["PENDING", "SUCCESS"],
                 ["PROGRESS", "SUCCESS"], ["PENDING", "PROGRESS", "FAILURE"])
 
@@ -18,12 +22,28 @@ class LobstrFixture:
     """Upload tasks keyed by their 32-hex id; 200 with `meta` once finished, 202 before."""
 
     name = "lobstr"
+    contract = CONTRACT
+    finished = FINISHED
 
     def __init__(self, token: str = "sim-lobstr-key", rate_limit: WindowLimit | None = None
                  ) -> None:
         self.token = token
         self.rate_limit = rate_limit  # documented: 90/min on /v1/tasks; a test sets it
         self.tasks: ScriptedJobs[str] = ScriptedJobs()
+        self._made = 0
+
+    # --- facts (simulator.facts.PolledFacts) -------------------------------------------------
+    def job(self, steps: list[str]) -> str:
+        return self.add(self.unknown_job(), steps, valid=8)
+
+    def unknown_job(self) -> str:
+        self._made += 1
+        return f"{0xC0FFEE << 96 | self._made:032x}"
+
+    def polled_job(self, request: LoggedRequest) -> str | None:
+        if request.provider != self.name or not request.path.startswith(STATUS_PATH):
+            return None
+        return unquote(request.path[len(STATUS_PATH):])
 
     def add(self, task_id: str, steps: list[str], valid: int = 8, invalid: int = 0,
             duplicates: int = 0) -> str:

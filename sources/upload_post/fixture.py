@@ -9,10 +9,14 @@ from typing import Any
 
 from simulator.jobs import ScriptedJob, ScriptedJobs
 from simulator.ratelimit import WindowLimit
-from simulator.server import Reply, Route, SimRequest
+from simulator.server import LoggedRequest, Reply, Route, SimRequest
 
 WAITING = ("pending", "queued")
 FINISHED = frozenset({"completed", "failed"})
+# a finished job with failed platforms is `partial` or `failed` whatever its word (its results)
+CONTRACT = {"pending": "pending", "queued": "pending", "processing": "running",
+            "in_progress": "running", "completed": "succeeded", "failed": "failed",
+            "not_found": "not_found"}
 PLATFORMS = ("x", "linkedin", "instagram", "tiktok", "facebook", "youtube", "threads")
 PLATFORM_ERRORS = ("Video duration exceeds the platform limit", "Account token expired",
                    "Rate limited by the platform, giving up", "Caption contains a banned hashtag")
@@ -33,6 +37,8 @@ class UploadPostFixture:
     """
 
     name = "upload_post"
+    contract = CONTRACT
+    finished = FINISHED | {"not_found"}
 
     def __init__(self, token: str = "sim-upload-post-key", now: datetime | None = None,
                  tick: timedelta = timedelta(minutes=7),
@@ -43,6 +49,22 @@ class UploadPostFixture:
         self.tick = tick
         self.jobs: ScriptedJobs[tuple[str, str]] = ScriptedJobs()
         self.schedule_extra: list[Any] = []  # items a test adds to the schedule listing
+        self._made = 0
+
+    # --- facts (simulator.facts.PolledFacts) -------------------------------------------------
+    def job(self, steps: list[str]) -> str:
+        kind, job_id = self.unknown_job().split(":")
+        return self.add(kind, job_id, steps, in_history=False)
+
+    def unknown_job(self) -> str:
+        self._made += 1
+        return f"{('request', 'job')[self._made % 2]}:facts-{self._made}"
+
+    def polled_job(self, request: LoggedRequest) -> str | None:
+        if request.provider != self.name or request.path != "/api/uploadposts/status":
+            return None
+        kind = "request" if "request_id" in request.query else "job"
+        return f"{kind}:{request.query.get(kind + '_id')}"
 
     # --- data -------------------------------------------------------------------------------
     def add(self, kind: str, job_id: str, steps: list[str],

@@ -1,0 +1,100 @@
+"""The conformance suite's fixtures: every registered provider of a kind, alone, its fixture
+served by a simulator and its source pointed at it. Which providers there are comes from the
+registry; what their APIs do comes from their fixtures' facts (`simulator.facts`)."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dlt
+import duckdb
+import pytest
+from conftest import DATASET, point_at
+
+from pipelines.runner import RunReport, run_providers
+from pipelines.track import track_jobs
+from simulator import Fault, Simulator
+from sources import ProviderPackage, providers
+from sources.common.http_actions import BODY
+from sources.common.polled_provider import PolledProvider
+
+POLLED = [name for name, p in providers().items() if isinstance(p.provider, PolledProvider)]
+
+
+@dataclass
+class Polled:
+    """One polled provider under test: its package, its fixture (with its facts), the
+    simulator serving it and the pipeline loading it into a DuckDB file."""
+
+    package: ProviderPackage
+    fixture: Any
+    sim: Simulator
+    pipeline: dlt.Pipeline
+    db_path: Path
+    reports: list[RunReport] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.package.name
+
+    @property
+    def provider(self) -> PolledProvider:
+        return self.package.provider
+
+    def track(self, *refs: str) -> None:
+        assert track_jobs(self.name, list(refs), pipeline=self.pipeline).registered == len(refs)
+
+    def run(self, **kwargs: Any) -> RunReport:
+        self.sim.clear_log()
+        report = run_providers([self.name], pipeline=self.pipeline, **kwargs)
+        self.reports.append(report)
+        return report
+
+    def polled(self) -> Counter[str]:
+        """Status requests since the last run started, per job reference."""
+        return Counter(ref for r in self.sim.requests(self.name)
+                       if (ref := self.fixture.polled_job(r)) is not None)
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        con = duckdb.connect(str(self.db_path), read_only=True)
+        try:
+            return con.execute(sql.replace("{ds}", DATASET)).fetchall()
+        finally:
+            con.close()
+
+    def statuses(self) -> dict[str, tuple[str, str]]:
+        """job_ref -> (native, canonical) as the jobs table holds them."""
+        return {r[0]: (r[1], r[2]) for r in self.query(
+            f"select job_ref, native_status, canonical_status from {{ds}}."
+            f"{self.provider.jobs_table}")}
+
+    def fault_for(self, ref: str, **fault: Any) -> Fault:
+        """A fault answering the status request of job `ref` (its path as the engine asks)."""
+        path, params = self.provider.status_request(self.provider.parse_ref(ref))
+        return Fault(path_pattern=re.escape("/" + path), query=params or None, **fault)
+
+    def body_code(self) -> int:
+        """A code whose answer the declaration reads as a job status."""
+        return min(int(c) for c in self.provider.codes.codes(BODY) if c.isdigit())
+
+
+@pytest.fixture(params=POLLED)
+def polled(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+           ) -> Iterator[Polled]:
+    package = providers()[request.param]
+    fixture = package.fixture_class()()
+    sim = Simulator(fixture).start()
+    for key, value in point_at(sim, fixture).items():
+        monkeypatch.setenv(key, value)
+    db_path = tmp_path / "warehouse.duckdb"
+    pipeline = dlt.pipeline("upload_status", destination=dlt.destinations.duckdb(str(db_path)),
+                            dataset_name=DATASET, pipelines_dir=str(tmp_path / "pipelines"))
+    try:
+        yield Polled(package, fixture, sim, pipeline, db_path)
+    finally:
+        sim.stop()
