@@ -21,12 +21,14 @@ demo: $(STAMP)
 # Postgres and MariaDB tests run against UPLOAD_STATUS_TEST_POSTGRES / _MYSQL, or throwaway local
 # servers started here;
 # the Airflow DAG test, the DuckDB 1.x reader and the lowest-bounds run make their own
-# virtualenvs once (scripts/*-venv.sh, ~/.cache)
+# virtualenvs once (scripts/*-venv.sh, ~/.cache); dlt's private API is checked against the newest
+# dlt the bounds allow too (a virtualenv only when that is not the locked one)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	scripts/ensure-test-tools.sh
 	scripts/with-postgres.sh scripts/with-mariadb.sh $(BIN)/pytest -n 2 --dist worksteal -q
 	scripts/with-postgres.sh scripts/with-mariadb.sh scripts/test-lowest-bounds.sh
+	scripts/test-newest-bounds.sh
 
 # every performance goal against a baseline measured in the same run (bench/RESULTS.md)
 bench: $(STAMP)

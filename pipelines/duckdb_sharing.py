@@ -19,6 +19,8 @@ import dlt
 import duckdb
 from dlt.destinations.impl.duckdb.configuration import DuckDbConnectionPool
 
+from pipelines.dlt_private import wrap_method
+
 READER_WAIT_SECONDS = 60.0
 WAIT_KEY = "destination.duckdb.reader_wait_seconds"
 T = TypeVar("T")
@@ -66,11 +68,11 @@ def waiting_for_readers(connect: Callable[[], T], wait: float | None = None) -> 
         pause = min(pause * 2, 1.0)
 
 
-_dlt_borrow_conn = DuckDbConnectionPool.borrow_conn
+def _waiting(borrow_conn: Any) -> Any:
+    def waiting_borrow_conn(self: DuckDbConnectionPool, *args: Any, **kwargs: Any) -> Any:
+        return waiting_for_readers(lambda: borrow_conn(self, *args, **kwargs))
+
+    return waiting_borrow_conn
 
 
-def _borrow_conn(self: DuckDbConnectionPool, *args: Any, **kwargs: Any) -> Any:
-    return waiting_for_readers(lambda: _dlt_borrow_conn(self, *args, **kwargs))
-
-
-DuckDbConnectionPool.borrow_conn = _borrow_conn  # type: ignore[method-assign]
+wrap_method(DuckDbConnectionPool, "borrow_conn", _waiting)

@@ -56,3 +56,23 @@ def telemetry_off_unless_chosen(environ: MutableMapping[str, str] = os.environ) 
             return False
         return str(chosen).lower() in ("1", "true", "yes")
     return environ[TELEMETRY_KEY].strip().lower() in ("1", "true", "yes")
+
+
+@contextmanager
+def run_settings(environ: MutableMapping[str, str] = os.environ) -> Iterator[None]:
+    """For the length of a run: empty settings taken as not set, telemetry off unless chosen;
+    afterwards the caller's environment as it was (an Airflow or Dagster worker embedding the
+    runner runs more than this)."""
+    before = {k: environ.get(k) for k in [*environ, TELEMETRY_KEY]
+              if k == TELEMETRY_KEY or not environ[k].strip()}
+    unset_empty_settings(environ)
+    telemetry_off_unless_chosen(environ)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                environ.pop(key, None)
+            else:
+                environ[key] = value
+

@@ -18,6 +18,7 @@ import dlt
 from dlt.common.destination.exceptions import DestinationTerminalException
 from dlt.destinations.sql_client import SqlClientBase
 
+from pipelines.dlt_private import wrap_method
 from pipelines.run_lock import LockLost
 from sources.common.unfenced import is_unfenced
 
@@ -31,7 +32,6 @@ class Fenced(Protocol):
 
 
 _FENCES: dict[str, Fenced] = {}  # dataset -> the lock of the run writing it in this process
-_PATCHED: set[type] = set()
 _GUARD = threading.Lock()
 
 
@@ -49,7 +49,6 @@ def _fenced_commit(original: Any) -> Any:
                 raise FenceRefused(str(exc)) from None
         original(self)
 
-    commit_transaction.__wrapped__ = original  # type: ignore[attr-defined]
     return commit_transaction
 
 
@@ -59,9 +58,8 @@ def fenced(pipeline: dlt.Pipeline, lock: Fenced) -> Iterator[None]:
     cls = _client_class_cheap(pipeline)
     names = [pipeline.dataset_name, f"{pipeline.dataset_name}_staging"]
     with _GUARD:
-        if cls is not None and cls not in _PATCHED:
-            cls.commit_transaction = _fenced_commit(cls.commit_transaction)
-            _PATCHED.add(cls)
+        if cls is not None:
+            wrap_method(cls, "commit_transaction", _fenced_commit)
         for name in names:
             _FENCES[name] = lock
     try:

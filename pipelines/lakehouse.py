@@ -18,6 +18,7 @@ from dlt.extract.resource import DltResource
 from dlt.extract.source import DltSource
 from sqlglot import exp
 
+from pipelines.dlt_private import table_variants
 from pipelines.usage import UsageError
 from pipelines.views import view_statements
 
@@ -67,8 +68,7 @@ def for_destination(source: DltSource, pipeline: dlt.Pipeline) -> DltSource:
 
 
 def _as_delta(resource: DltResource) -> None:
-    # dlt lists a resource's table variants nowhere public
-    for variant in [None, *getattr(resource, "_hints_variants", {})]:
+    for variant in [None, *table_variants(resource)]:
         meta = None if variant is None else TableNameMeta(variant)
         table = resource.compute_table_schema(meta=meta)
         hints: dict[str, Any] = {"table_format": "delta"}

@@ -19,6 +19,8 @@ from dlt.common.destination.exceptions import DestinationUndefinedEntity
 from dlt.destinations.job_client_impl import SqlJobClientBase
 from dlt.pipeline.state_sync import decompress_state, migrate_state_to_current
 
+from pipelines.dlt_private import restoring_state
+
 
 def newest_stored_state(pipeline: dlt.Pipeline) -> dict[str, Any] | None:
     """The pipeline's state with the highest version the destination holds (loaded packages
@@ -59,11 +61,8 @@ def reconcile_state(pipeline: dlt.Pipeline) -> str | None:
            "ahead of" if local["_state_version"] > newest["_state_version"] else "behind")
     pipeline.drop()  # the same object, its folder emptied: nothing pending was in it
     # dlt's sync would take the state of the newest load id; ours is the highest version
-    pipeline._restore_state_from_destination = lambda: newest  # type: ignore[method-assign]
-    try:
+    with restoring_state(pipeline, newest):
         pipeline.sync_destination()
-    finally:
-        del pipeline._restore_state_from_destination
     if fresh:
         return None  # a new local folder: restoring it is the normal case
     return (f"the local state (version {local['_state_version']}) was {how} the destination's "

@@ -27,6 +27,7 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.destinations.job_client_impl import SqlJobClientBase
 from dlt.pipeline.exceptions import PipelineStepFailed
 
+from pipelines.dlt_private import job_client, normalized_packages
 from pipelines.interrupt import Interrupted, signal_in
 from pipelines.orphans import newest_finished_load
 from pipelines.run_report import RunReport
@@ -38,7 +39,7 @@ _HEAD_BYTES = 16 * 1024 * 1024  # enough for any first row; beyond it the job si
 def settle_committed_jobs(pipeline: dlt.Pipeline) -> int:
     """Mark completed every interrupted job of the pending packages whose rows the destination
     already holds; returns how many."""
-    packages = pipeline._get_load_storage().normalized_packages
+    packages = normalized_packages(pipeline)
     settled = 0
     for load_id in pipeline.list_normalized_load_packages():
         unsure = [path for path in packages.list_started_jobs(load_id)
@@ -47,7 +48,7 @@ def settle_committed_jobs(pipeline: dlt.Pipeline) -> int:
             continue
         schema = packages.load_schema(load_id)
         # the package's own schema: the pipeline's may have moved on since it was normalized
-        client = pipeline._get_destination_clients(schema)[0]
+        client = job_client(pipeline, schema)
         if not isinstance(client, SqlJobClientBase):
             continue  # files, vector stores: dlt's own resume
         with client:

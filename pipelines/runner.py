@@ -18,7 +18,7 @@ from pipelines.clock import cap_future_observations
 from pipelines.config_errors import check_runtime_settings
 from pipelines.destination import loader_file_format, make_pipeline, writing
 from pipelines.dlt_tooling import publish_schema, save_run_trace
-from pipelines.environment import telemetry_off_unless_chosen, unset_empty_settings
+from pipelines.environment import run_settings
 from pipelines.errors import config_message, describe_failure, exception_chain
 from pipelines.fence import lost_reason, still_held
 from pipelines.gc_tuning import fewer_collections
@@ -56,18 +56,18 @@ def run_providers(
     With no names, every provider whose configuration is complete runs; the rest are skipped.
     A named provider without its credential is a configuration error, unless
     `skip_unconfigured` (a scheduler's task per provider, where one not in use is skipped).
-    An empty setting counts as not set (`unset_empty_settings`).
+    An empty setting counts as not set (`run_settings`; the environment is as it was after).
     """
-    unset_empty_settings()
-    telemetry_off_unless_chosen()
-    check_runtime_settings()
-    packages = providers()
-    unknown = [n for n in names or [] if n not in packages]
-    if unknown:
-        raise UsageError(f"unknown source {', '.join(unknown)}; known: {', '.join(packages)}")
-    pipeline = pipeline or make_pipeline(destination, dataset)
-    with writing(pipeline, wait, on_wait):
-        return _run_locked(pipeline, packages, names, full_refresh, skip_unconfigured)
+    with run_settings():
+        check_runtime_settings()
+        packages = providers()
+        unknown = [n for n in names or [] if n not in packages]
+        if unknown:
+            raise UsageError(f"unknown source {', '.join(unknown)}; known: "
+                             f"{', '.join(packages)}")
+        pipeline = pipeline or make_pipeline(destination, dataset)
+        with writing(pipeline, wait, on_wait):
+            return _run_locked(pipeline, packages, names, full_refresh, skip_unconfigured)
 
 
 def _run_locked(pipeline: dlt.Pipeline, packages: dict[str, ProviderPackage],

@@ -25,6 +25,7 @@ from dlt.destinations.exceptions import DestinationConnectionError
 from dlt.load.exceptions import LoadClientJobRetry
 from dlt.pipeline.exceptions import PipelineStepFailed
 
+from pipelines.dlt_private import normalized_packages
 from pipelines.errors import exception_chain, redact
 from pipelines.orphans import drop_rows_of
 
@@ -80,7 +81,7 @@ def set_aside(pipeline: dlt.Pipeline, exc: PipelineStepFailed,
 def keep_and_abort(pipeline: dlt.Pipeline, load_id: str, reason: str) -> SetAside:
     """Copy the pending package to `set_aside/` with `reason` and abort it (the local state
     rolls back to where it started)."""
-    packages = pipeline._get_load_storage().normalized_packages
+    packages = normalized_packages(pipeline)
     target = set_aside_folder(pipeline) / load_id
     shutil.copytree(packages.storage.make_full_path(packages.get_package_path(load_id)),
                     target, dirs_exist_ok=True)

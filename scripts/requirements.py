@@ -1,7 +1,7 @@
 """Prints this project's requirements from pyproject.toml, one per line (for the cached
 virtualenvs and the resolver check): `runtime` (the dependencies), `postgres` (and the
 Postgres extra), `lowest` (those and dlt's test extras pinned at their lower bounds, then the
-other test tools, ruff aside)."""
+other test tools, ruff aside), `newest` (the same, as bounded)."""
 
 from __future__ import annotations
 
@@ -30,9 +30,17 @@ def lowest() -> list[str]:
     return list(dict.fromkeys(pinned + tools))
 
 
+def newest() -> list[str]:
+    """The runtime, Postgres and dlt test extras as bounded (the resolver picks the newest),
+    then the other test tools."""
+    dlt_extras = [d for d in EXTRAS["dev"] if d.startswith("dlt[")]
+    tools = [d for d in EXTRAS["dev"] if not d.startswith(("dlt", "ruff"))]
+    return list(dict.fromkeys(PROJECT["dependencies"] + EXTRAS["postgres"] + dlt_extras + tools))
+
+
 SETS = {"runtime": lambda: PROJECT["dependencies"],
         "postgres": lambda: PROJECT["dependencies"] + EXTRAS["postgres"],
-        "lowest": lowest}
+        "lowest": lowest, "newest": newest}
 
 if __name__ == "__main__":
     print("\n".join(SETS[sys.argv[1]]()))

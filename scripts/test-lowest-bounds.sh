@@ -11,4 +11,4 @@ print("lowest bounds:", ", ".join(f"{p} {v(p)}" for p in ("dlt", "duckdb", "sqlg
       "rich", "typer", "requests", "pendulum")))'
 PYTHONPATH="$root" exec "$venv/bin/python" -m pytest -n 2 --dist worksteal -q -p no:cacheprovider \
     tests/test_cli.py tests/test_views.py tests/providers tests/test_arrow_contract.py \
-    tests/test_units.py "$@"
+    tests/test_units.py tests/test_dlt_contract.py "$@"

@@ -13,7 +13,7 @@ import duckdb
 import pendulum
 import pytest
 
-from sources.common.arrow_items import history_arrow, load_id_on_arrow_items, to_arrow
+from sources.common.arrow_items import history_arrow, to_arrow
 from sources.common.tracking import HISTORY_COLUMNS
 from sources.highlevel.accounts import ACCOUNT_COLUMNS, ACCOUNTS_TABLE, account_table, import_key
 from sources.highlevel.fixture import HighLevelFixture
@@ -87,7 +87,6 @@ def load(folder: Path, as_arrow: bool) -> duckdb.DuckDBPyConnection:
                    for post in posts()]
 
     declare_list_tables(highlevel_posts)
-    load_id_on_arrow_items()
     pipeline = dlt.pipeline("contract", destination=dlt.destinations.duckdb(
         str(folder / "db.duckdb")), dataset_name="ds", pipelines_dir=str(folder / "p"))
     resources = [uploads(), status_history(), highlevel_posts] + (
@@ -149,3 +148,14 @@ def test_accounts_built_as_arrow_equal_dlt_unnesting(both):
     assert arrow.execute(sql).fetchall() == dicts.execute(sql).fetchall()
     assert columns(arrow, ACCOUNTS_TABLE) == columns(dicts, ACCOUNTS_TABLE)
     assert arrow.execute(f"select count(*) from ds.{ACCOUNTS_TABLE}").fetchone()[0] > 40
+
+
+@pytest.mark.parametrize("table", ["highlevel_csv_uploads", "highlevel_status_history",
+                                   ACCOUNTS_TABLE, POSTS_TABLE, *POST_LISTS.values()])
+def test_arrow_rows_carry_the_load_id_without_a_process_wide_setting(both, table):
+    """dlt adds `_dlt_load_id` to Arrow items only under a process-wide setting a source must
+    not flip: the items carry the extracting package's own."""
+    arrow, _ = both
+    (load_id,) = arrow.execute("select load_id from ds._dlt_loads").fetchone()
+    assert arrow.execute(f"select distinct _dlt_load_id from ds.{table}").fetchall() == [
+        (load_id,)]

@@ -38,11 +38,19 @@ _NONE = type(None)
 _BY_INFERENCE = {"text", "bigint", "double", "bool"}
 
 
-def load_id_on_arrow_items() -> None:
-    """Have dlt add `_dlt_load_id` to Arrow items too (it does for dicts, not by default for
-    Arrow): a table fed both ways would otherwise hold rows without one, and its column is
-    NOT NULL. Set where the config is read at extract time, in the process that extracts."""
-    dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
+def with_load_id(table: pa.Table) -> pa.Table:
+    """`table` with dlt's `_dlt_load_id` column (the extracting package's load id), as dlt's
+    row path adds to every row: dlt adds it to Arrow items only under a process-wide setting
+    (`normalize.parquet_normalizer.add_dlt_load_id`), which a source must not flip, and a
+    table fed both ways would otherwise hold rows without one (its column is NOT NULL)."""
+    from dlt.common.storages.exceptions import CurrentLoadPackageStateNotAvailable
+
+    try:
+        load_id = dlt.current.load_package_state()["load_id"]
+    except CurrentLoadPackageStateNotAvailable:  # not extracting (a unit test)
+        return table
+    return table.append_column(pa.field("_dlt_load_id", pa.string(), nullable=False),
+                               pa.repeat(pa.scalar(load_id, pa.string()), table.num_rows))
 
 
 def known_columns(schema: Schema, table: str, declared: TTableSchemaColumns
@@ -83,7 +91,7 @@ def to_arrow(rows: Sequence[Mapping[str, Any]], columns: TTableSchemaColumns,
         # a required column stays required (dlt warns when Arrow and its schema disagree)
         required = column.get("nullable") is False and array.null_count == 0
         fields.append(pa.field(key, array.type, nullable=not required))
-    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+    return with_load_id(pa.Table.from_arrays(arrays, schema=pa.schema(fields)))
 
 
 def _column(values: list[Any], data_type: str | None) -> pa.Array | None:
@@ -151,4 +159,4 @@ def history_arrow(rows: Sequence[HistoryRow]) -> pa.Table:
     is the change key, one per row by construction."""
     columns = [pa.array(values, field.type) for values, field in zip(
         zip(*rows, strict=True), _HISTORY_SCHEMA, strict=False)]
-    return pa.Table.from_arrays([*columns, columns[0]], schema=_HISTORY_SCHEMA)
+    return with_load_id(pa.Table.from_arrays([*columns, columns[0]], schema=_HISTORY_SCHEMA))

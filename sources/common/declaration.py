@@ -136,7 +136,7 @@ def _source_function(provider: PolledProvider, description: str, ids_key: str,
             provider, config[provider.secret_field], config["base_url"],
             config[ids_key] or [], full_refresh=config["full_refresh"],
             limit=RateLimit.of(config["rate_limit_requests"], config["rate_limit_period"]),
-            concurrency=config["concurrency"])
+            concurrency=config["concurrency"], ids_key=provider.env_key(ids_key))
 
     keyword = inspect.Parameter.KEYWORD_ONLY
     params = [

@@ -22,7 +22,7 @@ from dlt.extract.hints import make_nested_hints
 from dlt.extract.resource import DltResource
 from dlt.sources.helpers.rest_client import RESTClient
 
-from sources.common.arrow_items import history_arrow, load_id_on_arrow_items
+from sources.common.arrow_items import history_arrow
 from sources.common.bad_input import (
     TolerantClient,
     as_rejects,
@@ -179,10 +179,12 @@ def polled_resources(
     discover: Discover | None = None,
     limit: RateLimit | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
+    ids_key: str = "",
 ) -> tuple[DltResource, ...]:
     """The feed, tracked-jobs, jobs and history resources of one polled provider.
 
-    Configured ids that cannot be job ids are skipped and reported as configuration errors.
+    Configured ids that cannot be job ids are skipped and reported as configuration errors
+    naming `ids_key` (the setting that holds them).
     """
     stats = current_stats(provider.name)
     if unless_placeholder(secret, provider.secret_env_key, stats.warnings) is None:
@@ -192,7 +194,7 @@ def polled_resources(
     bounds = bounds_for(provider)
     refs, bad = provider.split_refs(config_ids)
     if bad:  # the valid ones still load; the run ends with the configuration error (exit 2)
-        stats.config_errors.append(f"{bad} (skipped; fix them in the configuration)")
+        stats.config_error(f"{bad} (skipped; fix them in the configuration)", ids_key)
     tracker = StatusTracker(provider, stats, compact_finished=True)
     unreadable: list[dict[str, Any]] = []
     client = TolerantClient(
@@ -207,7 +209,6 @@ def polled_resources(
                 unreadable).resource()
     statuses = _job_statuses(provider, feed, Poller(provider, client, tracker, stats, bounds),
                              concurrency)
-    load_id_on_arrow_items()
     return (feed, _tracked_jobs(provider, feed, tracker), statuses,
             _status_history(provider, statuses, tracker))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -10,6 +11,10 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import requests
+
+from sources.common.errors import ConfigurationError
+
+log = logging.getLogger("upload_status")
 
 MAX_UNIT_LINES = 20  # error lines kept per provider for units that failed alone
 
@@ -37,6 +42,22 @@ class ProviderStats:
     warnings: list[str] = field(default_factory=list)
     # responses arrive on the concurrent poller's threads
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # a source used outside the runner (plain `pipeline.run`): nobody reads these lists, so
+    # each line is logged as it comes and a configuration mistake raises
+    standalone: bool = False
+
+    def __post_init__(self) -> None:
+        if self.standalone:
+            self.warnings = _Logged(logging.WARNING, self.provider)
+            self.failed_parts = _Logged(logging.ERROR, self.provider)
+            self.errors = _Logged(logging.ERROR, "")
+
+    def config_error(self, message: str, key: str) -> None:
+        """A configuration mistake that does not stop the run (invalid configured ids): the
+        run ends with it (exit 2); outside the runner it raises `ConfigurationError`."""
+        if self.standalone:
+            raise ConfigurationError(f"{key}: {message}", key)
+        self.config_errors.append(f"{key}: {message}")
 
     def unit_failed(self, line: str) -> None:
         """One unit (a job, an import, a listing page) could not be read: its line (naming it)
@@ -52,13 +73,29 @@ class ProviderStats:
             self.http_status[response.status_code] += 1
 
 
+class _Logged(list[str]):
+    """A list of lines each logged as it is added (a standalone source's outcome)."""
+
+    def __init__(self, level: int, prefix: str) -> None:
+        super().__init__()
+        self.level, self.prefix = level, f"{prefix}: " if prefix else ""
+
+    def append(self, line: str) -> None:
+        super().append(line)
+        log.log(self.level, "%s%s", self.prefix, line)
+
+
 _current: ContextVar[ProviderStats | None] = ContextVar("upload_status_stats", default=None)
 
 
 def current_stats(provider: str) -> ProviderStats:
-    """The stats being collected for `provider`, or a throwaway object outside a run."""
+    """The stats being collected for `provider` by the runner; outside it (a source in a
+    plain `pipeline.run`), stats that log every warning and failure and raise on a
+    configuration mistake."""
     stats = _current.get()
-    return stats if stats is not None and stats.provider == provider else ProviderStats(provider)
+    if stats is not None and stats.provider == provider:
+        return stats
+    return ProviderStats(provider, standalone=True)
 
 
 # called with each provider's stats as its collection starts (the command's live progress)

@@ -15,7 +15,6 @@ from requests import Response, Session
 from sources.common.arrow_items import (
     history_arrow,
     known_columns,
-    load_id_on_arrow_items,
     to_arrow,
 )
 from sources.common.bad_input import (
@@ -157,7 +156,6 @@ def highlevel_source(
     imports = _imports_resource(listing, locations, full_pass_hours)
     loaded = (imports, _uploads(imports, stats), _accounts(imports),
               _status_history(imports, tracker))
-    load_id_on_arrow_items()
     if not fetch_posts:
         return loaded
     posts = PostsOfImports(client, stats, posts_page_size, concurrency, listing)

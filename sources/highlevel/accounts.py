@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dlt.common.schema.typing import TTableSchemaColumns
 
-from sources.common.arrow_items import arrow_schema
+from sources.common.arrow_items import arrow_schema, with_load_id
 
 ACCOUNTS_TABLE = "highlevel_csv_uploads__account_ids"
 ACCOUNT_COLUMNS: TTableSchemaColumns = {
@@ -53,5 +53,6 @@ def account_table(imports: Iterable[Mapping[str, Any]]) -> pa.Table | None:
     list_idx = pa.array(positions, pa.int64())
     # unique per (import, position) like dlt's own nested row hash, built by Arrow in one go
     row_ids = pc.binary_join_element_wise(parent_ids, pc.cast(list_idx, pa.string()), "_")
-    return pa.Table.from_arrays([pa.array(values, pa.string()), parent_ids, parent_ids,
-                                 list_idx, row_ids], schema=ACCOUNT_SCHEMA)
+    return with_load_id(pa.Table.from_arrays([pa.array(values, pa.string()), parent_ids,
+                                              parent_ids, list_idx, row_ids],
+                                             schema=ACCOUNT_SCHEMA))

@@ -69,7 +69,8 @@ def upload_post_source(
         discover = schedule_discovery(then=discover)
     feed, *resources = polled_resources(
         PROVIDER, api_key, base_url, ids, full_refresh=full_refresh, discover=discover,
-        limit=RateLimit.of(rate_limit_requests, rate_limit_period), concurrency=concurrency)
+        limit=RateLimit.of(rate_limit_requests, rate_limit_period), concurrency=concurrency,
+        ids_key=f"{PROVIDER.env_key('request_ids')} or {PROVIDER.env_key('job_ids')}")
 
     stats = current_stats(PROVIDER.name)
     budget = ColumnBudget("upload_post_history", bounds_for(PROVIDER).max_columns,
