@@ -20,6 +20,7 @@ from sqlglot import exp
 from sqlglot.optimizer.scope import traverse_scope
 
 from pipelines.dialects import render, sql_dialect
+from pipelines.view_functions import unchecked_functions
 from sources import providers as registered
 from sources.common.analytics import View, literal
 from sources.common.failing_units import FAILING_COLUMNS, failing_table
@@ -213,6 +214,12 @@ def view_statements(pipeline: dlt.Pipeline, client: Any, dialect: str,
     views = all_views(providers)
     # parsed once: sqlglot's parsing is most of the views' cost
     trees = [sqlglot.parse_one(view.sql.format(ds=dataset), read="duckdb") for view in views]
+    for view, tree in zip(views, trees, strict=True):
+        if unchecked := unchecked_functions(tree):
+            raise ViewsUnchecked(
+                f"view {view.name} uses {', '.join(unchecked)}, whose rendering for {dialect} "
+                "no test checks (pipelines/view_functions.py: add a sample and run "
+                "tests/test_view_functions.py on every destination); no view was changed")
     referenced = {t.name for tree in trees for t in tree.find_all(exp.Table) if t.db == dataset}
     present = {name: set(columns) for name, columns in client.get_storage_tables(
         sorted(referenced - {v.name for v in views})) if columns}
@@ -262,6 +269,14 @@ class ViewsBlocked(Exception):
     """A view whose columns changed cannot be replaced: objects of the user depend on it."""
 
 
+class ViewsUnchecked(Exception):
+    """A view uses a function whose rendering for the destination is not checked."""
+
+
+class ViewUnreadable(Exception):
+    """A view was created but cannot be read on the destination (a function it lacks)."""
+
+
 def create_views(pipeline: dlt.Pipeline, providers: Sequence[Provider] | None = None
                  ) -> list[str]:
     """Create or replace every view in one transaction where the destination has them;
@@ -279,15 +294,41 @@ def create_views(pipeline: dlt.Pipeline, providers: Sequence[Provider] | None = 
                 for name, _ in reversed(statements):
                     sql.execute_sql(f"DROP VIEW IF EXISTS {_target(pipeline, name, dialect)}")
             for i, (name, statement) in enumerate(statements):
-                if dialect not in _REPLACES:
-                    sql.execute_sql(statement)
-                elif dialect == "postgres":
-                    later = {later_name for later_name, _ in statements[i + 1:]}
-                    _replace_postgres(sql, pipeline, name, statement, later)
-                else:
-                    sql.execute_sql(statement.replace("CREATE VIEW", "CREATE OR REPLACE VIEW",
-                                                      1))
+                later = {later_name for later_name, _ in statements[i + 1:]}
+                _create(sql, pipeline, dialect, name, statement, later)
+            _read_each(sql, pipeline, dialect, [name for name, _ in statements])
     return [name for name, _ in statements]
+
+
+def _create(sql: Any, pipeline: dlt.Pipeline, dialect: str, name: str, statement: str,
+            later: set[str]) -> None:
+    """Create or replace one view; a database refusing its SQL names the view."""
+    try:
+        if dialect not in _REPLACES:
+            sql.execute_sql(statement)
+        elif dialect == "postgres":
+            _replace_postgres(sql, pipeline, name, statement, later)
+        else:
+            sql.execute_sql(statement.replace("CREATE VIEW", "CREATE OR REPLACE VIEW", 1))
+    except ViewsBlocked:
+        raise
+    except Exception as exc:
+        if "connection" in type(exc).__name__.lower():
+            raise  # not the view's fault
+        raise ViewUnreadable(f"view {name} cannot be made on {dialect}: "
+                             f"{str(exc).splitlines()[0][:300]}; no view was changed") from None
+
+
+def _read_each(sql: Any, pipeline: dlt.Pipeline, dialect: str, names: list[str]) -> None:
+    """Read every view once, no row asked for: a database that creates a view without
+    resolving its functions (SQLite) refuses it here, and the views' transaction rolls back."""
+    for name in names:
+        try:
+            sql.execute_sql(f"SELECT * FROM {_target(pipeline, name, dialect)} WHERE 1 = 0")
+        except Exception as exc:
+            raise ViewUnreadable(f"view {name} cannot be read on {dialect}: "
+                                 f"{str(exc).splitlines()[0][:300]}; no view was changed"
+                                 ) from None
 
 
 def _target(pipeline: dlt.Pipeline, name: str, dialect: str) -> str:
