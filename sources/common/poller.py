@@ -22,6 +22,7 @@ from sources.common.http_guard import AnswerRefused, ForeignOrigin, RunDeadlineP
 from sources.common.job_refs import JobRef
 from sources.common.polled_provider import Observation, PolledProvider
 from sources.common.redaction import redact
+from sources.common.scopes import Scope, mark
 from sources.common.stats import ProviderStats
 from sources.common.status import NOT_FOUND, PENDING
 from sources.common.tracking import StatusTracker
@@ -97,7 +98,8 @@ class Poller:
         if self._failing_now >= OUTAGE_STREAK:  # answers failing as they come: not sent
             return NotSent()
         path, params = self.provider.status_request(ref)
-        request = self._template.copy()
+        request = mark(self._template.copy(), Scope(ref.scope_id, "status")
+                       if ref.scope_id else None)
         url = join_url(self.client.base_url, path)
         request.url = f"{url}?{urlencode(params)}" if params else url
         try:

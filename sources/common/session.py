@@ -29,7 +29,8 @@ class _CountingAdapter(HTTPAdapter):
     adapter), so the rate limit also spaces out retries and the guard sees every target."""
 
     def __init__(self, on_response: Callable[[requests.Response], Any],
-                 limiter: RateLimiter, key_of: Callable[[str], str], guard: Guard) -> None:
+                 limiter: RateLimiter, key_of: Callable[[requests.PreparedRequest], str],
+                 guard: Guard) -> None:
         super().__init__(pool_maxsize=64)
         self._on_response = on_response
         self._limiter = limiter
@@ -39,7 +40,7 @@ class _CountingAdapter(HTTPAdapter):
     def send(self, request: requests.PreparedRequest, stream: bool = False,
              **kwargs: Any) -> requests.Response:
         self.guard.check_request(request.url or "")
-        key = self._key_of(request.url or "")
+        key = self._key_of(request)
         slot = self._limiter.acquire(key)
         started = time.monotonic()
         try:
@@ -80,10 +81,12 @@ def is_unreadable(response: requests.Response | None,
 def counting_session(stats: ProviderStats, base_url: str, bounds: Bounds,
                      on_response: Callable[[requests.Response], Any] | None = None,
                      limit: RateLimit | None = None,
-                     key_of: Callable[[str], str] | None = None) -> requests.Session:
+                     key_of: Callable[[requests.PreparedRequest], str] | None = None
+                     ) -> requests.Session:
     """dlt's retrying session (backoff, Retry-After, RUNTIME__REQUEST_* settings) for requests to
     `base_url` (a checked origin, `config_checks.checked_origin`) only, within `bounds`
-    (`http_guard`), that keeps to `limit` per rate-limit key (`key_of(url)`, the provider by
+    (`http_guard`), that keeps to `limit` per rate-limit key (`key_of(request)`: from its
+    scope, `sources.common.scopes`; the provider by
     default), counts every response in `stats` and hands it to `on_response`."""
     client = Client(raise_for_status=False, retry_condition=is_unreadable)
     client.configure()
@@ -102,8 +105,8 @@ def counting_session(stats: ProviderStats, base_url: str, bounds: Bounds,
                 on_response(response)
 
     guard = Guard(origin_of(base_url), bounds, stats.counts)
-    adapter = _CountingAdapter(count, RateLimiter(limit), key_of or (lambda url: stats.provider),
-                               guard)
+    adapter = _CountingAdapter(count, RateLimiter(limit),
+                               key_of or (lambda request: stats.provider), guard)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.max_redirects = MAX_REDIRECTS

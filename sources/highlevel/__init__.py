@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import dlt
 from dlt.common.typing import TSecretStrValue, TSecretValue
 from dlt.extract.resource import DltResource
-from requests import Response, Session
+from requests import PreparedRequest, Response, Session
 
 from sources.common.arrow_items import (
     history_arrow,
@@ -28,6 +27,7 @@ from sources.common.columns import ColumnBudget
 from sources.common.config_checks import bounds_for, checked_concurrency, checked_origin
 from sources.common.failing_units import failing_rows
 from sources.common.poller import DEFAULT_CONCURRENCY
+from sources.common.scopes import scope_of
 from sources.common.session import counting_session
 from sources.common.stats import ProviderStats, current_stats
 from sources.common.throttle import RateLimit
@@ -38,7 +38,6 @@ from sources.highlevel.credentials import (
     LocationBearerAuth,
     discovered_locations,
     location_credentials,
-    location_in,
     parse_locations,
 )
 from sources.highlevel.gone import Gone, full_pass_due
@@ -63,10 +62,10 @@ from sources.highlevel.settings import (
 __all__ = ["PROVIDER", "SOURCE", "highlevel_source", "parse_locations"]
 
 
-def location_of(url: str) -> str:
+def location_of(request: PreparedRequest) -> str:
     """The rate-limit key of a request: HighLevel limits each location separately."""
-    location = location_in(url)
-    return "highlevel" if location is None else f"location {location}"
+    scope = scope_of(request)
+    return "highlevel" if scope is None else f"location {scope.id}"
 
 
 def _imports(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -166,11 +165,11 @@ def _session(stats: ProviderStats, base_url: str, bounds: Any, limit: RateLimit 
              ) -> Session:
     """The API session: a rate limit per location, pages counted by kind."""
     def count_page(response: Response) -> None:
-        path = urlsplit(response.url).path
-        if "/social-media-posting/" not in path:
+        scope = scope_of(response.request)
+        if scope is None or scope.reads not in ("listing", "children"):
             return
-        listing = path.endswith("/csv")
-        stats.counts[HighLevelCount.LISTING_PAGES if listing else HighLevelCount.POST_PAGES] += 1
+        stats.counts[HighLevelCount.LISTING_PAGES if scope.reads == "listing"
+                     else HighLevelCount.POST_PAGES] += 1
 
     return counting_session(stats, base_url, bounds, on_response=count_page, limit=limit,
                             key_of=location_of)

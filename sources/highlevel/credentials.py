@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from requests import PreparedRequest, Response
 from requests.auth import AuthBase
@@ -21,6 +20,7 @@ from sources.common.config_checks import (
     unless_placeholder,
 )
 from sources.common.job_refs import InvalidJobRef, check_id
+from sources.common.scopes import mark, scope_of
 from sources.highlevel.oauth import APP_ID_KEY, CLIENT_ID_KEY, REFRESH_TOKEN_KEY, AgencyTokens
 from sources.highlevel.settings import PROVIDER
 
@@ -29,14 +29,10 @@ LOCATION_TOKENS_KEY = PROVIDER.env_key("location_tokens")
 LOCATION_IDS_KEY = PROVIDER.env_key("location_ids")
 
 
-def location_in(url: str) -> str | None:
-    """The location a Social Planner URL names (`/social-media-posting/{locationId}/...`)."""
-    parts = urlsplit(url).path.split("/")
-    if "social-media-posting" in parts:
-        index = parts.index("social-media-posting") + 1
-        if index < len(parts):
-            return unquote(parts[index])
-    return None
+def _location(request: PreparedRequest | None) -> str | None:
+    """The location a request was sent for (its scope); None for one about no location."""
+    scope = scope_of(request)
+    return None if scope is None else scope.id
 
 
 def parse_locations(value: str | Iterable[str]) -> list[str]:
@@ -179,7 +175,7 @@ class LocationBearerAuth(AuthBase):
         self.credentials = credentials
 
     def __call__(self, request: PreparedRequest) -> PreparedRequest:
-        location = location_in(request.url or "")
+        location = _location(request)
         token = self.credentials.token_for(location)
         if token is not None:
             request.headers["Authorization"] = f"Bearer {token}"
@@ -191,14 +187,14 @@ class LocationBearerAuth(AuthBase):
         if response.status_code not in (401, 403) or response.connection is None:
             return response
         request = response.request
-        location = location_in(request.url or "")
+        location = _location(request)
         agency = self.credentials.agency
         if location is None or agency is None:
             return response
         stale = str(request.headers.get("Authorization", "")).removeprefix("Bearer ")
         token = agency.location_token(location, stale)
         response.close()
-        retry = request.copy()
+        retry = mark(request.copy(), scope_of(request))
         retry.headers["Authorization"] = f"Bearer {token}"
         retry.hooks = {"response": []}  # renewed once, not again
         renewed = response.connection.send(retry, **kwargs)

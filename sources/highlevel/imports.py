@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from requests import HTTPError, Response
 
@@ -17,6 +16,7 @@ from sources.common.counts import Count
 from sources.common.fan_out import stepped
 from sources.common.paginators import ListingStopped
 from sources.common.redaction import redact
+from sources.common.scopes import scope_of
 from sources.common.seen_ids import SeenIds
 from sources.common.stats import ProviderStats
 from sources.common.status import TERMINAL
@@ -24,7 +24,7 @@ from sources.common.throttle import DailyLimitReached
 from sources.common.tracking import StatusTracker
 from sources.highlevel.accounts import import_key
 from sources.highlevel.counts import HighLevelCount
-from sources.highlevel.credentials import LocationCredentials, location_in
+from sources.highlevel.credentials import LocationCredentials
 from sources.highlevel.gone import gone_imports
 from sources.highlevel.listing import ListingWindow, listing_pages, listing_path
 from sources.highlevel.oauth import LocationTokenRefused
@@ -98,13 +98,14 @@ class ImportListing:
         rejects = self.rejects + [page_not_read(self.stats, response, reason, at)
                                   for response, reason in pages]
         for response, record, reason in cut:
-            is_post = urlsplit(response.url).path.count("/") > 3  # .../{location}/csv/{id}
+            scope = scope_of(response.request)
+            is_post = scope is not None and scope.reads == "children"
             rejects.append(record_not_read(self.stats, response, record, reason, at,
                                            "post of import" if is_post else "import"))
             if not is_post and isinstance(record, dict) and _usable_id(record.get("_id")):
                 # a failing unit until a later read takes it (`_page`)
                 self.tracker.failing.failed("import", str(record["_id"]), reason,
-                                            location_in(response.url))
+                                            None if scope is None else scope.id)
         self.rejects = []
         return rejects
 

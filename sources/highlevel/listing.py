@@ -11,6 +11,7 @@ from urllib.parse import quote
 from dlt.sources.helpers.rest_client import RESTClient
 
 from sources.common.paginators import SkipLimitPaginator
+from sources.common.scopes import Scope, ScopedAuth
 
 
 def listing_path(location: str) -> str:
@@ -24,7 +25,8 @@ def listing_pages(client: RESTClient, location: str, page_size: int,
     which becomes a one-item page."""
     for page in client.paginate(listing_path(location), params=dict(params or {}),
                                 paginator=SkipLimitPaginator(limit=page_size),
-                                data_selector="results.csvs"):
+                                data_selector="results.csvs",
+                                auth=ScopedAuth(Scope(location, "listing"), client.auth)):
         yield page if isinstance(page, list) else [page]
 
 

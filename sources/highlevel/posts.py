@@ -14,6 +14,7 @@ from requests import HTTPError
 from sources.common.bad_input import TolerantClient
 from sources.common.fan_out import completed, round_robin
 from sources.common.paginators import ListingStopped, SkipLimitPaginator
+from sources.common.scopes import Scope, ScopedAuth
 from sources.common.stats import ProviderStats
 from sources.highlevel.counts import HighLevelCount
 from sources.highlevel.listing import listing_path
@@ -42,7 +43,8 @@ def read_posts(client: TolerantClient, location: str, csv_id: str, page_size: in
     lost_before = client.pages_not_read
     try:
         for page in client.paginate(path, paginator=SkipLimitPaginator(limit=page_size),
-                                    data_selector="results.posts"):
+                                    data_selector="results.posts",
+                                    auth=ScopedAuth(Scope(location, "children"), client.auth)):
             # the position counted from before the page (`len(rows)` grows while extending)
             rows.extend({"csv_id": csv_id, "location_id": location, "post_index": index,
                          **(post if isinstance(post, dict) else {"value": post})}

@@ -21,6 +21,7 @@ from dlt.sources.helpers.rest_client import RESTClient
 
 from sources.common.config_checks import bounds_for, checked_origin
 from sources.common.redaction import redact
+from sources.common.scopes import Scope, ScopedAuth
 from sources.common.session import counting_session
 from sources.common.stats import ProviderStats, current_stats
 from sources.common.throttle import RateLimit
@@ -89,7 +90,8 @@ def delete_imports(client: RESTClient, location: str, imports: Sequence[dict[str
     for record in imports:
         csv_id = str(record["_id"])
         response = client.request(f"{listing_path(location)}/{quote(csv_id, safe='')}",
-                                  method="DELETE")
+                                  method="DELETE",
+                                  auth=ScopedAuth(Scope(location, "delete"), client.auth))
         code = response.status_code
         if code in (401, 403):
             refused.append(f"HTTP {code}: {redact(response.text[:200].strip())}")
