@@ -5,8 +5,8 @@
   (a history listing, say);
 - `<provider>_tracked_jobs`: one row per job the first time it is followed, and by what;
 - the provider's jobs table: every field of the latest status answer of each polled job,
-  merged on `job_ref`;
-- `<provider>_status_history`: one row per observed status change.
+  merged on `job_ref`; the same resource writes `<provider>_status_history`, one row per
+  observed status change (a table variant: the rows come from the answers it reads).
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from sources.common.arrow_items import history_arrow
 from sources.common.bad_input import (
     TolerantClient,
     as_rejects,
-    is_reject,
     page_not_read,
     record_not_read,
+    routed,
 )
 from sources.common.config_checks import (
     NotConfigured,
@@ -38,7 +38,6 @@ from sources.common.config_checks import (
     unless_placeholder,
 )
 from sources.common.counts import Count
-from sources.common.failing_units import is_failing_row
 from sources.common.job_refs import JobRef
 from sources.common.polled_provider import (
     POLL_COLUMNS,
@@ -51,7 +50,7 @@ from sources.common.poller import DEFAULT_CONCURRENCY, Poller
 from sources.common.session import counting_session
 from sources.common.stats import current_stats
 from sources.common.throttle import RateLimit
-from sources.common.tracking import HISTORY_HINTS, StatusTracker, history_table
+from sources.common.tracking import HISTORY_COLUMNS, StatusTracker, history_table
 
 # sightings per feed page: bounds memory, keeps polled rows flowing to the loader, and gives the
 # concurrent poller full waves (256 = 16 waves of the default 16 workers)
@@ -106,7 +105,7 @@ class Feed:
                 poll = False
         if is_new:
             self.tracker.stats.counts[Count.REGISTERED] += 1
-        return {"job_ref": ref.ref, "tracked_id": ref.job_id, "scope_id": ref.scope_id,
+        return {"ref": ref, "job_ref": ref.ref, "tracked_id": ref.job_id, "scope_id": ref.scope_id,
                 "kind": ref.kind, "registered_by": by, "is_new": is_new, "poll": poll, **extra}
 
     def sightings(self) -> Iterator[list[Sighting]]:
@@ -209,8 +208,7 @@ def polled_resources(
                 unreadable).resource()
     statuses = _job_statuses(provider, feed, Poller(provider, client, tracker, stats, bounds),
                              concurrency)
-    return (feed, _tracked_jobs(provider, feed, tracker), statuses,
-            _status_history(provider, statuses, tracker))
+    return feed, _tracked_jobs(provider, feed, tracker), statuses
 
 
 def _job_statuses(provider: PolledProvider, feed: DltResource, poller: Poller,
@@ -223,10 +221,14 @@ def _job_statuses(provider: PolledProvider, feed: DltResource, poller: Poller,
         """The latest status answer of every job polled (unfinished ones only); answers that
         cannot be read go to the rejects table."""
         poller.rejects.extend(s["reject"] for s in sightings if s.get("reject"))
-        refs = [JobRef(s["job_ref"], s["tracked_id"], s["scope_id"], s["kind"])
-                for s in sightings if s.get("poll")]
+        refs = [s["ref"] for s in sightings if s.get("poll")]  # parsed once, when sighted
         rows = poller.poll_all(refs, concurrency)
         columns = {**POLL_COLUMNS, **provider.columns}
+        tracker = poller.tracker
+        if changes := tracker.take_changes(r["job_ref"] for r in rows):
+            yield routed(history_table(provider), "change_key", HISTORY_COLUMNS,
+                         history_arrow(changes), columns)
+        tracker.save_if_changed()  # finished jobs as compact digests (`FinishedJobs`)
         if poller.rejects:
             yield as_rejects(provider.name, list(poller.rejects), columns)
             poller.rejects.clear()
@@ -236,21 +238,6 @@ def _job_statuses(provider: PolledProvider, feed: DltResource, poller: Poller,
             yield rows
 
     return job_statuses
-
-
-def _status_history(provider: PolledProvider, statuses: DltResource, tracker: StatusTracker
-                    ) -> DltResource:
-    @dlt.transformer(data_from=statuses, name=history_table(provider), **HISTORY_HINTS)
-    def status_history(records: TDataItems) -> Iterator[Any]:
-        """One row per job whose status is new or changed since the last run."""
-        rows = tracker.take_changes(r["job_ref"] for r in records
-                                    if not is_reject(r) and not is_failing_row(r)
-                                    and r.get("job_ref"))
-        tracker.save_if_changed()  # finished jobs as compact digests (`FinishedJobs`)
-        if rows:
-            yield history_arrow(rows)
-
-    return status_history
 
 
 def registration_source(provider: PolledProvider, refs: Sequence[JobRef]) -> Any:

@@ -1,5 +1,5 @@
-"""The scope a request is about (a HighLevel location, a ClearTax taxable entity) and what it
-reads there, carried with the request as data: the auth picks the scope's credential by it,
+"""The scope a request is about (a tenant, an account, an entity its jobs belong to) and what
+it reads there, carried with the request as data: the auth picks the scope's credential by it,
 the rate limiter its bucket, the counters their unit. Never parsed back out of a URL, so no
 endpoint path can make two scopes share a token or a bucket."""
 

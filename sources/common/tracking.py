@@ -64,6 +64,18 @@ HISTORY_HINTS: dict[str, Any] = {
 _ABSENT = object()  # a job the state's `jobs` does not hold
 
 
+class Observed(list[dict[str, Any]]):
+    """Records handed down dlt's pipe with the history rows of the status changes observing
+    them made (`history`), so the resource loading the records loads those rows too."""
+
+    history: list[HistoryRow]
+
+    def __init__(self, records: Iterable[dict[str, Any]] = (),
+                 history: list[HistoryRow] | None = None) -> None:
+        super().__init__(records)
+        self.history = history or []
+
+
 class Sightings(NamedTuple):
     """What `StatusTracker.observe_many` found in a page of sightings, as positions in it."""
 
@@ -284,40 +296,19 @@ class StatusTracker:
         `status` is the canonical status when it depends on more than the native one (e.g. a
         finished request with some failed parts is `partial`).
         """
-        job_ref = job_ref or job_id
         status = status or self.provider.canonical(native_status)
         native = native_status if native_status is None else str(native_status)
         self._jobs()
-        self.stats.counts[Count.JOBS_SEEN] += 1
-        if status not in TERMINAL:
-            self.stats.counts[Count.UNFINISHED] += 1
-        code = self._code(native, status)
-        before = self._last_code(job_ref)
-        if before == code:
-            return None
-        self.stats.counts[Count.NEW if before is None else Count.CHANGED] += 1
-        return dict(zip(HISTORY_FIELDS, self._record(job_id, job_ref, scope_id, code, before),
-                        strict=True))
+        _, rows = self._apply([job_id], [job_ref or job_id], [scope_id],
+                              [self._code(native, status)])
+        return dict(zip(HISTORY_FIELDS, rows[0], strict=True)) if rows else None
 
     def observe_many(self, job_ids: Sequence[str], native_statuses: Sequence[Any],
                      scope_ids: Sequence[str | None]) -> Sightings:
         """`observe` for a page of sightings (job_id = job_ref): which positions have a status
         that is new or changed (their history rows waiting in `changes` as `observe`'s do) and
-        which name a job observed before.
-
-        Per job a few dict lookups instead of a call: native statuses are mapped once per
-        distinct value and finished jobs looked up in one search (`FinishedJobs.get_many`).
-        """
-        if len(set(job_ids)) != len(job_ids):  # one job twice: each sighting sees the last
-            changed, known = [], []
-            for i, (job_id, native, scope) in enumerate(
-                    zip(job_ids, native_statuses, scope_ids, strict=True)):
-                if self._last_code(job_id) is not None:
-                    known.append(i)
-                if self.observe(job_id, native, scope) is not None:
-                    changed.append(i)
-            return Sightings(changed, known)
-        jobs = self._jobs()
+        which name a job observed before. Native statuses are mapped once per distinct value."""
+        self._jobs()
         mapped: dict[str, int] = {}  # native status -> its pair's index
         codes = []
         for native in native_statuses:
@@ -328,29 +319,46 @@ class StatusTracker:
                 if type(native) is str:
                     mapped[native] = code
             codes.append(code)
-        befores = [jobs.get(job_ref, _ABSENT) for job_ref in job_ids]
+        if len(set(job_ids)) == len(job_ids):
+            return self._apply(job_ids, job_ids, scope_ids, codes)[0]
+        changed, known = [], []  # one job twice: each sighting sees the one before
+        for i, (job_id, scope_id, code) in enumerate(zip(job_ids, scope_ids, codes,
+                                                         strict=True)):
+            one = self._apply([job_id], [job_id], [scope_id], [code])[0]
+            changed += [i] if one.changed else []
+            known += [i] if one.known else []
+        return Sightings(changed, known)
+
+    def _apply(self, job_ids: Sequence[str], job_refs: Sequence[str],
+               scope_ids: Sequence[str | None], codes: Sequence[int]
+               ) -> tuple[Sightings, list[HistoryRow]]:
+        """The status-change rule, the one place it is: a job whose status pair differs from
+        the last one remembered (or that has none) gets a history row. Distinct `job_refs`;
+        finished jobs are looked up in one search (`FinishedJobs.get_many`)."""
+        jobs = self._jobs()
+        befores = [jobs.get(job_ref, _ABSENT) for job_ref in job_refs]
         absent = [i for i, before in enumerate(befores) if before is _ABSENT]
         if absent:
-            found = (self._finished.get_many([job_ids[i] for i in absent])
+            found = (self._finished.get_many([job_refs[i] for i in absent])
                      if self._finished is not None else [None] * len(absent))
             for i, before in zip(absent, found, strict=True):
                 befores[i] = before
         counts = self.stats.counts
-        counts[Count.JOBS_SEEN] += len(job_ids)
+        counts[Count.JOBS_SEEN] += len(job_refs)
         unfinished = {code for code, (_, status) in enumerate(self._pairs)
                       if status not in TERMINAL}
         counts[Count.UNFINISHED] += sum(code in unfinished for code in codes)
         changed = [i for i, (code, before) in enumerate(zip(codes, befores, strict=True))
                    if code != before]
-        new = 0
-        for i in changed:
-            new += befores[i] is None
-            self._record(job_ids[i], job_ids[i], scope_ids[i], codes[i], befores[i])
+        new = sum(befores[i] is None for i in changed)
+        rows = [self._record(job_ids[i], job_refs[i], scope_ids[i], codes[i], befores[i])
+                for i in changed]
         if new:
             counts[Count.NEW] += new
         if len(changed) > new:
             counts[Count.CHANGED] += len(changed) - new
-        return Sightings(changed, [i for i, before in enumerate(befores) if before is not None])
+        return Sightings(changed, [i for i, before in enumerate(befores)
+                                   if before is not None]), rows
 
     def _record(self, job_id: str, job_ref: str, scope_id: str | None, code: int,
                 before: int | None) -> HistoryRow:

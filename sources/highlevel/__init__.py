@@ -31,7 +31,7 @@ from sources.common.scopes import scope_of
 from sources.common.session import counting_session
 from sources.common.stats import ProviderStats, current_stats
 from sources.common.throttle import RateLimit
-from sources.common.tracking import HISTORY_HINTS, StatusTracker
+from sources.common.tracking import HISTORY_COLUMNS, Observed, StatusTracker
 from sources.highlevel.accounts import ACCOUNT_COLUMNS, ACCOUNTS_TABLE, account_table
 from sources.highlevel.counts import HighLevelCount
 from sources.highlevel.credentials import (
@@ -153,8 +153,7 @@ def highlevel_source(
         full_refresh=full_refresh, track_changes=fetch_posts, concurrency=concurrency,
         credentials=credentials)
     imports = _imports_resource(listing, locations, full_pass_hours)
-    loaded = (imports, _uploads(imports, stats), _accounts(imports),
-              _status_history(imports, tracker))
+    loaded = (imports, _uploads(imports, stats), _accounts(imports))
     if not fetch_posts:
         return loaded
     posts = PostsOfImports(client, stats, posts_page_size, concurrency, listing)
@@ -206,11 +205,15 @@ def _uploads(imports: DltResource, stats: ProviderStats) -> DltResource:
     @dlt.transformer(data_from=imports, name="highlevel_csv_uploads", primary_key="_id",
                      write_disposition="merge", columns=CSV_COLUMNS)
     def uploads(batch: list[dict[str, Any]]) -> Iterator[Any]:
-        """One row per import (merged on `_id`); its `accountIds` go to the accounts table.
+        """One row per import (merged on `_id`); its `accountIds` go to the accounts table;
+        the history rows of the status changes the listing observed go to the history table.
 
         A batch is written as Arrow (parquet, no row-by-row normalizing) when every value fits
         its column; otherwise the records with a field of the wrong type (counted as bad input)
         go as dicts, for dlt to keep such values in variant columns."""
+        if isinstance(batch, Observed) and batch.history:
+            yield routed("highlevel_status_history", "change_key", HISTORY_COLUMNS,
+                         history_arrow(batch.history), CSV_COLUMNS)
         if isinstance(batch, Gone):
             yield routed("highlevel_csv_deletions", "csv_id", DELETION_COLUMNS, batch,
                          CSV_COLUMNS)
@@ -259,19 +262,6 @@ def _accounts(imports: DltResource) -> DltResource:
             yield table
 
     return accounts
-
-
-def _status_history(imports: DltResource, tracker: StatusTracker) -> DltResource:
-    @dlt.transformer(data_from=imports, name="highlevel_status_history", **HISTORY_HINTS)
-    def highlevel_status_history(batch: list[dict[str, Any]]) -> Iterator[Any]:
-        """One row per import whose status is new or changed since the last run."""
-        ids = [r["csv_id"] for r in batch] if isinstance(batch, Gone) else \
-            [i["_id"] for i in _imports(batch)]
-        rows = tracker.take_changes(ids)
-        if rows:
-            yield history_arrow(rows)
-
-    return highlevel_status_history
 
 
 def _posts(imports: DltResource, listing: ImportListing, posts: PostsOfImports,

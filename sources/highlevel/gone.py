@@ -13,14 +13,14 @@ from typing import Any
 import dlt
 
 from sources.common.seen_ids import SeenIds
-from sources.common.tracking import StatusTracker
+from sources.common.tracking import Observed, StatusTracker
 from sources.highlevel.prune import DELETED
 
 GONE = "gone from the listing"
 _LOOKUP = 5_000  # imports looked up in the destination per query
 
 
-class Gone(list[dict[str, Any]]):
+class Gone(Observed):
     """Deletion rows of imports gone from the listing (for `highlevel_csv_deletions`)."""
 
 

@@ -21,7 +21,7 @@ from sources.common.seen_ids import SeenIds
 from sources.common.stats import ProviderStats
 from sources.common.status import TERMINAL
 from sources.common.throttle import DailyLimitReached
-from sources.common.tracking import StatusTracker
+from sources.common.tracking import Observed, StatusTracker
 from sources.highlevel.accounts import import_key
 from sources.highlevel.counts import HighLevelCount
 from sources.highlevel.credentials import LocationCredentials
@@ -41,7 +41,7 @@ class FailingRows(list[dict[str, Any]]):
     """Rows of the failing-units table (locations failing on their own, or recovered)."""
 
 
-class Repeats(list[dict[str, Any]]):
+class Repeats(Observed):
     """Imports the listing named again in this run (it shifted under new imports while it was
     paged): their status changes and posts count; their rows and accounts are not written
     twice. The shift also breaks the listing's order, so the next run reads it all again."""
@@ -129,11 +129,11 @@ class ImportListing:
                 step.go_on(not window.can_stop and window.failure is None)
                 for records in pieces:
                     if isinstance(records, Repeats):
-                        yield records
+                        yield self._carrying(records)
                         continue
                     batch.extend(records)
                     if len(batch) >= BATCH:
-                        yield batch
+                        yield self._carrying(Observed(batch))
                         batch = []
             if self.has_rejects:
                 yield self.take_rejects()
@@ -144,10 +144,16 @@ class ImportListing:
         if self.read_all and self.complete and (
                 gone := gone_imports(self.tracker, self.listed, self.complete)):
             self.stats.counts[HighLevelCount.GONE] += len(gone)
-            yield gone
+            yield self._carrying(gone, [r["csv_id"] for r in gone])
         self.tracker.save()  # the run's last observation is made
         if batch:
-            yield batch
+            yield self._carrying(Observed(batch))
+
+    def _carrying(self, records: Observed, ids: list[str] | None = None) -> Observed:
+        """`records` with the history rows of their status changes."""
+        records.history = self.tracker.take_changes(
+            [r["_id"] for r in records] if ids is None else ids)
+        return records
 
     def _due(self, locations: list[str]) -> list[str]:
         """The locations to read: those failing runs in a row wait out their interval
