@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import typer
 from rich.markup import escape
@@ -21,6 +21,7 @@ from pipelines.environment import telemetry_off_unless_chosen, unset_empty_setti
 from pipelines.render import console, err_console
 from pipelines.usage import UsageError
 from sources import provider_names
+from sources.common.errors import UploadStatusError
 
 if TYPE_CHECKING:
     from sources import ProviderPackage
@@ -78,27 +79,23 @@ def main(argv: list[str] | None = None) -> None:
             raise
         from pipelines.config_errors import explain
         from pipelines.errors import redact
+        from pipelines.exit_codes import EXIT_FAILED, EXIT_USAGE
 
         if (line := explain(exc)) is not None:
             err_console.print(f"[bold red]error[/] {escape(line)}")
-            sys.exit(2)
+            sys.exit(EXIT_USAGE)
         text = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
         err_console.print(f"[bold red]error[/] {type(exc).__name__}: {escape(text)} "
                           "(--debug shows the traceback)")
-        sys.exit(1)
+        sys.exit(EXIT_FAILED)
 
 
 def _registry() -> dict[str, ProviderPackage]:
     """The providers, loaded when a command needs them (`report` and the help do not); a
     provider folder with a mistake stops the command with exit 2, naming the field."""
     from sources import providers
-    from sources.common.declaration import DeclarationError
 
-    try:
-        return providers()
-    except DeclarationError as exc:
-        err_console.print(f"[bold red]error[/] {escape(str(exc))}")
-        raise typer.Exit(2) from None
+    return _guarded(providers)
 
 WaitOption = Annotated[float, typer.Option(
     "--wait", metavar="SECONDS", min=0,
@@ -135,7 +132,6 @@ def run(
     from pipelines.interrupt import Interrupted, stopping_on_signals
     from pipelines.progress import run_progress
     from pipelines.render import print_report
-    from pipelines.run_lock import LockUnavailable
     from pipelines.runner import run_providers
 
     try:
@@ -144,13 +140,11 @@ def run(
                                    on_wait=_waiting)
     except Interrupted as exc:  # before the run lock was taken: nothing was done
         err_console.print(f"[bold red]interrupted[/] by {exc.name}: nothing was loaded")
-        _exit_now(exc.exit_code)
-    except UsageError as exc:
-        err_console.print(f"[bold red]error[/] {escape(str(exc))}")
-        raise typer.Exit(2) from None
-    except LockUnavailable as exc:
-        err_console.print(f"[bold red]error[/] {escape(str(exc))}")
-        raise typer.Exit(1) from None
+        from pipelines.exit_codes import exit_code_of
+
+        _exit_now(exit_code_of(exc))
+    except UploadStatusError as exc:
+        _stop(exc)
     print_report(report)
     if report.interrupted is not None:
         name = Interrupted(report.interrupted).name
@@ -235,17 +229,19 @@ def _refuse(message: str) -> None:
 
 
 def _guarded(action: Callable[[], T]) -> T:
-    """`action`, a UsageError ending the command with exit 2 and a LockUnavailable with 1."""
-    from pipelines.run_lock import LockUnavailable
-
+    """`action`; an error of ours ends the command with its line and exit code."""
     try:
         return action()
-    except UsageError as exc:
-        err_console.print(f"[bold red]error[/] {escape(str(exc))}")
-        raise typer.Exit(2) from None
-    except LockUnavailable as exc:
-        err_console.print(f"[bold red]error[/] {escape(str(exc))}")
-        raise typer.Exit(1) from None
+    except UploadStatusError as exc:
+        _stop(exc)
+
+
+def _stop(exc: UploadStatusError) -> NoReturn:
+    """End the command for `exc`: its line (no traceback), its exit code (`exit_codes`)."""
+    from pipelines.exit_codes import exit_code_of
+
+    err_console.print(f"[bold red]error[/] {escape(str(exc))}")
+    raise typer.Exit(exit_code_of(exc)) from None
 
 
 @app.command("highlevel-prune")
@@ -281,7 +277,9 @@ def highlevel_prune(
     done = len(result.outcomes) - len(result.failed)
     console.print(f"{done} deleted or already gone, {len(result.failed)} failed; the deletions "
                   "are recorded as cancelled in the history")
-    raise typer.Exit(1 if result.failed else 0)
+    from pipelines.exit_codes import EXIT_FAILED, EXIT_OK
+
+    raise typer.Exit(EXIT_FAILED if result.failed else EXIT_OK)
 
 
 class Format(str, Enum):

@@ -20,11 +20,12 @@ from types import FrameType
 from dlt.common.exceptions import SignalReceivedException
 
 from pipelines.errors import exception_chain
+from sources.common import errors
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-class Interrupted(KeyboardInterrupt):
+class Interrupted(errors.Interrupted):
     """SIGINT or SIGTERM arrived: a KeyboardInterrupt, so dlt unwinds a step as on Ctrl-C and
     no `except Exception` swallows it."""
 

@@ -34,6 +34,7 @@ from dlt.common.destination import Destination
 
 from pipelines.errors import redact
 from pipelines.local_state import resolved
+from sources.common.errors import ConfigurationError, DestinationError, UploadStatusError
 
 # pg_try_advisory_lock(int4, int4): this class id ("US") and the dataset's CRC-32 (31 bits);
 # the fence (`PostgresLock.fence`) uses the next class id with the same key
@@ -46,11 +47,11 @@ HEARTBEAT_SECONDS = 20.0
 _BARRIER_TIMEOUT = "60s"
 
 
-class LockHeld(Exception):
+class LockHeld(UploadStatusError):
     """Another process holds the lock; the message names it (host, PID, since when)."""
 
 
-class LockUnavailable(Exception):
+class LockUnavailable(DestinationError):
     """The lock could not be asked for (the destination is unreachable); no secret in it."""
 
 
@@ -58,7 +59,7 @@ class LockLost(LockUnavailable):
     """The lock ended while the run held it: the run stops and writes nothing more."""
 
 
-class LockPathUnusable(Exception):
+class LockPathUnusable(ConfigurationError):
     """The lock path is no regular file this run may create or use (a symlink, a folder)."""
 
 

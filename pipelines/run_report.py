@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pipelines.exit_codes import outcome_exit_code
 from pipelines.set_aside import SetAside
 from sources.common.stats import ProviderStats
-
-EXIT_OK, EXIT_PROVIDER_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 @dataclass
@@ -31,9 +30,6 @@ class RunReport:
         return self._outcome_code()
 
     def _outcome_code(self) -> int:
-        outcomes = {p.outcome for p in self.providers}
-        if "config error" in outcomes or outcomes <= {"skipped"}:
-            return EXIT_USAGE  # a configuration problem, or nothing configured at all
-        failed = (bool(outcomes & {"failed", "partly failed"}) or self.views_error is not None
-                  or self.resume_error is not None or bool(self.set_aside))
-        return EXIT_PROVIDER_FAILED if failed else EXIT_OK
+        return outcome_exit_code(
+            [p.outcome for p in self.providers],
+            self.views_error is not None or self.resume_error is not None or bool(self.set_aside))

@@ -34,6 +34,7 @@ from pipelines.usage import UsageError
 from pipelines.views import VIEWS_DIGEST_FILE, create_views, view_names, views_digest
 from sources import ProviderPackage, providers
 from sources.common.config_checks import ConfigProblem, NotConfigured
+from sources.common.errors import DestinationError
 from sources.common.job_refs import InvalidJobRef
 from sources.common.provider import Provider
 from sources.common.stats import ProviderStats, collecting
@@ -276,7 +277,7 @@ def views_after_write(pipeline: dlt.Pipeline) -> None:
                                 "next run creates them again)")
 
 
-class ViewsNotRefreshed(RuntimeError):
+class ViewsNotRefreshed(DestinationError):
     """The command's data is loaded, but the views could not be refreshed over it."""
 
 

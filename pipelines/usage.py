@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sources.common.errors import ConfigurationError
 
-class UsageError(Exception):
+
+class UsageError(ConfigurationError):
     """A usage or configuration problem: the message names the key, never a secret's value."""

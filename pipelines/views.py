@@ -23,6 +23,7 @@ from pipelines.dialects import render, sql_dialect
 from pipelines.view_functions import unchecked_functions
 from sources import providers as registered
 from sources.common.analytics import View, literal
+from sources.common.errors import DestinationError
 from sources.common.failing_units import FAILING_COLUMNS, failing_table
 from sources.common.provider import Provider
 from sources.common.status import CANONICAL, TERMINAL
@@ -265,15 +266,15 @@ def views_digest(pipeline: dlt.Pipeline, providers: Sequence[Provider] | None = 
 _REPLACES = frozenset({"duckdb", "postgres", "mysql", "snowflake", "bigquery", "databricks"})
 
 
-class ViewsBlocked(Exception):
+class ViewsBlocked(DestinationError):
     """A view whose columns changed cannot be replaced: objects of the user depend on it."""
 
 
-class ViewsUnchecked(Exception):
+class ViewsUnchecked(DestinationError):
     """A view uses a function whose rendering for the destination is not checked."""
 
 
-class ViewUnreadable(Exception):
+class ViewUnreadable(DestinationError):
     """A view was created but cannot be read on the destination (a function it lacks)."""
 
 

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from dlt.common.configuration import configspec, resolve_configuration
 from dlt.common.configuration.specs import BaseConfiguration
 
+from sources.common.errors import ConfigurationError
 from sources.common.provider import Provider
 from sources.common.redaction import register
 
@@ -19,7 +20,7 @@ _LOOPBACK_NAMES = frozenset({"localhost"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-class ConfigProblem(ValueError):
+class ConfigProblem(ConfigurationError):
     """A configuration value that cannot be used; the message names the key, never the value."""
 
 
@@ -90,12 +91,12 @@ def checked_origin(provider: Provider, url: str) -> str:
     return origin_text(origin)
 
 
-class NotConfigured(Exception):
+class NotConfigured(ConfigurationError):
     """None of a provider's credentials is set: the provider is not in use (a run without
     `--source` skips it; named, it is a configuration error). The message names the keys."""
 
     def __init__(self, keys: list[str]) -> None:
-        super().__init__(" or ".join(keys))
+        super().__init__(" or ".join(keys), keys[0] if keys else None)
 
 
 # values copied from .dlt/secrets.toml.example or docs: `<your token>`, `your-api-key`,

@@ -15,6 +15,7 @@ from typing import Any
 import dlt
 
 from sources.common.analytics import failure_rows_sql
+from sources.common.errors import ConfigurationError
 from sources.common.field_paths import FieldPath
 from sources.common.http_actions import CodeActions
 from sources.common.job_refs import RefFormat
@@ -31,7 +32,7 @@ else:  # pragma: no cover - Python 3.10
 SCHEMA = Path(__file__).with_name("declaration.schema.json")
 
 
-class DeclarationError(ValueError):
+class DeclarationError(ConfigurationError):
     """A provider declaration that cannot be used; the message names the file and field."""
 
 

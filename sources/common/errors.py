@@ -4,7 +4,11 @@
   a secret's value). The command line exits 2; a source used from plain Python raises it.
 - `ProviderError`: a provider's API could not be read as a whole (exit 1).
 - `DestinationError`: the destination refused the load or the run lost its lock (exit 1).
-- `Interrupted`: a signal stopped the run; what was loaded stays (exit 128 + signal).
+- `Interrupted`: a signal stopped the run; what was loaded stays (exit 128 + signal). A
+  `KeyboardInterrupt`, not an `Exception`: dlt unwinds a step as on Ctrl-C, and no
+  `except Exception` swallows it.
+
+`pipelines/exit_codes.py` is the one place that maps them to exit codes.
 """
 
 from __future__ import annotations
@@ -30,5 +34,5 @@ class DestinationError(UploadStatusError):
     """The destination refused what the run would write, or the run lost its lock."""
 
 
-class Interrupted(UploadStatusError):
+class Interrupted(KeyboardInterrupt):
     """A signal stopped the run."""

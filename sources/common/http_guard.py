@@ -26,6 +26,7 @@ from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError, SSL
 from sources.common import hostile_values
 from sources.common.config_checks import Bounds, origin_of, origin_text
 from sources.common.counts import Count
+from sources.common.errors import ProviderError
 from sources.common.redaction import contains_secret, mask
 
 MAX_REDIRECTS = 3  # same-origin hops followed (a trailing-slash or version redirect)
@@ -63,7 +64,7 @@ class AnswerRefused(requests.RequestException):
 Path = tuple[Any, ...]  # keys and list indexes from an answer's root
 
 
-class AnswerRejected(ValueError):
+class AnswerRejected(ProviderError, ValueError):
     """A parsed answer over a bound (depth, shape): the job or page it was for is rejected,
     unless every part over a bound lies inside an item of a list (a listing's record): then
     `parsed` and `violations` (path, reason) let the reader reject those items alone."""
@@ -76,7 +77,7 @@ class AnswerRejected(ValueError):
         self.parsed = parsed
 
 
-class RequestDeadlinePassed(Exception):
+class RequestDeadlinePassed(ProviderError):
     """No status line and headers within the request's deadline (a server trickling them):
     the connection was cut; like an answer over a bound, never retried. Not an OSError, so
     neither urllib3 nor dlt take it for a connection error to retry."""

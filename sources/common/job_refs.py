@@ -6,12 +6,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from sources.common.errors import ConfigurationError
+
 # control characters (C0, DEL, C1: ESC and BEL included) and lone surrogates
 _BAD_ID_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 PARTS = ("scope_id", "job_id")  # the parts a reference format may name
 
 
-class InvalidJobRef(ValueError):
+class InvalidJobRef(ConfigurationError):
     """A job id from config, a file or `track` that cannot be a job of this provider."""
 
 

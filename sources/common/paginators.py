@@ -7,10 +7,11 @@ from typing import Any
 from dlt.sources.helpers.rest_client.paginators import OffsetPaginator, PageNumberPaginator
 from requests import Request, Response
 
+from sources.common.errors import ProviderError
 from sources.common.responses import compiled, select
 
 
-class ListingStopped(Exception):
+class ListingStopped(ProviderError):
     """A listing that would not end (a page repeating, more pages than allowed): stopped."""
 
 

@@ -17,6 +17,8 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from sources.common.errors import ProviderError
+
 REMAINING_HEADER = "X-RateLimit-Remaining"
 DAILY_REMAINING_HEADER = "X-RateLimit-Daily-Remaining"  # 0: nothing more for that key today
 INTERVAL_HEADER = "X-RateLimit-Interval-Milliseconds"  # the length of the interval
@@ -41,7 +43,7 @@ class RateLimit:
         return cls(int(requests), float(period))
 
 
-class DailyLimitReached(Exception):
+class DailyLimitReached(ProviderError):
     """The server said the day's requests for this key are used up: none is sent for it until
     the next run (not a `requests` exception, so no retry waits for it)."""
 

@@ -28,6 +28,7 @@ from sources.common.config_checks import (
     checked_value,
     unless_placeholder,
 )
+from sources.common.errors import ProviderError
 from sources.common.job_refs import InvalidJobRef, check_id
 from sources.common.redaction import redact, register
 from sources.highlevel.settings import API_VERSION, PROVIDER
@@ -152,7 +153,7 @@ def token_store(settings: AgencySettings, warnings: list[str] | None = None) -> 
                                  settings.token_dataset or DEFAULT_TOKEN_DATASET)
 
 
-class OAuthRefused(Exception):
+class OAuthRefused(ProviderError):
     """The OAuth server refused a grant or an exchange (the message names the key to fix)."""
 
 
