@@ -13,10 +13,11 @@ from pipelines.errors import describe_failure, redact
 from sources import providers
 from sources.common.fan_out import completed, round_robin, stepped
 from sources.common.job_refs import InvalidJobRef, JobRef
+from sources.common.listed.window import ListingWindow
 from sources.common.paginators import PageItemsPaginator, SkipLimitPaginator
 from sources.common.throttle import DailyLimitReached, RateLimit, RateLimiter
 from sources.highlevel import PROVIDER
-from sources.highlevel.listing import ListingWindow
+from sources.highlevel.listing import created_at
 from sources.upload_post import history as upload_post
 
 CLEARTAX, LOBSTR, UPLOAD_POST = (providers()[name].provider
@@ -292,7 +293,7 @@ def _listing(*stamps: str, unfinished: tuple[int, ...] = ()) -> ListingWindow:
     window = ListingWindow.from_mark({"newest": "2026-11-01T12:00:00+00:00"},
                                      timedelta(minutes=10))
     for i, stamp in enumerate(stamps):
-        window.see({"createdAt": stamp}, i in unfinished)
+        window.see(created_at({"createdAt": stamp}), i in unfinished)
     return window
 
 

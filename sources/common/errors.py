@@ -36,3 +36,12 @@ class DestinationError(UploadStatusError):
 
 class Interrupted(KeyboardInterrupt):
     """A signal stopped the run."""
+
+
+class ScopeRefused(ProviderError):
+    """No credential could be had for one scope (a location where the agency's app is not
+    installed): that scope fails, the others are read."""
+
+    def __init__(self, scope: str, message: str) -> None:
+        super().__init__(message)
+        self.scope = scope

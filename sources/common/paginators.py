@@ -31,9 +31,10 @@ class SkipLimitPaginator(OffsetPaginator):
     is `limit` rows, or as many as the largest earlier page (the server's own cap).
     """
 
-    def __init__(self, limit: int, total_path: str = "results.count") -> None:
+    def __init__(self, limit: int, total_path: str | None = "results.count",
+                 skip_param: str = "skip", limit_param: str = "limit") -> None:
         # compiled once per process: dlt would parse it anew for every listing
-        super().__init__(limit=limit, offset_param="skip", limit_param="limit",
+        super().__init__(limit=limit, offset_param=skip_param, limit_param=limit_param,
                          total_path=compiled(total_path) if total_path else None)
         self._largest = 0
 

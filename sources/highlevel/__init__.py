@@ -26,6 +26,8 @@ from sources.common.bad_input import (
 from sources.common.columns import ColumnBudget
 from sources.common.config_checks import bounds_for, checked_concurrency, checked_origin
 from sources.common.failing_units import failing_rows
+from sources.common.listed.children import ChildrenOfItems
+from sources.common.listed.listing import BATCH, FailingRows, Gone, Listing, Repeats
 from sources.common.poller import DEFAULT_CONCURRENCY
 from sources.common.scopes import scope_of
 from sources.common.session import counting_session
@@ -40,8 +42,8 @@ from sources.highlevel.credentials import (
     location_credentials,
     parse_locations,
 )
-from sources.highlevel.gone import Gone, full_pass_due
-from sources.highlevel.imports import BATCH, FailingRows, ImportListing, Repeats
+from sources.highlevel.gone import full_pass_due, gone_imports
+from sources.highlevel.listing import SPEC
 from sources.highlevel.oauth import AgencyOAuthCredentials, agency_settings, agency_tokens
 from sources.highlevel.post_rows import (
     POSTS_COLUMNS,
@@ -49,7 +51,6 @@ from sources.highlevel.post_rows import (
     declare_list_tables,
     post_items,
 )
-from sources.highlevel.posts import PostsOfImports
 from sources.highlevel.settings import (
     API_VERSION,
     CSV_COLUMNS,
@@ -146,17 +147,19 @@ def highlevel_source(
                                 (response, reason)), max_pages=bounds.max_pages,
                             on_record_rejected=lambda response, record, reason: cut.append(
                                 (response, record, reason)))
-    listing = ImportListing(
-        client, tracker, stats, ColumnBudget("highlevel_csv_uploads", bounds.max_columns,
-                                             PROVIDER.env_key("max_columns")), not_read, cut,
-        page_size=page_size, params=params, overlap=timedelta(minutes=listing_overlap_minutes),
-        full_refresh=full_refresh, track_changes=fetch_posts, concurrency=concurrency,
-        credentials=credentials)
+    listing = Listing(
+        SPEC, client, tracker, stats, ColumnBudget("highlevel_csv_uploads", bounds.max_columns,
+                                                   PROVIDER.env_key("max_columns")),
+        not_read, cut, page_size=page_size, params=params,
+        overlap=timedelta(minutes=listing_overlap_minutes), full_refresh=full_refresh,
+        track_changes=fetch_posts, concurrency=concurrency, credentials=credentials,
+        gone=gone_imports)
     imports = _imports_resource(listing, locations, full_pass_hours)
     loaded = (imports, _uploads(imports, stats), _accounts(imports))
     if not fetch_posts:
         return loaded
-    posts = PostsOfImports(client, stats, posts_page_size, concurrency, listing)
+    posts = ChildrenOfItems(client, SPEC, stats, posts_page_size, concurrency,
+                            listing.failures)
     return (*loaded, _posts(imports, listing, posts, full_refresh))
 
 
@@ -174,7 +177,7 @@ def _session(stats: ProviderStats, base_url: str, bounds: Any, limit: RateLimit 
                             key_of=location_of)
 
 
-def _imports_resource(listing: ImportListing, locations: list[str] | None,
+def _imports_resource(listing: Listing, locations: list[str] | None,
                       full_pass_hours: float) -> DltResource:
     @dlt.resource(name="highlevel_imports", selected=False)
     def imports() -> Iterator[list[dict[str, Any]]]:
@@ -264,7 +267,7 @@ def _accounts(imports: DltResource) -> DltResource:
     return accounts
 
 
-def _posts(imports: DltResource, listing: ImportListing, posts: PostsOfImports,
+def _posts(imports: DltResource, listing: Listing, posts: ChildrenOfItems,
            full_refresh: bool) -> DltResource:
     @dlt.transformer(
         data_from=imports, name=POSTS_TABLE,
@@ -276,7 +279,7 @@ def _posts(imports: DltResource, listing: ImportListing, posts: PostsOfImports,
         whose posts could not be read before, in batches of about `BATCH` posts; each import
         once a run (the listing may name it twice)."""
         unread: dict[str, str] = dlt.current.resource_state().setdefault("posts_unread", {})
-        wanted = [(csv["_id"], listing.listed_in.get(csv["_id"], str(csv["locationId"])))
+        wanted = [(csv["_id"], listing.scope_of_item(csv))
                   for csv in _imports(batch)
                   if (full_refresh or csv["_id"] in listing.changed or csv["_id"] in unread)
                   and csv["_id"] not in fetched]

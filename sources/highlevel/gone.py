@@ -12,16 +12,15 @@ from typing import Any
 
 import dlt
 
+from sources.common.listed.listing import Gone
 from sources.common.seen_ids import SeenIds
-from sources.common.tracking import Observed, StatusTracker
+from sources.common.tracking import StatusTracker
 from sources.highlevel.prune import DELETED
 
 GONE = "gone from the listing"
 _LOOKUP = 5_000  # imports looked up in the destination per query
 
 
-class Gone(Observed):
-    """Deletion rows of imports gone from the listing (for `highlevel_csv_deletions`)."""
 
 
 def full_pass_due(state: dict[str, Any], now: datetime, hours: float) -> bool:
@@ -43,6 +42,7 @@ def gone_imports(tracker: StatusTracker, listed: SeenIds, complete: set[str]) ->
         if record["location_id"] not in complete:
             continue  # not read whole this run (or no longer configured): nothing inferred
         tracker.observe(record["_id"], DELETED, record["location_id"])
+        rows.ids.append(record["_id"])
         rows.append({"csv_id": record["_id"], "location_id": record["location_id"],
                      "file_name": record.get("file_name"), "status_before": record["status"],
                      "created_at": record.get("created_at"), "http_status": None,

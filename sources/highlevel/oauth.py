@@ -28,7 +28,7 @@ from sources.common.config_checks import (
     checked_value,
     unless_placeholder,
 )
-from sources.common.errors import ProviderError
+from sources.common.errors import ProviderError, ScopeRefused
 from sources.common.job_refs import InvalidJobRef, check_id
 from sources.common.redaction import redact, register
 from sources.highlevel.settings import API_VERSION, PROVIDER
@@ -162,13 +162,13 @@ class RefreshTokenRejected(ConfigProblem):
     the app mends it (exit 2)."""
 
 
-class LocationTokenRefused(OAuthRefused):
+class LocationTokenRefused(ScopeRefused, OAuthRefused):
     """No token could be had for one location (the app is not installed there): that
     location fails, the others are read."""
 
     def __init__(self, location: str, detail: str) -> None:
-        super().__init__(f"location {location}: no token from the agency OAuth app ({detail}); "
-                         f"is the app installed there? ({CLIENT_ID_KEY})")
+        super().__init__(location, f"location {location}: no token from the agency OAuth app "
+                                   f"({detail}); is the app installed there? ({CLIENT_ID_KEY})")
         self.location = location
 
 
