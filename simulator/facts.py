@@ -28,3 +28,30 @@ class PolledFacts(Protocol):
 
     def polled_job(self, request: LoggedRequest) -> str | None:
         """The reference of the job a logged request asked the status of, else None."""
+
+
+class ListedFacts(Protocol):
+    """The facts of a listed provider's fixture: its scopes' listings, newest first."""
+
+    token: str
+    contract: Mapping[str, str]  # documented native status -> canonical status
+    finished: frozenset[str]
+    # native and canonical status of an item a complete listing no longer names, when the
+    # provider declares one
+    gone: tuple[str, str] | None
+
+    def scope(self) -> str:
+        """A new scope, its listing empty."""
+
+    def item(self, scope: str, steps: list[str], rows: int = 3) -> str:
+        """A new item of `scope`, newer than every other, walking through `steps`, with
+        `rows` children; its id."""
+
+    def delete(self, item: str) -> None:
+        """The item leaves its scope's listing."""
+
+    def unknown_scope(self) -> str:
+        """A scope the API does not know."""
+
+    def read(self, request: LoggedRequest) -> tuple[str, str] | None:
+        """("listing", scope) or ("children", item) for a logged request, else None."""

@@ -50,9 +50,10 @@ class ProviderPackage:
         declared provider."""
         if (self.folder / "demo.py").exists():
             return importlib.import_module(f"{self.module}.demo").scenario(start)
-        from simulator.scenario import PolledScenario
+        from simulator.scenario import ListedScenario, PolledScenario
 
-        return PolledScenario(self, self.fixture_class()())
+        kind = ListedScenario if self.declaration.kind == "listed" else PolledScenario
+        return kind(self, self.fixture_class()())
 
 
 def _load(folder: Path) -> ProviderPackage:

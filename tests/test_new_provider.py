@@ -21,6 +21,7 @@ from sources.common.declaration import DeclarationError, load_declaration
 
 REPO = Path(__file__).parents[1]
 ACME = REPO / "tests" / "new_provider"
+BETA = REPO / "tests" / "new_listed_provider"  # a listed provider: batches, their rows
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
 
@@ -54,10 +55,11 @@ def in_copy(copy: Path, *args: str, env: dict[str, str] | None = None
 
 
 def test_a_provider_is_one_folder_checked_by_the_whole_conformance_suite(project_copy):
-    acme = project_copy / "sources" / "acme"
-    acme.mkdir()
-    shutil.copy(ACME / "provider.toml", acme / "provider.toml")
-    shutil.copy(ACME / "fixture.py", acme / "fixture.py")
+    acme, beta = project_copy / "sources" / "acme", project_copy / "sources" / "beta"
+    for folder, origin in ((acme, ACME), (beta, BETA)):
+        folder.mkdir()
+        shutil.copy(origin / "provider.toml", folder / "provider.toml")
+        shutil.copy(origin / "fixture.py", folder / "fixture.py")
     shutil.rmtree(project_copy / "sources" / "cleartax")
 
     done = in_copy(project_copy, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o",
@@ -67,15 +69,17 @@ def test_a_provider_is_one_folder_checked_by_the_whole_conformance_suite(project
            for line in in_copy(project_copy, "-m", "pytest", "-q", "--collect-only", "-p",
                                "no:cacheprovider", "-o", "addopts=", "tests/conformance"
                                ).stdout.splitlines() if "[" in line}
-    assert ran == {"acme", "lobstr", "upload_post"}, ran
+    assert ran >= {"acme", "beta", "lobstr", "upload_post"}, ran
+    assert "cleartax" not in ran
     helped = in_copy(project_copy, "-m", "pipelines.cli", "track", "--help")
     assert "acme" in helped.stdout and "cleartax" not in helped.stdout, helped.stdout
     listed = in_copy(project_copy, "-m", "pipelines.cli", "providers")
     assert "SOURCES__ACME__API_KEY" in listed.stdout, listed.stdout
 
     changed = git("status", "--porcelain", "--untracked-files=all", cwd=project_copy)
-    assert sorted({line.split("/")[1] for line in changed.splitlines()}) == ["acme", "cleartax"]
-    assert all(line[3:].startswith(("sources/acme/", "sources/cleartax/"))
+    assert sorted({line.split("/")[1] for line in changed.splitlines()}) == [
+        "acme", "beta", "cleartax"]
+    assert all(line[3:].startswith(("sources/acme/", "sources/beta/", "sources/cleartax/"))
                for line in changed.splitlines()), changed
 
     # a mistake in the declaration: every command says which field, exit 2
@@ -165,3 +169,24 @@ def test_the_declaration_as_given_loads(tmp_path):
     declared = load_declaration(_declaration(tmp_path, "", ""))
     assert declared.provider.name == "acme" and declared.ids_key == "import_ids"
     assert declared.provider.parse_ref("imp-1").job_id == "imp-1"
+
+
+@pytest.mark.parametrize(("old", "new", "named"), [
+    ('gone = "deleted"', 'gone = "removed"', "status.gone: 'removed' is not a status"),
+    ('id = "id"', 'id = "$.id"', "listing.id"),
+    ('items = "data"\ntable = "beta_batches"', 'table = "beta_batches"',
+     "listing.items: required field is missing"),
+    ('kind = "listed"', 'kind = "listd"', "kind: 'listd' is not one of"),
+    ('per_scope = true', 'per_scope = "yes"', "rate_limit.per_scope"),
+    ('[scopes]\nconfig_key = "account_ids"', '[scopes]\nconfig_key = "Account IDs"',
+     "scopes.config_key"),
+])
+def test_a_listed_declaration_with_a_mistake_names_the_field(tmp_path, old, new, named):
+    folder = tmp_path / "beta"
+    folder.mkdir()
+    text = (BETA / "provider.toml").read_text()
+    assert old in text
+    (folder / "provider.toml").write_text(text.replace(old, new))
+    with pytest.raises(DeclarationError) as error:
+        load_declaration(folder / "provider.toml")
+    assert named in str(error.value), str(error.value)

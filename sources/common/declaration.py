@@ -21,7 +21,7 @@ from sources.common.http_actions import CodeActions
 from sources.common.job_refs import RefFormat
 from sources.common.polled_provider import PolledProvider
 from sources.common.polled_resources import DEFAULT_CONCURRENCY, polled_resources
-from sources.common.provider import DECLARATION_FILE
+from sources.common.provider import DECLARATION_FILE, Provider
 from sources.common.throttle import RateLimit
 
 if sys.version_info >= (3, 11):
@@ -29,7 +29,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-SCHEMA = Path(__file__).with_name("declaration.schema.json")
+SCHEMA = Path(__file__).with_name("declaration.schema.json")  # kind = "polled"
+LISTED_SCHEMA = Path(__file__).with_name("listed.schema.json")  # kind = "listed"
 
 
 class DeclarationError(ConfigurationError):
@@ -40,25 +41,32 @@ class DeclarationError(ConfigurationError):
 class Declaration:
     """A checked declaration: the provider, its source function and what the demo needs."""
 
-    provider: PolledProvider
+    provider: Provider
     source: Callable[..., Any]
-    ids_key: str  # the config key holding ids to follow
+    ids_key: str  # the config key holding ids to follow (a listed provider's: its scopes)
     rate_limit: RateLimit | None
     demo_jobs_per_run: int
     ids_help: str
-
+    kind: str = "polled"
+    spec: Any = None  # a listed provider's ListedSpec
 
 @cache
-def _validator() -> Any:
+def _validator(kind: str) -> Any:
     import jsonschema  # only when a declaration is read
 
-    return jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text()))
+    schema = LISTED_SCHEMA if kind == "listed" else SCHEMA
+    return jsonschema.Draft202012Validator(json.loads(schema.read_text()))
 
 
 def _problems(data: Any) -> list[str]:
     """Every schema violation as `field.path: message`, in field order."""
+    kind = data.get("kind") if isinstance(data, dict) else None
+    if kind not in ("polled", "listed"):
+        return [f"kind: {kind!r} is not one of 'polled', 'listed'" if kind is not None
+                else "kind: required field is missing"]
     found = []
-    for error in sorted(_validator().iter_errors(data), key=lambda e: list(map(str, e.path))):
+    for error in sorted(_validator(kind).iter_errors(data),
+                        key=lambda e: list(map(str, e.path))):
         where = ".".join(str(p) for p in error.absolute_path)
         message = error.message
         if error.validator == "required":  # name the missing field itself
@@ -86,6 +94,8 @@ def load_declaration(path: Path) -> Declaration:
 
 
 def _declared(data: Mapping[str, Any]) -> Declaration:
+    if data["kind"] == "listed":
+        return _declared_listed(data)
     name, ids, status = data["name"], data["ids"], data["status"]
     try:
         ref_format = RefFormat(ids.get("format", "{job_id}"), ids.get("names", {}))
@@ -114,6 +124,16 @@ def _declared(data: Mapping[str, Any]) -> Declaration:
                                                   rate_limit),
                        ids["config_key"], rate_limit, data.get("demo", {}).get("jobs_per_run", 0),
                        help_text)
+
+
+def _declared_listed(data: Mapping[str, Any]) -> Declaration:
+    from sources.common.listed.declared import listed_source
+
+    spec, source = listed_source(data)
+    limit = data.get("rate_limit")
+    rate_limit = RateLimit(limit["requests"], float(limit["period"])) if limit else None
+    return Declaration(spec.provider, source, data["scopes"]["config_key"], rate_limit,
+                       data.get("demo", {}).get("jobs_per_run", 0), "", "listed", spec)
 
 
 def _failure_rows(name: str, jobs_table: str, failures: Mapping[str, str] | None) -> str:

@@ -52,6 +52,11 @@ class FieldPath:
         return self.text
 
     @property
+    def parts(self) -> tuple[str, ...] | None:
+        """The fields of a dotted path, None for a JSONPath."""
+        return self._parts
+
+    @property
     def simple(self) -> str | None:
         """The field's name when the path is one top-level field, else None."""
         return self._parts[0] if self._parts is not None and len(self._parts) == 1 else None

@@ -27,6 +27,7 @@ from sources.common.columns import ColumnBudget
 from sources.common.config_checks import bounds_for, checked_concurrency, checked_origin
 from sources.common.failing_units import failing_rows
 from sources.common.listed.children import ChildrenOfItems
+from sources.common.listed.gone import full_pass_due
 from sources.common.listed.listing import BATCH, FailingRows, Gone, Listing, Repeats
 from sources.common.poller import DEFAULT_CONCURRENCY
 from sources.common.scopes import scope_of
@@ -42,7 +43,7 @@ from sources.highlevel.credentials import (
     location_credentials,
     parse_locations,
 )
-from sources.highlevel.gone import full_pass_due, gone_imports
+from sources.highlevel.gone import gone_imports
 from sources.highlevel.listing import SPEC
 from sources.highlevel.oauth import AgencyOAuthCredentials, agency_settings, agency_tokens
 from sources.highlevel.post_rows import (

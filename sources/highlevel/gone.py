@@ -7,7 +7,6 @@ makes when the last one is `full_pass_hours` old (default 24)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
 from typing import Any
 
 import dlt
@@ -21,13 +20,6 @@ GONE = "gone from the listing"
 _LOOKUP = 5_000  # imports looked up in the destination per query
 
 
-
-
-def full_pass_due(state: dict[str, Any], now: datetime, hours: float) -> bool:
-    """True when the run reads every page of every location (the last full pass is `hours`
-    old, or there was none)."""
-    last = state.get("full_pass_at")
-    return last is None or now - datetime.fromisoformat(last) >= timedelta(hours=hours)
 
 
 def gone_imports(tracker: StatusTracker, listed: SeenIds, complete: set[str]) -> Gone:

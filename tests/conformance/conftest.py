@@ -4,6 +4,7 @@ registry; what their APIs do comes from their fixtures' facts (`simulator.facts`
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -24,6 +25,9 @@ from sources.common.http_actions import BODY
 from sources.common.polled_provider import PolledProvider
 
 POLLED = [name for name, p in providers().items() if isinstance(p.provider, PolledProvider)]
+# declared listed providers (HighLevel's Python source is checked by its own tests)
+LISTED = [name for name, p in providers().items()
+          if p.declaration is not None and p.declaration.kind == "listed"]
 
 
 @dataclass
@@ -96,5 +100,71 @@ def polled(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_
                             dataset_name=DATASET, pipelines_dir=str(tmp_path / "pipelines"))
     try:
         yield Polled(package, fixture, sim, pipeline, db_path)
+    finally:
+        sim.stop()
+
+
+@dataclass
+class Listed:
+    """One declared listed provider under test (its fixture states `ListedFacts`)."""
+
+    package: ProviderPackage
+    fixture: Any
+    sim: Simulator
+    pipeline: dlt.Pipeline
+    db_path: Path
+    monkeypatch: pytest.MonkeyPatch
+    scopes: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.package.name
+
+    @property
+    def spec(self) -> Any:
+        return self.package.declaration.spec
+
+    def follow(self, *scopes: str) -> None:
+        """The configuration lists `scopes` (and those followed before)."""
+        self.scopes += [s for s in scopes if s not in self.scopes]
+        key = self.package.provider.env_key(self.package.declaration.ids_key)
+        self.monkeypatch.setenv(key, json.dumps(self.scopes))
+
+    def run(self, **kwargs: Any) -> RunReport:
+        self.sim.clear_log()
+        return run_providers([self.name], pipeline=self.pipeline, **kwargs)
+
+    def reads(self) -> Counter[tuple[str, str]]:
+        """Listing pages per scope, child lists per item, since the last run started."""
+        return Counter(read for r in self.sim.requests(self.name)
+                       if (read := self.fixture.read(r)) is not None)
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        con = duckdb.connect(str(self.db_path), read_only=True)
+        try:
+            return con.execute(sql.replace("{ds}", DATASET)).fetchall()
+        finally:
+            con.close()
+
+    def jobs(self) -> dict[str, tuple[str, str]]:
+        """job_id -> (native, canonical status) as the views give them."""
+        return {r[0]: (r[1], r[2]) for r in self.query(
+            f"select job_id, native_status, status from {{ds}}.upload_jobs "
+            f"where provider = '{self.name}'")}
+
+
+@pytest.fixture(params=LISTED)
+def listed(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+           ) -> Iterator[Listed]:
+    package = providers()[request.param]
+    fixture = package.fixture_class()()
+    sim = Simulator(fixture).start()
+    for key, value in point_at(sim, fixture).items():
+        monkeypatch.setenv(key, value)
+    db_path = tmp_path / "warehouse.duckdb"
+    pipeline = dlt.pipeline("upload_status", destination=dlt.destinations.duckdb(str(db_path)),
+                            dataset_name=DATASET, pipelines_dir=str(tmp_path / "pipelines"))
+    try:
+        yield Listed(package, fixture, sim, pipeline, db_path, monkeypatch)
     finally:
         sim.stop()

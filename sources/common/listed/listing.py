@@ -278,7 +278,7 @@ class Listing:
         spec = self.spec
         item_id = record[spec.id_column] = str(spec.item_id(record))
         if spec.scope_field is None:
-            self.listed_in[item_id] = scope
+            self.listed_in[item_id] = record["listed_scope"] = scope
         elif not record.get(spec.scope_field):
             record[spec.scope_field] = scope
         elif record[spec.scope_field] != scope:

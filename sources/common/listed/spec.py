@@ -9,10 +9,20 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
+from sources.common.columns import normalized
 from sources.common.field_paths import MISSING, FieldPath
 from sources.common.provider import Provider
 
 _ID, _STATUS, _CREATED = FieldPath("id"), FieldPath("status"), FieldPath("created_at")
+
+
+def column_of(path: FieldPath) -> str:
+    """The column dlt stores a dotted path's value in (`data.state` -> `data__state`);
+    ValueError for a JSONPath (no column can be named for it)."""
+    if path.parts is None:
+        raise ValueError(f"{path}: a dotted path is needed here (no column is known for a "
+                         "JSONPath)")
+    return "__".join(normalized(part) for part in path.parts)
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,12 @@ class ListedSpec:
         """The top-level field a prepared item holds its id in, as text: the id field itself
         when it is one, else `item_id` (added)."""
         return self.id.simple or "item_id"
+
+    @property
+    def scope_column(self) -> str:
+        """The column an item's scope is stored in: its scope field, else `listed_scope`
+        (added: the scope whose listing named it)."""
+        return column_of(FieldPath(self.scope_field)) if self.scope_field else "listed_scope"
 
     def listing_path(self, scope: str) -> str:
         # percent-encoded whole: no scope id can change the request path or query
