@@ -107,7 +107,8 @@ def run_demo(fresh: bool = True) -> int:
         shutil.rmtree(DEMO_PIPELINES_DIR, ignore_errors=True)
     today = datetime.now(timezone.utc).replace(hour=9, minute=0, second=0, microsecond=0)
     start = today - timedelta(days=MONTH_DAYS)
-    scenarios = {name: package.scenario(start) for name, package in providers().items()}
+    scenarios = {name: scenario for name, package in providers().items()
+                 if (scenario := package.scenario(start)) is not None}
     with Simulator(*(s.fixture for s in scenarios.values())) as sim, temporary_env(
             {k: v for s in scenarios.values() for k, v in s.env(sim.base_url).items()}):
         console.print(f"Simulator of {len(scenarios)} APIs ({', '.join(scenarios)}) listening "

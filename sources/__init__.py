@@ -47,9 +47,12 @@ class ProviderPackage:
 
     def scenario(self, start: datetime) -> Any:
         """Its part of the demo: `demo.py`'s `scenario(start)`, or the generic one of a
-        declared provider."""
+        declared provider; None for a Python provider without a `demo.py` (it sits the demo
+        out: `demo.py` is optional)."""
         if (self.folder / "demo.py").exists():
             return importlib.import_module(f"{self.module}.demo").scenario(start)
+        if self.declaration is None:
+            return None
         from simulator.scenario import ListedScenario, PolledScenario
 
         kind = ListedScenario if self.declaration.kind == "listed" else PolledScenario

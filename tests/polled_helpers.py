@@ -1,30 +1,24 @@
-"""Helpers of the polled providers' tests: which jobs a run asked for, what it recorded."""
+"""Helpers of the polled providers' tests: which jobs a run asked for, what it recorded; every
+provider from the registry, what its API does from its fixture's facts."""
 
 from __future__ import annotations
 
 from collections import Counter
-from urllib.parse import unquote
+
+from conftest import POLLED
+
+from sources import providers
 
 # native statuses after which each provider's simulator never changes a job again
-FINISHED = {"upload_post": {"completed", "failed"}, "lobstr": {"SUCCESS", "FAILURE"},
-            "cleartax": {"PROCESSED", "ABORTED"}}
-HISTORY_TABLES = ("upload_post_status_history", "lobstr_status_history",
-                  "cleartax_status_history")
+FINISHED = {name: providers()[name].fixture_class().finished for name in POLLED}
+HISTORY_TABLES = tuple(f"{name}_status_history" for name in POLLED)
 
 
 def polled_refs(sim) -> list[str]:
     """The job of every status request in the simulator's log, written as `track` writes it."""
-    refs = []
-    for r in sim.requests(method="GET"):
-        if r.provider == "upload_post" and r.path.endswith("/status"):
-            kind = "request" if "request_id" in r.query else "job"
-            refs.append(f"{kind}:{r.query[kind + '_id']}")
-        elif r.provider == "lobstr":
-            refs.append(unquote(r.path.rsplit("/", 1)[1]))
-        elif r.provider == "cleartax":
-            parts = r.path.split("/")  # /api/v0.2/taxable_entities/TE/upload_activity/ID/status
-            refs.append(f"{unquote(parts[4])}/{unquote(parts[6])}")
-    return refs
+    return [ref for r in sim.requests(method="GET")
+            if (fixture := sim.fixtures.get(r.provider)) is not None
+            and hasattr(fixture, "polled_job") and (ref := fixture.polled_job(r)) is not None]
 
 
 def history_rows(query) -> Counter[str]:

@@ -190,3 +190,15 @@ def test_a_listed_declaration_with_a_mistake_names_the_field(tmp_path, old, new,
     with pytest.raises(DeclarationError) as error:
         load_declaration(folder / "provider.toml")
     assert named in str(error.value), str(error.value)
+
+
+def test_a_python_provider_without_a_demo_sits_the_demo_out(tmp_path):
+    """`demo.py` is optional (CONTRIBUTING): the demo leaves such a provider out instead of
+    failing on it."""
+    from datetime import datetime, timezone
+
+    from sources import ProviderPackage, providers
+
+    upload_post = providers()["upload_post"]
+    bare = ProviderPackage(upload_post.name, tmp_path, upload_post.provider, upload_post.source)
+    assert bare.scenario(datetime.now(timezone.utc)) is None
