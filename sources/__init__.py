@@ -41,6 +41,27 @@ class ProviderPackage:
     def module(self) -> str:
         return f"{__name__}.{self.name}"
 
+    @property
+    def kind(self) -> str:
+        """`polled` or `listed`: a declaration's kind, or a Python package's `KIND`."""
+        if self.declaration is not None:
+            return self.declaration.kind
+        return getattr(importlib.import_module(self.module), "KIND", "polled")
+
+    @property
+    def spec(self) -> Any:
+        """A listed provider's `ListedSpec`."""
+        if self.declaration is not None:
+            return self.declaration.spec
+        return getattr(importlib.import_module(self.module), "SPEC", None)
+
+    @property
+    def scopes_key(self) -> str | None:
+        """The configuration key listing a listed provider's scopes."""
+        if self.declaration is not None:
+            return self.declaration.ids_key if self.kind == "listed" else None
+        return getattr(importlib.import_module(self.module), "SCOPES_KEY", None)
+
     def fixture_class(self) -> type:
         """The simulator fixture of its API (`fixture.py`'s `FIXTURE`)."""
         return importlib.import_module(f"{self.module}.fixture").FIXTURE

@@ -50,6 +50,9 @@ def test_every_job_is_polled_once_per_run_despite_429s_and_5xx(polled_sim, run_p
     for task in TASKS:
         lobstr.add(task, ["PENDING", "SUCCESS"])
     monkeypatch.setenv("SOURCES__LOBSTR__UPLOAD_TASK_IDS", json.dumps(TASKS))
+    # 40 failing answers go to whichever requests come first: on a busy machine one job may
+    # meet several in a row, so its retries must outlast them all (dlt's default is 5)
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", "50")
     polled_sim.latency = 0.005
     # the first request is held until a second one arrives: only a client with requests in
     # flight together gets past it without waiting 20 s (then max_in_flight stays 1)

@@ -61,7 +61,11 @@ from sources.highlevel.settings import (
     RATE_LIMIT,
 )
 
-__all__ = ["PROVIDER", "SOURCE", "highlevel_source", "parse_locations"]
+__all__ = ["KIND", "PROVIDER", "SCOPES_KEY", "SOURCE", "SPEC", "highlevel_source",
+           "parse_locations"]
+
+KIND = "listed"  # each location's import history, page by page (its spec: `listing.SPEC`)
+SCOPES_KEY = "location_ids"
 
 
 def location_of(request: PreparedRequest) -> str:

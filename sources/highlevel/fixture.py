@@ -8,8 +8,9 @@ import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import unquote
 
-from simulator.server import Reply, Route, SimRequest
+from simulator.server import LoggedRequest, Reply, Route, SimRequest
 from sources.highlevel.oauth_fixture import OAuthApp
 
 VERSION = "2021-07-28"
@@ -44,6 +45,12 @@ class HighLevelFixture:
     """
 
     name = "highlevel"
+    # the documented statuses (seed 002) and what they mean; `deleted` is what an import
+    # removed from the listing becomes (`gone`)
+    contract = {"pending": "pending", "in_review": "pending", "in_progress": "running",
+                "importing": "running", "completed": "succeeded", "failed": "failed"}
+    finished = frozenset({"completed", "failed"})
+    gone = ("deleted", "cancelled")
 
     def __init__(
         self,
@@ -83,6 +90,7 @@ class HighLevelFixture:
         self._lock = threading.Lock()
         self._hits: dict[str, list[float]] = {}
         self.imports: dict[str, list[dict[str, Any]]] = {}
+        self._scripted: dict[str, list[str]] = {}  # import -> its statuses still to come
         for location, n in (locations or {"loc_demo_1": 25}).items():
             self.imports[location] = []
             self.add_imports(location, n, unfinished_share=unfinished_share, spread_days=30)
@@ -140,12 +148,43 @@ class HighLevelFixture:
             raise KeyError(csv_id)
         row["status"] = status
 
+    # --- facts (simulator.facts.ListedFacts) -------------------------------------------------
+    def scope(self) -> str:
+        location = f"loc_facts_{len(self.imports) + 1}"
+        self.imports[location] = []
+        return location
+
+    def item(self, scope: str, steps: list[str], rows: int = 3) -> str:
+        (row,) = self.add_imports(scope, 1, unfinished_share=0.0)
+        row.update(status=steps[0], count=rows)
+        self._scripted[row["_id"]] = list(steps[1:])
+        return row["_id"]
+
+    def delete(self, item: str) -> None:
+        with self._lock:
+            for rows in self.imports.values():
+                rows[:] = [r for r in rows if r.get("_id") != item]
+
+    def unknown_scope(self) -> str:
+        self.refused_locations.add("loc_no_access")
+        return "loc_no_access"
+
+    def read(self, request: LoggedRequest) -> tuple[str, str] | None:
+        parts = [unquote(p) for p in request.path.split("/")]
+        if request.provider != self.name or len(parts) < 4 or parts[1:4:2] != [
+                "social-media-posting", "csv"] or request.method != "GET":
+            return None
+        return ("listing", parts[2]) if len(parts) == 4 else ("children", parts[4])
+
     def advance(self) -> None:
         with self._lock:
             for rows in self.imports.values():
                 for row in rows:
                     status = row["status"]
-                    if status == "importing":
+                    if (steps := self._scripted.get(row.get("_id"))) is not None:
+                        if steps:
+                            row["status"] = steps.pop(0)
+                    elif status == "importing":
                         failed = self._rng.random() < self.failure_share
                         row["status"] = "failed" if failed else "completed"
                     elif status in NEXT_STATUS:

@@ -20,6 +20,13 @@ from simulator.hostile import credential_of
 from .conftest import Listed
 
 
+def _nested(path: str, value: object) -> object:
+    """`value` at a dotted path of an answer (`results.csvs` -> {"results": {"csvs": ...}})."""
+    for key in reversed(path.split(".")):
+        value = {key: value}
+    return value
+
+
 def _trajectories(facts) -> list[list[str]]:
     finals = [s for s in facts.contract if s in facts.finished]
     waiting = [s for s in facts.contract if s not in facts.finished]
@@ -80,8 +87,7 @@ def test_unreadable_items_and_pages_are_rejects_and_the_rest_loads(listed: Liste
     listed.follow(a, b)
     spec = listed.spec
     listed.sim.inject(Fault(None, "/" + spec.listing_path(a), times=1, answer=lambda r: Reply(
-        200, {spec.items.split(".")[0]: [{"no": "id"}, {"also": "no id"}]}
-        if "." not in spec.items else {})))
+        200, _nested(spec.items, [{"no": "id"}, {"also": "no id"}]))))
     listed.sim.inject(Fault(200, "/" + spec.listing_path(b), times=1,
                             body=b"<html>busy</html>", content_type="text/html"))
     listed.sim.inject(Fault(200, "/" + spec.listing_path(b), times=9,
@@ -105,7 +111,7 @@ def test_a_concurrent_run_equals_a_sequential_one(listed: Listed, tmp_path: Path
     listed.follow(*scopes)
     env = {listed.package.provider.env_key("base_url"): listed.sim.base_url,
            listed.package.provider.secret_env_key: facts.token,
-           listed.package.provider.env_key(listed.package.declaration.ids_key):
+           listed.scopes_key:
                json.dumps(scopes), "COLUMNS": "200"}
     tables = {}
     for concurrency in (1, 8):
@@ -171,7 +177,7 @@ def test_the_token_is_never_in_output_files_or_tables(listed: Listed, tmp_path: 
                             answer=lambda req: Reply(500, {"echo": credential_of(req)})))
     env = {"RUNTIME__LOG_LEVEL": "DEBUG", "COLUMNS": "200",
            provider.env_key("base_url"): listed.sim.base_url, provider.secret_env_key: token,
-           provider.env_key(listed.package.declaration.ids_key): json.dumps([scope])}
+           listed.scopes_key: json.dumps([scope])}
     done = [cli("run", "--source", listed.name, cwd=tmp_path, env=env),
             cli("report", "--format", "json", cwd=tmp_path, env=env),
             cli("run", "--source", listed.name, cwd=tmp_path,
@@ -190,5 +196,4 @@ def test_it_takes_part_in_the_demo(listed: Listed):
     scenario = listed.package.scenario(start)
     assert scenario.submit(1, start) == []  # listed by the API: nothing to track
     env = scenario.env("https://127.0.0.1:1")
-    assert json.loads(env[listed.package.provider.env_key(
-        listed.package.declaration.ids_key)])
+    assert json.loads(env[listed.scopes_key])
