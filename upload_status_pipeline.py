@@ -13,7 +13,7 @@ import sys
 
 import dlt
 
-from pipelines.cli import app
+from pipelines.commands.cli import app
 
 
 def main() -> int:

@@ -15,7 +15,7 @@ from typing import Any
 import requests
 
 from bench.common import CONCURRENCY, LATENCY, Run, ours
-from pipelines.environment import temporary_env as env
+from pipelines.run.environment import temporary_env as env
 from simulator.process import SimProcess
 from sources.highlevel.fixture import HighLevelFixture
 

@@ -12,9 +12,9 @@ from typing import Any
 import dlt
 from dlt.pipeline.trace import load_trace
 
-from pipelines.destination import duckdb_destination
-from pipelines.memory import StepBoundaries
-from pipelines.runner import run_providers
+from pipelines.common.memory import StepBoundaries
+from pipelines.destinations.destination import duckdb_destination
+from pipelines.run.runner import run_providers
 from simulator.process import SimProcess
 from sources.lobstr.fixture import LobstrFixture
 

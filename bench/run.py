@@ -41,7 +41,7 @@ from bench.common import (
 )
 from bench.startup import bench_startup
 from bench.tracked import bench_tracked
-from pipelines.environment import temporary_env as env
+from pipelines.run.environment import temporary_env as env
 from simulator.process import SimProcess
 from sources.highlevel.fixture import HighLevelFixture
 

@@ -19,7 +19,7 @@ ATTEMPTS = 5
 def command() -> list[str]:
     """The installed `upload-status`, else the module."""
     script = Path(sys.executable).with_name("upload-status")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "pipelines.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "pipelines"]
 
 
 def best_seconds(argv: list[str], cwd: Path, env: dict[str, str]) -> float:

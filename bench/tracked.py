@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.common import ours, pipeline_in, task_id
-from pipelines.environment import temporary_env
-from pipelines.track import track_jobs
+from pipelines.commands.track import track_jobs
+from pipelines.run.environment import temporary_env
 from simulator.process import SimProcess
 from sources.lobstr.fixture import LobstrFixture
 

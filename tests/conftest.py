@@ -19,7 +19,7 @@ import dlt
 import duckdb
 import pytest
 
-from pipelines.runner import RunReport, run_providers
+from pipelines.run.runner import RunReport, run_providers
 from simulator import Simulator
 from sources import providers
 from sources.common.polled_provider import PolledProvider
@@ -35,7 +35,7 @@ def cli(*args: str, cwd: Path, env: dict[str, str] | None = None,
     """Run the command in a process of its own; `inherit` replaces os.environ as its base;
     `script` runs a test wrapper of the command instead of the command itself."""
     base = os.environ if inherit is None else inherit
-    program = [str(REPO / "tests" / script)] if script else ["-m", "pipelines.cli"]
+    program = [str(REPO / "tests" / script)] if script else ["-m", "pipelines"]
     return subprocess.run([sys.executable, *program, *args], cwd=cwd,
                           env={**base, "PYTHONPATH": str(REPO), **(env or {})},
                           capture_output=True, text=True, timeout=300)
@@ -213,7 +213,7 @@ def warehouse_at(kind: str, folder: Path, db_path: Path) -> Iterator[Warehouse]:
                     client.execute_sql(f"DROP DATABASE IF EXISTS {name}")
         return
     if kind == "delta":  # the filesystem destination as Delta tables, read through DuckDB
-        from pipelines.lakehouse import lake_connection
+        from pipelines.destinations.lakehouse import lake_connection
 
         pipeline = dlt.pipeline("upload_status", destination=dlt.destinations.filesystem(
             str(folder / "lake")), dataset_name=DATASET, pipelines_dir=pipelines_dir)

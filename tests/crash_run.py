@@ -18,7 +18,7 @@ import sys
 
 from dlt.common.storages.load_package import PackageStorage
 
-from pipelines.cli import app
+from pipelines.commands.cli import app
 
 
 def _die() -> None:

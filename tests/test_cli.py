@@ -96,7 +96,7 @@ def test_demo_needs_no_credentials_prints_what_it_loaded_and_can_be_kept(tmp_pat
         assert count(db, table) > 100, table  # hundreds of jobs per provider
     assert_real_chart(tmp_path / "upload_status_demo.png")
     # the closing hint runs from this folder (python -m here: the module's name)
-    assert "upload-status report" in done.stdout or "pipelines.cli" in done.stdout
+    assert "upload-status report" in done.stdout or "__main__.py report" in done.stdout
 
     # a kept demo adds a month; the earlier one's unfinished jobs lived in its simulator, which
     # is gone: they are untracked, not turned not_found

@@ -35,7 +35,7 @@ def piped(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str]:
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
-        done = subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=cwd,
+        done = subprocess.run([sys.executable, "-m", "pipelines", *args], cwd=cwd,
                               stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=300,
                               env={**os.environ, "PYTHONPATH": str(REPO), **env})
     finally:
@@ -105,7 +105,7 @@ def test_a_provider_named_twice_runs_once(polled_sim, tmp_path: Path):
 
 def telemetry_in(folder: Path, environ: dict[str, str]) -> str:
     """dlt's telemetry setting as the command leaves it, in a process run in `folder`."""
-    code = ("from pipelines.environment import telemetry_off_unless_chosen as t; "
+    code = ("from pipelines.run.environment import telemetry_off_unless_chosen as t; "
             "from dlt.common.configuration import resolve_configuration as r; "
             "from dlt.common.configuration.specs import RuntimeConfiguration as C; "
             "t(); print(r(C()).dlthub_telemetry)")
@@ -141,7 +141,7 @@ def test_progress_is_drawn_on_a_terminal_and_not_in_a_pipe(polled_sim, tmp_path:
     env = {"SOURCES__LOBSTR__UPLOAD_TASK_IDS": json.dumps(ids), "COLUMNS": "100",
            "SOURCES__LOBSTR__CONCURRENCY": "1", "SOURCES__LOBSTR__RATE_LIMIT_REQUESTS": "0",
            "PYTHONPATH": str(REPO)}
-    command = shlex.join([sys.executable, "-m", "pipelines.cli", "run", "--source", "lobstr"])
+    command = shlex.join([sys.executable, "-m", "pipelines", "run", "--source", "lobstr"])
     on_terminal = subprocess.run([script, "-qec", command, "/dev/null"], cwd=tmp_path,
                                  env={**os.environ, **env}, capture_output=True, text=True,
                                  timeout=300)

@@ -108,7 +108,8 @@ def cycles_in(graph: dict[str, set[str]]) -> list[str]:
 
 def test_no_import_cycle():
     graph = import_graph()
-    assert "pipelines.demo" in graph["pipelines.cli"]  # function-level imports are read
+    # function-level imports are read
+    assert "pipelines.commands.demo" in graph["pipelines.commands.cli"]
     assert cycles_in(graph) == []
 
 
@@ -133,3 +134,22 @@ def test_every_provider_folder_is_complete(name):
     fixture = package.fixture_class()()
     assert fixture.name == name and fixture.token
     assert (REPO / "tests" / "providers" / f"test_{name}.py").exists()
+
+
+# pipelines/ in layers: a module imports its own layer or those below it, never one above
+LAYERS = {"commands": 3, "run": 2, "destinations": 1, "analytics": 1, "common": 0}
+
+
+def test_pipelines_layers_import_only_downwards():
+    graph = import_graph()
+    packages = {p.name for p in (REPO / "pipelines").iterdir() if p.is_dir()
+                and (p / "__init__.py").exists()}
+    assert packages == set(LAYERS)
+    assert not [p.name for p in (REPO / "pipelines").glob("*.py")
+                if p.name not in ("__init__.py", "__main__.py")]  # every module in a layer
+    upward = [f"{module} -> {dependency}" for module, dependencies in sorted(graph.items())
+              if module.startswith("pipelines.") and module.count(".") >= 2
+              for dependency in sorted(dependencies)
+              if dependency.startswith("pipelines.") and dependency.count(".") >= 2
+              and LAYERS[dependency.split(".")[1]] > LAYERS[module.split(".")[1]]]
+    assert upward == []

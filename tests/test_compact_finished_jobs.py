@@ -14,7 +14,7 @@ def lobstr_state(pipeline) -> dict:
 
 def test_tracked_finished_jobs_leave_the_state_and_a_full_refresh_polls_them(
         polled_sim, run_polled, pipeline, query):
-    from pipelines.track import track_jobs
+    from pipelines.commands.track import track_jobs
 
     lb = polled_sim.fixtures["lobstr"]
     done = [lb.add(f"{i:032x}", ["SUCCESS"]) for i in range(5)]
@@ -58,7 +58,7 @@ def old_layout(pipeline, finished: list[str]) -> None:
 
 def test_a_state_from_before_keeps_every_finished_job(polled_sim, run_polled, pipeline,
                                                       query):
-    from pipelines.track import track_jobs
+    from pipelines.commands.track import track_jobs
 
     lb = polled_sim.fixtures["lobstr"]
     done = [lb.add(f"{i:032x}", ["FAILURE"]) for i in range(3)]

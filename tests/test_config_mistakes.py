@@ -95,7 +95,7 @@ def test_postgres_without_its_driver_says_what_to_install(tmp_path: Path):
     `postgres` extra."""
     done = subprocess.run(
         [sys.executable, "-c", "import sys; sys.modules['psycopg2'] = None; "
-         "from pipelines.cli import main; main()", "run", "--destination", "postgres"],
+         "from pipelines.commands.cli import main; main()", "run", "--destination", "postgres"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO),
              "DLT_DATA_DIR": str(tmp_path / "dlt"),

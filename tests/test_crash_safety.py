@@ -360,7 +360,7 @@ def test_killed_mid_extract_then_rerun_equals_a_clean_run(first_and_reference, t
         hold = Fault(None, held, delay=60)
         sim.inject(hold)
         process = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.cli", "run", *place.args], cwd=place.workdir,
+            [sys.executable, "-m", "pipelines", "run", *place.args], cwd=place.workdir,
             env={**os.environ, **place.env(sim), "PYTHONPATH": str(REPO)},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
@@ -394,7 +394,7 @@ def test_a_signal_stops_the_run_and_the_rerun_equals_a_clean_run(tmp_path, signu
         hold = Fault(None, held, delay=120)
         sim.inject(hold)
         process = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.cli", "run"], cwd=place.workdir, text=True,
+            [sys.executable, "-m", "pipelines", "run"], cwd=place.workdir, text=True,
             env={**os.environ, **place.env(sim), "PYTHONPATH": str(REPO)},
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:

@@ -1,6 +1,6 @@
-"""What `pipelines/dlt_private.py` assumes of dlt's private API, one test each. `make test` runs
-these against the pinned dlt, the lowest and the newest the bounds allow: a dlt release that
-changes one of them fails here, not in a user's crash resume."""
+"""What `pipelines/destinations/dlt_private.py` assumes of dlt's private API, one test each.
+`make test` runs these against the pinned dlt, the lowest and the newest the bounds allow: a
+dlt release that changes one of them fails here, not in a user's crash resume."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import dlt
 import pytest
 from dlt.destinations.job_client_impl import SqlJobClientBase
 
-import pipelines.duckdb_sharing as sharing
-from pipelines.dlt_private import (
+import pipelines.destinations.duckdb_sharing as sharing
+from pipelines.destinations.dlt_private import (
     job_client,
     normalized_packages,
     restoring_state,
     table_variants,
 )
-from pipelines.fence import fenced
+from pipelines.destinations.fence import fenced
 
 
 @dlt.resource(name="things", primary_key="id", write_disposition="merge")

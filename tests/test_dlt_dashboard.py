@@ -42,7 +42,7 @@ def test_the_dashboard_starts_and_answers_on_loopback(dashboard_python, polled_s
     log = tmp_path / "dashboard.log"
     with log.open("w") as out:
         show = subprocess.Popen(
-            [str(dashboard_python), "-m", "pipelines.cli", "dlt", "show"], cwd=tmp_path,
+            [str(dashboard_python), "-m", "pipelines", "dlt", "show"], cwd=tmp_path,
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             env={**os.environ, "PYTHONPATH": str(REPO),
                  "PATH": f"{dashboard_python.parent}{os.pathsep}{os.environ['PATH']}"})

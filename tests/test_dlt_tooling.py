@@ -13,7 +13,7 @@ from pathlib import Path
 
 from conftest import REPO, cli, read_duckdb
 
-from pipelines.runner import run_providers
+from pipelines.run.runner import run_providers
 from sources.highlevel.fixture import HighLevelFixture
 
 DB = "upload_status_data.duckdb"

@@ -1,5 +1,5 @@
 """One exception hierarchy (configuration / provider / destination / interrupted) and one
-place mapping it to exit codes (`pipelines/exit_codes.py`)."""
+place mapping it to exit codes (`pipelines/run/exit_codes.py`)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from pipelines.exit_codes import EXIT_FAILED, EXIT_USAGE, exit_code_of, outcome_exit_code
-from pipelines.interrupt import Interrupted
-from pipelines.run_lock import LockHeld, LockLost, LockPathUnusable
+from pipelines.destinations.run_lock import LockHeld, LockLost, LockPathUnusable
+from pipelines.run.exit_codes import EXIT_FAILED, EXIT_USAGE, exit_code_of, outcome_exit_code
+from pipelines.run.interrupt import Interrupted
 from sources.common.config_checks import ConfigProblem, NotConfigured
 from sources.common.declaration import DeclarationError
 from sources.common.errors import (

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
-from pipelines.report import build_report
-from pipelines.track import untrack_jobs
+from pipelines.analytics.report import build_report
+from pipelines.commands.track import untrack_jobs
 from simulator import Fault
 from sources.highlevel.fixture import HighLevelFixture
 

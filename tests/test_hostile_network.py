@@ -100,7 +100,7 @@ def run_cli(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.Compl
                "resource.RUSAGE_CHILDREN).ru_maxrss)); sys.exit(rc)")
     rss = tmp_path / "peak_kb"
     done = subprocess.run(
-        [sys.executable, "-c", wrapper, str(rss), sys.executable, "-m", "pipelines.cli", "run",
+        [sys.executable, "-c", wrapper, str(rss), sys.executable, "-m", "pipelines", "run",
          *args], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO), **env},
         capture_output=True, text=True, timeout=600)
     done.peak_mb = int(rss.read_text()) / 1024  # type: ignore[attr-defined]

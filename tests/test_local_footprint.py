@@ -37,7 +37,7 @@ def test_the_packages_of_the_last_run_are_kept_for_inspection(polled_sim, run_po
     job = lobstr.add("b" * 32, ["SUCCESS"])
     monkeypatch.setenv("SOURCES__LOBSTR__UPLOAD_TASK_IDS", f'["{job}"]')
     run_polled("lobstr")
-    from pipelines.local_state import prune_loaded_packages
+    from pipelines.common.local_state import prune_loaded_packages
 
     kept = set(pipeline.list_completed_load_packages())
     assert prune_loaded_packages(pipeline, keep=kept) == 0

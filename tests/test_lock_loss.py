@@ -27,7 +27,7 @@ def _start_held(sim, place: Place) -> tuple[subprocess.Popen[str], Fault]:
     hold = Fault(None, rf"/v1/tasks/upload/{TASKS[3]}", delay=120)
     sim.inject(hold)
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "run", *place.args], cwd=place.workdir,
+        [sys.executable, "-m", "pipelines", "run", *place.args], cwd=place.workdir,
         env={**os.environ, **place.env(sim), "PYTHONPATH": str(REPO)}, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert hold.arrived.wait(120), "the run never reached the held request"

@@ -71,9 +71,9 @@ def test_a_provider_is_one_folder_checked_by_the_whole_conformance_suite(project
                                ).stdout.splitlines() if "[" in line}
     assert ran >= {"acme", "beta", "lobstr", "upload_post"}, ran
     assert "cleartax" not in ran
-    helped = in_copy(project_copy, "-m", "pipelines.cli", "track", "--help")
+    helped = in_copy(project_copy, "-m", "pipelines", "track", "--help")
     assert "acme" in helped.stdout and "cleartax" not in helped.stdout, helped.stdout
-    listed = in_copy(project_copy, "-m", "pipelines.cli", "providers")
+    listed = in_copy(project_copy, "-m", "pipelines", "providers")
     assert "SOURCES__ACME__API_KEY" in listed.stdout, listed.stdout
 
     changed = git("status", "--porcelain", "--untracked-files=all", cwd=project_copy)
@@ -86,7 +86,7 @@ def test_a_provider_is_one_folder_checked_by_the_whole_conformance_suite(project
     text = (acme / "provider.toml").read_text()
     broken = text.replace('field = "data.attributes.state"', 'field = "data..[["')
     (acme / "provider.toml").write_text(broken)
-    done = in_copy(project_copy, "-m", "pipelines.cli", "run")
+    done = in_copy(project_copy, "-m", "pipelines", "run")
     assert done.returncode == 2, done.stdout + done.stderr
     assert "sources/acme/provider.toml" in done.stderr and "status.field" in done.stderr
     assert "Traceback" not in done.stderr
@@ -111,9 +111,9 @@ def test_a_misspelled_status_path_warns_naming_it_and_keeps_the_answer(project_c
         env = {"SOURCES__ACME__BASE_URL": sim.base_url, "SOURCES__ACME__API_KEY": fixture.token,
                "DLT_DATA_DIR": str(tmp_path / "dlt"),
                "DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / "w.duckdb")}
-        assert in_copy(project_copy, "-m", "pipelines.cli", "track", "acme", job,
+        assert in_copy(project_copy, "-m", "pipelines", "track", "acme", job,
                        env=env).returncode == 0
-        first = in_copy(project_copy, "-m", "pipelines.cli", "run", "--source", "acme", env=env)
+        first = in_copy(project_copy, "-m", "pipelines", "run", "--source", "acme", env=env)
         assert first.returncode == 0, first.stderr
         assert "'data.atributes.state'" in first.stdout + first.stderr
         with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
@@ -123,7 +123,7 @@ def test_a_misspelled_status_path_warns_naming_it_and_keeps_the_answer(project_c
             assert con.execute("select count(*) from upload_status.upload_jobs").fetchone() \
                 == (0,)
         (acme / "provider.toml").write_text(text)
-        fixed = in_copy(project_copy, "-m", "pipelines.cli", "run", "--source", "acme", env=env)
+        fixed = in_copy(project_copy, "-m", "pipelines", "run", "--source", "acme", env=env)
     assert fixed.returncode == 0, fixed.stderr
     with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
         assert con.execute("select job_id, native_status, status from upload_status.upload_jobs"

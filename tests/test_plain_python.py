@@ -14,8 +14,8 @@ import dlt
 import pytest
 from conftest import POLLED
 
-from pipelines.runner import run_providers
-from pipelines.track import track_jobs
+from pipelines.commands.track import track_jobs
+from pipelines.run.runner import run_providers
 from simulator import Fault, Reply
 from sources import providers
 from sources.common.errors import ConfigurationError

@@ -8,8 +8,8 @@ import shutil
 import pytest
 from polled_helpers import FINISHED, history_rows, polled_refs, statuses
 
-from pipelines.runner import run_providers
-from pipelines.track import track_jobs
+from pipelines.commands.track import track_jobs
+from pipelines.run.runner import run_providers
 
 
 def test_four_runs_poll_exactly_the_unfinished_jobs_and_record_each_status_once(

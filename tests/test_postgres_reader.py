@@ -14,7 +14,7 @@ import psycopg2
 import pytest
 from conftest import REPO, postgres_dsn
 
-from pipelines.runner import run_providers
+from pipelines.run.runner import run_providers
 
 
 def recipe() -> str:

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from pipelines.runner import run_providers
+from pipelines.run.runner import run_providers
 from simulator import Fault
 from simulator.hostile import gzip_bombed, nested
 from sources.highlevel.fixture import HighLevelFixture

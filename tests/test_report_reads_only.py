@@ -75,17 +75,17 @@ def test_report_on_a_read_only_file_in_a_read_only_folder(polled_sim, tmp_path: 
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "HOME": str(shelf),
            "DESTINATION__DUCKDB__CREDENTIALS": str(copy), "DLT_DATA_DIR": str(shelf / "dlt")}
 
-    done = subprocess.run([*_as_nobody(), sys.executable, "-m", "pipelines.cli", "report",
+    done = subprocess.run([*_as_nobody(), sys.executable, "-m", "pipelines", "report",
                            "--format", "json"], cwd=shelf, env=env, capture_output=True,
                           text=True, timeout=120)
-    run = subprocess.run([*_as_nobody(), sys.executable, "-m", "pipelines.cli", "run"],
+    run = subprocess.run([*_as_nobody(), sys.executable, "-m", "pipelines", "run"],
                          cwd=shelf, env={**env, "SOURCES__LOBSTR__API_KEY": "k"},
                          capture_output=True, text=True, timeout=120)
     writable = tmp_path / "dlt"
     writable.mkdir(mode=0o777)
     writable.chmod(0o777)
     run_elsewhere = subprocess.run(
-        [*_as_nobody(), sys.executable, "-m", "pipelines.cli", "run"], cwd=shelf,
+        [*_as_nobody(), sys.executable, "-m", "pipelines", "run"], cwd=shelf,
         env={**env, "SOURCES__LOBSTR__API_KEY": "k", "DLT_DATA_DIR": str(writable)},
         capture_output=True, text=True, timeout=120)
 

@@ -66,7 +66,7 @@ def env_for(sim: Simulator, dest: dict[str, str], data_dir: Path) -> dict[str, s
 
 
 def start(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "pipelines.cli", *args], cwd=cwd, text=True,
+    return subprocess.Popen([sys.executable, "-m", "pipelines", *args], cwd=cwd, text=True,
                             env={**os.environ, **env, "PYTHONPATH": str(REPO)},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
@@ -301,7 +301,7 @@ def _run_at(offset: str, cwd: Path, env: dict[str, str]) -> subprocess.Completed
         if os.environ.get("CI") == "true":
             pytest.fail("faketime is not installed: run the tests with `make test`")
         pytest.skip("faketime is not installed (Debian's faketime; `make test` installs it)")
-    return subprocess.run(["faketime", "-f", offset, sys.executable, "-m", "pipelines.cli",
+    return subprocess.run(["faketime", "-f", offset, sys.executable, "-m", "pipelines",
                            "run"], cwd=cwd, capture_output=True, text=True, timeout=300,
                           env={**os.environ, **env, "PYTHONPATH": str(REPO),
                                "FAKETIME_DONT_FAKE_MONOTONIC": "1"})
@@ -391,7 +391,7 @@ def test_a_dataset_dropped_by_hand_is_loaded_again_whole(lobstr_sim, tmp_path):
 _MAKE_AT_ONCE = """
 import os, sys, time
 from pathlib import Path
-from pipelines.destination import make_pipeline
+from pipelines.destinations.destination import make_pipeline
 go = Path(sys.argv[1])
 while not go.exists():
     time.sleep(0.001)

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pendulum
 import pytest
 
-from pipelines.track import track_jobs, untrack_jobs
+from pipelines.commands.track import track_jobs, untrack_jobs
 from simulator.hostile import poison
 from sources.common.failing_units import FREE_RETRIES
 from sources.common.poller import OUTAGE_STREAK

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import requests
 
-from pipelines.errors import describe_failure, redact
+from pipelines.common.errors import describe_failure, redact
 from sources import providers
 from sources.common.fan_out import completed, round_robin, stepped
 from sources.common.job_refs import InvalidJobRef, JobRef
@@ -545,7 +545,7 @@ def test_seen_ids_tell_ids_met_before_in_the_run(monkeypatch):
 def test_duckdb_memory_is_bounded_unless_the_user_says_otherwise(tmp_path, monkeypatch):
     import dlt
 
-    from pipelines.destination import duckdb_destination
+    from pipelines.destinations.destination import duckdb_destination
 
     def settings() -> tuple[str, int]:
         pipeline = dlt.pipeline("duckdb_settings", pipelines_dir=str(tmp_path / "p"),
@@ -574,8 +574,8 @@ def test_duckdb_loads_one_job_at_a_time_after_the_extracts_memory_is_freed(tmp_p
     import pyarrow as pa
     from dlt.destinations.impl.duckdb.duck import DuckDbCopyJob
 
-    from pipelines import memory
-    from pipelines.destination import make_pipeline
+    from pipelines.common import memory
+    from pipelines.destinations.destination import make_pipeline
 
     released, in_flight, most = [], [0], [0]
     lock = threading.Lock()
@@ -603,7 +603,7 @@ def test_duckdb_loads_one_job_at_a_time_after_the_extracts_memory_is_freed(tmp_p
 
 
 def test_first_row_key_of_an_insert_values_file():
-    from pipelines.resume import insert_values_first_key
+    from pipelines.run.resume import insert_values_first_key
 
     text = ('INSERT INTO {}("summary","n","_dlt_load_id","_dlt_id")\nVALUES\n'
             "(E'it''s, (a) \\'x\\' \\\\',12,E'171.5',E'abc_XY-1'),\n(NULL,1,E'171.5',E'other');")
@@ -618,7 +618,7 @@ def test_first_row_key_of_parquet_and_jsonl_files(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from pipelines.resume import first_row_key
+    from pipelines.run.resume import first_row_key
 
     pq.write_table(pa.table({"a": [1, 2], "_dlt_id": ["k1", "k2"]}), tmp_path / "t.parquet")
     assert first_row_key(str(tmp_path / "t.parquet"), "parquet") == "k1"
@@ -717,7 +717,7 @@ def test_views_fill_a_missing_table_per_select_whatever_the_aliases():
     SELECT names (a missing table's columns become NULLs, a present one's stay)."""
     import sqlglot
 
-    from pipelines.views import fill_missing
+    from pipelines.analytics.views import fill_missing
 
     sql = """SELECT j.status AS status FROM ds.present_jobs AS j
              UNION ALL SELECT j.status AS status FROM ds.missing_jobs AS j"""
@@ -731,8 +731,8 @@ def test_views_fill_a_missing_table_per_select_whatever_the_aliases():
 def test_markdown_report_keeps_every_value_in_its_cell():
     from datetime import date
 
-    from pipelines.markdown import report_markdown
-    from pipelines.report import Report
+    from pipelines.analytics.report import Report
+    from pipelines.commands.markdown import report_markdown
 
     rep = Report(since=date(2026, 11, 25), generated_at=datetime(2026, 12, 2, tzinfo=timezone.utc),
                  stuck_hours=24)
@@ -759,7 +759,7 @@ def test_markdown_report_keeps_every_value_in_its_cell():
 
 
 def test_empty_settings_are_taken_as_not_set():
-    from pipelines.environment import unset_empty_settings
+    from pipelines.run.environment import unset_empty_settings
 
     environ = {"SOURCES__LOBSTR__API_KEY": "", "SOURCES__CLEARTAX__AUTH_TOKEN": "  ",
                "SOURCES__UPLOAD_POST__API_KEY": "k", "DESTINATION__POSTGRES__CREDENTIALS": "",
@@ -774,7 +774,7 @@ def test_empty_settings_are_taken_as_not_set():
 def test_sql_rendered_for_databases_without_time_zones():
     import sqlglot
 
-    from pipelines.dialects import render
+    from pipelines.destinations.dialects import render
 
     sql = ("SELECT CAST((j.t AT TIME ZONE 'UTC') AS DATE) AS day FROM ds.j AS j "
            "WHERE j.t < CAST('2026-12-01T19:12:28.5+01:00' AS TIMESTAMPTZ) "

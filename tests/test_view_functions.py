@@ -1,6 +1,6 @@
 """Every function the views may use gives DuckDB's answer on every destination, as rendered
-there (`pipelines/view_functions.py`); a view using another function, or one the destination
-lacks, fails when the views are built and leaves the views as they were."""
+there (`pipelines/analytics/view_functions.py`); a view using another function, or one the
+destination lacks, fails when the views are built and leaves the views as they were."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import pytest
 import sqlglot
 from conftest import warehouse_at
 
-from pipelines import view_functions
-from pipelines.dialects import render, sql_dialect
-from pipelines.runner import run_providers
-from pipelines.views import ViewsUnchecked, ViewUnreadable, create_views
+from pipelines.analytics import view_functions
+from pipelines.analytics.views import ViewsUnchecked, ViewUnreadable, create_views
+from pipelines.destinations.dialects import render, sql_dialect
+from pipelines.run.runner import run_providers
 from sources import providers
 from sources.common.analytics import View
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import dlt
 from conftest import warehouse_at
 
-from pipelines.runner import run_providers
+from pipelines.run.runner import run_providers
 
 
 def _fresh(pipeline: dlt.Pipeline) -> dlt.Pipeline:
@@ -69,8 +69,8 @@ def test_a_changed_view_read_by_our_own_views_is_made_anew_with_them(polled_sim,
     """As views made by a release that typed missing text columns TEXT (dlt's are VARCHAR):
     Postgres cannot replace them in place, and the views of ours reading them are dropped
     and made anew with them."""
-    from pipelines.dialects import sql_dialect
-    from pipelines.views import view_statements
+    from pipelines.analytics.views import view_statements
+    from pipelines.destinations.dialects import sql_dialect
 
     lobstr = polled_sim.fixtures["lobstr"]
     monkeypatch.setenv("SOURCES__LOBSTR__UPLOAD_TASK_IDS",

@@ -14,7 +14,7 @@ import pendulum
 import pytest
 from conftest import warehouse_at
 
-from pipelines.runner import run_providers
+from pipelines.run.runner import run_providers
 from simulator import Simulator
 from sources.cleartax.fixture import ClearTaxFixture
 from sources.common.tracking import observing_at
@@ -278,7 +278,7 @@ def test_no_finished_job_gives_a_null_success_rate(warehouse, polled_sim, monkey
 
 
 def test_report_reads_the_same_numbers_from_each_destination(loaded):
-    from pipelines.report import build_report
+    from pipelines.analytics.report import build_report
 
     scenario, warehouse = loaded
     jobs = scenario.jobs()
@@ -327,7 +327,7 @@ def test_delta_tables_hold_each_row_once_as_parquet(loaded):
     _, warehouse = loaded
     if warehouse.name != "delta":
         pytest.skip("Delta tables only")
-    from pipelines.lakehouse import lake_connection
+    from pipelines.destinations.lakehouse import lake_connection
 
     lake = Path(warehouse.pipeline.destination.config_params["bucket_url"])
     with lake_connection(warehouse.pipeline) as con:

@@ -46,8 +46,8 @@ def load_provider(provider: str) -> dict[str, Any]:
     import dlt
     from airflow.exceptions import AirflowFailException, AirflowSkipException
 
-    from pipelines.runner import run_providers
-    from pipelines.usage import UsageError
+    from pipelines.common.usage import UsageError
+    from pipelines.run.runner import run_providers
 
     destination = dlt.config.get("destination_name") or "postgres"
     try:

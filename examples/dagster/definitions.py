@@ -31,8 +31,8 @@ def load_provider(context: dg.AssetExecutionContext, provider: str) -> dg.Output
     """One provider's run; dagster.Failure when it did not load whole."""
     import dlt
 
-    from pipelines.runner import run_providers
-    from pipelines.usage import UsageError
+    from pipelines.common.usage import UsageError
+    from pipelines.run.runner import run_providers
 
     destination = str(dlt.config.get("destination_name") or "duckdb")
     try:

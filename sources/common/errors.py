@@ -8,7 +8,7 @@
   `KeyboardInterrupt`, not an `Exception`: dlt unwinds a step as on Ctrl-C, and no
   `except Exception` swallows it.
 
-`pipelines/exit_codes.py` is the one place that maps them to exit codes.
+`pipelines/run/exit_codes.py` is the one place that maps them to exit codes.
 """
 
 from __future__ import annotations

@@ -168,7 +168,7 @@ class StatusTracker:
     @property
     def observed_at(self) -> datetime:
         """When this run observes: its own clock's time (a stored observation later than it
-        is capped before the run, `pipelines.clock`). Read it during extraction only."""
+        is capped before the run, `pipelines.run.clock`). Read it during extraction only."""
         self._jobs()
         return self._observed_at
 

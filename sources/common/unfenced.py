@@ -1,6 +1,6 @@
-"""Commits exempt from the run lock's fence (`pipelines.fence`), on this thread, for a block:
-a rotated OAuth refresh token must be stored even by a run that lost its lock (the server has
-already spent the old one)."""
+"""Commits exempt from the run lock's fence (`pipelines.destinations.fence`), on this thread,
+for a block: a rotated OAuth refresh token must be stored even by a run that lost its lock (the
+server has already spent the old one)."""
 
 from __future__ import annotations
 

@@ -17,8 +17,8 @@ import duckdb
 import pytest
 from conftest import DATASET, point_at
 
-from pipelines.runner import RunReport, run_providers
-from pipelines.track import track_jobs
+from pipelines.commands.track import track_jobs
+from pipelines.run.runner import RunReport, run_providers
 from simulator import Fault, Simulator
 from sources import ProviderPackage, providers
 from sources.common.http_actions import BODY

@@ -12,8 +12,8 @@ import duckdb
 import pytest
 from conftest import cli, warehouse_at
 
-from pipelines.report import build_report
-from pipelines.runner import run_providers
+from pipelines.analytics.report import build_report
+from pipelines.run.runner import run_providers
 from simulator import Fault, Reply
 from simulator.hostile import credential_of
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from conftest import cli, warehouse_at
 
-from pipelines.report import build_report
-from pipelines.runner import run_providers
-from pipelines.track import track_jobs
+from pipelines.analytics.report import build_report
+from pipelines.commands.track import track_jobs
+from pipelines.run.runner import run_providers
 from simulator import Reply
 from simulator.hostile import credential_of, nested
 from sources.common.status import NOT_FOUND, TERMINAL

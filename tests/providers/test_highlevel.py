@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import cli, read_duckdb
 
-from pipelines.runner import run_providers
+from pipelines.run.runner import run_providers
 from simulator import Fault, Simulator
 from sources.highlevel.fixture import HighLevelFixture
 

@@ -202,7 +202,7 @@ def test_killed_right_after_a_refresh_the_next_run_still_works(tmp_path):
         sim.inject(held)
         env = agency_env(sim, fixture, store)
         process = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.cli", "run", "--source", "highlevel"],
+            [sys.executable, "-m", "pipelines", "run", "--source", "highlevel"],
             cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             env={**clean_env(), "PYTHONPATH": str(REPO), **env,
                  "DESTINATION__DUCKDB__CREDENTIALS": str(tmp_path / DB)})

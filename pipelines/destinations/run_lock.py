@@ -9,8 +9,9 @@ hold from their first read of the state to their last write (views included).
 
 Every kind is released by the operating system or the server when its process dies (SIGKILL
 included): a lock is never left behind. A lock can still be lost while held (the Postgres
-session ended by the server, the lock file deleted): `check` finds that, and `pipelines.fence`
-makes every commit of the run check it, so a run that lost its lock writes nothing more.
+session ended by the server, the lock file deleted): `check` finds that, and
+`pipelines.destinations.fence` makes every commit of the run check it, so a run that lost its
+lock writes nothing more.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ from typing import IO, Any
 
 from dlt.common.destination import Destination
 
-from pipelines.errors import redact
-from pipelines.local_state import resolved
+from pipelines.common.errors import redact
+from pipelines.common.local_state import resolved
 from sources.common.errors import ConfigurationError, DestinationError, UploadStatusError
 
 # pg_try_advisory_lock(int4, int4): this class id ("US") and the dataset's CRC-32 (31 bits);

@@ -18,9 +18,9 @@ from dlt.extract.resource import DltResource
 from dlt.extract.source import DltSource
 from sqlglot import exp
 
-from pipelines.dlt_private import table_variants
-from pipelines.usage import UsageError
-from pipelines.views import view_statements
+from pipelines.analytics.views import view_statements
+from pipelines.common.usage import UsageError
+from pipelines.destinations.dlt_private import table_variants
 
 TABLE_FORMAT_KEY = "destination.filesystem.table_format"
 

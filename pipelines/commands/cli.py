@@ -16,10 +16,10 @@ from rich.table import Table
 
 # only what `--help` needs at module level: dlt, DuckDB, sqlglot and pyarrow load in the
 # commands that use them (bench/RESULTS.md: start-up)
-from pipelines import redacted_output
-from pipelines.environment import telemetry_off_unless_chosen, unset_empty_settings
-from pipelines.render import console, err_console
-from pipelines.usage import UsageError
+from pipelines.commands import redacted_output
+from pipelines.commands.render import console, err_console
+from pipelines.common.usage import UsageError
+from pipelines.run.environment import telemetry_off_unless_chosen, unset_empty_settings
 from sources import provider_names
 from sources.common.errors import UploadStatusError
 
@@ -55,12 +55,12 @@ def _everything_redacted(
     _settled["debug"] = debug
     redacted_output.install()
     if not debug:
-        from pipelines.dlt_logs import quiet_load_jobs
+        from pipelines.run.dlt_logs import quiet_load_jobs
 
         quiet_load_jobs()
     if empty := unset_empty_settings():
         err_console.print(f"[yellow]note[/] empty, taken as not set: {', '.join(empty)}")
-    from pipelines.project import find_project
+    from pipelines.destinations.project import find_project
 
     if (note := find_project()) is not None:
         err_console.print(f"[yellow]note[/] {escape(note)}")
@@ -77,9 +77,9 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         if _settled["debug"]:
             raise
-        from pipelines.config_errors import explain
-        from pipelines.errors import redact
-        from pipelines.exit_codes import EXIT_FAILED, EXIT_USAGE
+        from pipelines.common.errors import redact
+        from pipelines.run.config_errors import explain
+        from pipelines.run.exit_codes import EXIT_FAILED, EXIT_USAGE
 
         if (line := explain(exc)) is not None:
             err_console.print(f"[bold red]error[/] {escape(line)}")
@@ -129,10 +129,10 @@ def run(
 ) -> None:
     """Extract job statuses and load them."""
     _registry()
-    from pipelines.interrupt import Interrupted, stopping_on_signals
-    from pipelines.progress import run_progress
-    from pipelines.render import print_report
-    from pipelines.runner import run_providers
+    from pipelines.commands.progress import run_progress
+    from pipelines.commands.render import print_report
+    from pipelines.run.interrupt import Interrupted, stopping_on_signals
+    from pipelines.run.runner import run_providers
 
     try:
         with stopping_on_signals(), run_progress(err_console):
@@ -140,7 +140,7 @@ def run(
                                    on_wait=_waiting)
     except Interrupted as exc:  # before the run lock was taken: nothing was done
         err_console.print(f"[bold red]interrupted[/] by {exc.name}: nothing was loaded")
-        from pipelines.exit_codes import exit_code_of
+        from pipelines.run.exit_codes import exit_code_of
 
         _exit_now(exit_code_of(exc))
     except UploadStatusError as exc:
@@ -181,7 +181,7 @@ def track(
     """Register jobs to follow; the next `run` polls them until they finish. Nothing is
     registered when any id is invalid."""
     _registry()
-    from pipelines.track import track_jobs
+    from pipelines.commands.track import track_jobs
 
     given = _ids_given(ids, from_file, column)
     result = _guarded(lambda: track_jobs(provider, given, destination, dataset, wait=wait,
@@ -205,7 +205,7 @@ def untrack(
     has when in untracked_at); `track` follows them again. Nothing changes when any id is
     invalid."""
     _registry()
-    from pipelines.track import untrack_jobs
+    from pipelines.commands.track import untrack_jobs
 
     given = _ids_given(ids, from_file, column)
     outcomes = _guarded(lambda: untrack_jobs(provider, given, destination, dataset,
@@ -218,7 +218,7 @@ def untrack(
 
 
 def _ids_given(ids: list[str] | None, from_file: Path | None, column: str | None) -> list[str]:
-    from pipelines.track import read_id_file
+    from pipelines.commands.track import read_id_file
 
     return _guarded(lambda: list(ids or []) + (read_id_file(from_file, column)
                                                if from_file else []))
@@ -238,7 +238,7 @@ def _guarded(action: Callable[[], T]) -> T:
 
 def _stop(exc: UploadStatusError) -> NoReturn:
     """End the command for `exc`: its line (no traceback), its exit code (`exit_codes`)."""
-    from pipelines.exit_codes import exit_code_of
+    from pipelines.run.exit_codes import exit_code_of
 
     err_console.print(f"[bold red]error[/] {escape(str(exc))}")
     raise typer.Exit(exit_code_of(exc)) from None
@@ -258,7 +258,7 @@ def highlevel_prune(
     wait: WaitOption = 0,
 ) -> None:
     """Delete HighLevel CSV import records matching every filter (lists them without --yes)."""
-    from pipelines.prune import prune
+    from pipelines.commands.prune import prune
 
     result = _guarded(lambda: prune(location, status or [], older_than, yes, destination,
                                     dataset, wait=wait, on_wait=_waiting))
@@ -277,7 +277,7 @@ def highlevel_prune(
     done = len(result.outcomes) - len(result.failed)
     console.print(f"{done} deleted or already gone, {len(result.failed)} failed; the deletions "
                   "are recorded as cancelled in the history")
-    from pipelines.exit_codes import EXIT_FAILED, EXIT_OK
+    from pipelines.run.exit_codes import EXIT_FAILED, EXIT_OK
 
     raise typer.Exit(EXIT_FAILED if result.failed else EXIT_OK)
 
@@ -306,9 +306,9 @@ def report(
     dataset: DatasetOption = None,
 ) -> None:
     """Success rate per provider and day, statuses, top failure reasons and stuck jobs."""
-    from pipelines.chart import chart_format, write_chart
-    from pipelines.render import print_report_tables
-    from pipelines.report import load_report
+    from pipelines.analytics.chart import chart_format, write_chart
+    from pipelines.analytics.report import load_report
+    from pipelines.commands.render import print_report_tables
 
     if chart is not None:
         _guarded(lambda: chart_format(chart))  # before the report is read
@@ -320,7 +320,7 @@ def report(
     elif format is Format.csv:
         print(rep.to_csv(), end="")
     elif format is Format.markdown:
-        from pipelines.markdown import report_markdown
+        from pipelines.commands.markdown import report_markdown
 
         print(report_markdown(rep), end="")
     else:
@@ -337,7 +337,7 @@ def demo(
 ) -> None:
     """Run the bundled API simulator and the pipeline on it: no credentials, no network."""
     _registry()
-    from pipelines.demo import run_demo
+    from pipelines.commands.demo import run_demo
 
     raise typer.Exit(run_demo(fresh=not keep))
 
@@ -351,7 +351,7 @@ def dlt_pipeline(
 ) -> None:
     """dlt's `dlt pipeline` command on this project's pipeline: `upload-status dlt info`,
     `trace`, `schema`, `failed-jobs`, `load-package` ... (the same arguments)."""
-    from pipelines.dlt_cli import run_dlt_pipeline
+    from pipelines.commands.dlt_cli import run_dlt_pipeline
 
     raise typer.Exit(_guarded(lambda: run_dlt_pipeline(ctx.args, destination, dataset)))
 

@@ -13,13 +13,13 @@ from typing import Any
 import dlt
 import pendulum
 
-from pipelines.chart import write_chart
-from pipelines.destination import DEFAULT_DATASET, duckdb_destination
-from pipelines.environment import temporary_env
-from pipelines.render import console, print_report, print_report_tables
-from pipelines.report import build_report
-from pipelines.runner import RunReport, run_providers
-from pipelines.track import track_jobs
+from pipelines.analytics.chart import write_chart
+from pipelines.analytics.report import build_report
+from pipelines.commands.render import console, print_report, print_report_tables
+from pipelines.commands.track import track_jobs
+from pipelines.destinations.destination import DEFAULT_DATASET, duckdb_destination
+from pipelines.run.environment import temporary_env
+from pipelines.run.runner import RunReport, run_providers
 from simulator import Simulator
 from sources import providers
 from sources.common.status import TERMINAL
@@ -71,7 +71,7 @@ def _next_generation(fresh: bool) -> int:
 def _untrack_previous(pipeline: dlt.Pipeline, scenarios: dict[str, Any]) -> None:
     """`--keep`: the jobs an earlier demo left unfinished lived in its simulator, which is
     gone; they are untracked (their history stays) instead of turning `not_found`."""
-    from pipelines.track import untrack_jobs
+    from pipelines.commands.track import untrack_jobs
     from sources.common.polled_provider import PolledProvider
 
     packages = providers()

@@ -19,7 +19,7 @@ import dlt
 import duckdb
 from dlt.destinations.impl.duckdb.configuration import DuckDbConnectionPool
 
-from pipelines.dlt_private import wrap_method
+from pipelines.destinations.dlt_private import wrap_method
 
 READER_WAIT_SECONDS = 60.0
 WAIT_KEY = "destination.duckdb.reader_wait_seconds"
@@ -36,7 +36,7 @@ def reader_wait() -> float:
 
 def check_reader_wait() -> None:
     """UsageError naming the key when its value is no number of seconds >= 0."""
-    from pipelines.usage import UsageError
+    from pipelines.common.usage import UsageError
 
     value = dlt.config.get(WAIT_KEY)
     try:

@@ -18,8 +18,8 @@ import dlt
 from dlt.common.destination.exceptions import DestinationTerminalException
 from dlt.destinations.sql_client import SqlClientBase
 
-from pipelines.dlt_private import wrap_method
-from pipelines.run_lock import LockLost
+from pipelines.destinations.dlt_private import wrap_method
+from pipelines.destinations.run_lock import LockLost
 from sources.common.unfenced import is_unfenced
 
 

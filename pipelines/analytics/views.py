@@ -19,8 +19,8 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.optimizer.scope import traverse_scope
 
-from pipelines.dialects import render, sql_dialect
-from pipelines.view_functions import unchecked_functions
+from pipelines.analytics.view_functions import unchecked_functions
+from pipelines.destinations.dialects import render, sql_dialect
 from sources import providers as registered
 from sources.common.analytics import View, literal
 from sources.common.errors import DestinationError
@@ -219,7 +219,7 @@ def view_statements(pipeline: dlt.Pipeline, client: Any, dialect: str,
         if unchecked := unchecked_functions(tree):
             raise ViewsUnchecked(
                 f"view {view.name} uses {', '.join(unchecked)}, whose rendering for {dialect} "
-                "no test checks (pipelines/view_functions.py: add a sample and run "
+                "no test checks (pipelines/analytics/view_functions.py: add a sample and run "
                 "tests/test_view_functions.py on every destination); no view was changed")
     referenced = {t.name for tree in trees for t in tree.find_all(exp.Table) if t.db == dataset}
     present = {name: set(columns) for name, columns in client.get_storage_tables(
@@ -252,7 +252,9 @@ def views_digest(pipeline: dlt.Pipeline, providers: Sequence[Provider] | None = 
     """What the views are made of: every schema's version (a table or column added changes
     it) and the views' SQL. Equal digests make equal views over the same destination."""
     providers = _or_registered(providers)
-    from pipelines.dlt_tooling import SCHEMA_NAME  # the schema made from the views: not theirs
+    from pipelines.destinations.dlt_tooling import (
+        SCHEMA_NAME,  # the schema made from the views: not theirs
+    )
 
     parts = [pipeline.dataset_name, *(f"{name}:{pipeline.schemas[name].version_hash}"
                                       for name in sorted(pipeline.schema_names)

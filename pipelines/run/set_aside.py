@@ -25,9 +25,9 @@ from dlt.destinations.exceptions import DestinationConnectionError
 from dlt.load.exceptions import LoadClientJobRetry
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from pipelines.dlt_private import normalized_packages
-from pipelines.errors import exception_chain, redact
-from pipelines.orphans import drop_rows_of
+from pipelines.common.errors import exception_chain, redact
+from pipelines.destinations.dlt_private import normalized_packages
+from pipelines.run.orphans import drop_rows_of
 
 REASON_FILE = "SET_ASIDE.json"
 

@@ -11,8 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipelines.destination import PIPELINE_NAME, duckdb_file, make_pipeline
-from pipelines.usage import UsageError
+from pipelines.common.usage import UsageError
+from pipelines.destinations.destination import PIPELINE_NAME, duckdb_file, make_pipeline
 
 
 def dlt_command(args: Sequence[str]) -> list[str]:

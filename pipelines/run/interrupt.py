@@ -19,7 +19,7 @@ from types import FrameType
 
 from dlt.common.exceptions import SignalReceivedException
 
-from pipelines.errors import exception_chain
+from pipelines.common.errors import exception_chain
 from sources.common import errors
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pipelines.render import LEFT_ALIGNED, report_sections
-from pipelines.report import Report
+from pipelines.analytics.report import Report
+from pipelines.commands.render import LEFT_ALIGNED, report_sections
 
 
 def report_markdown(rep: Report) -> str:

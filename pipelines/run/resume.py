@@ -27,11 +27,11 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.destinations.job_client_impl import SqlJobClientBase
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from pipelines.dlt_private import job_client, normalized_packages
-from pipelines.interrupt import Interrupted, signal_in
-from pipelines.orphans import newest_finished_load
-from pipelines.run_report import RunReport
-from pipelines.set_aside import SetAside, keep_and_abort, root_message, set_aside
+from pipelines.destinations.dlt_private import job_client, normalized_packages
+from pipelines.run.interrupt import Interrupted, signal_in
+from pipelines.run.orphans import newest_finished_load
+from pipelines.run.run_report import RunReport
+from pipelines.run.set_aside import SetAside, keep_and_abort, root_message, set_aside
 
 _HEAD_BYTES = 16 * 1024 * 1024  # enough for any first row; beyond it the job simply runs again
 

@@ -7,7 +7,7 @@ from collections import defaultdict
 from datetime import date, timedelta
 from pathlib import Path
 
-from pipelines.report import FINISHED_OK, Report
+from pipelines.analytics.report import FINISHED_OK, Report
 
 
 def rolling_rates(report: Report, window_days: int = 7) -> dict[str, list[tuple[date, float]]]:
@@ -35,7 +35,7 @@ CHART_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf", ".jpg": "jpeg", ".
 
 def chart_format(path: Path) -> str:
     """The image format a chart file's suffix names; UsageError for one not written."""
-    from pipelines.usage import UsageError
+    from pipelines.common.usage import UsageError
 
     suffix = path.suffix.lower()
     if suffix not in CHART_FORMATS:

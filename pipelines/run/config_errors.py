@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipelines.errors import exception_chain, redact
+from pipelines.common.errors import exception_chain, redact
 
 # the RunConfiguration fields dlt resolves under `runtime` (RUNTIME__REQUEST_TIMEOUT, ...)
 _RUNTIME_FIELDS = ("request_timeout", "request_max_attempts", "request_backoff_factor",
@@ -93,7 +93,7 @@ def check_runtime_settings() -> None:
     from dlt.common.configuration.exceptions import ConfigValueCannotBeCoercedException
     from dlt.common.configuration.specs import RuntimeConfiguration
 
-    from pipelines.usage import UsageError
+    from pipelines.common.usage import UsageError
 
     try:
         runtime = resolve_configuration(RuntimeConfiguration())

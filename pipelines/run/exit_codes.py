@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from pipelines.run_lock import LockHeld
+from pipelines.destinations.run_lock import LockHeld
 from sources.common.errors import ConfigurationError, Interrupted
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2

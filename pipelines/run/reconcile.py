@@ -19,7 +19,7 @@ from dlt.common.destination.exceptions import DestinationUndefinedEntity
 from dlt.destinations.job_client_impl import SqlJobClientBase
 from dlt.pipeline.state_sync import decompress_state, migrate_state_to_current
 
-from pipelines.dlt_private import restoring_state
+from pipelines.destinations.dlt_private import restoring_state
 
 
 def newest_stored_state(pipeline: dlt.Pipeline) -> dict[str, Any] | None:

@@ -11,11 +11,11 @@ from typing import Any
 
 import dlt
 
-from pipelines.destination import loader_file_format, make_pipeline, writing
-from pipelines.lakehouse import for_destination
-from pipelines.reconcile import reconcile_state
-from pipelines.runner import views_after_write
-from pipelines.usage import UsageError
+from pipelines.common.usage import UsageError
+from pipelines.destinations.destination import loader_file_format, make_pipeline, writing
+from pipelines.destinations.lakehouse import for_destination
+from pipelines.run.reconcile import reconcile_state
+from pipelines.run.runner import views_after_write
 from sources import providers
 from sources.common.counts import Count
 from sources.common.job_refs import JobRef

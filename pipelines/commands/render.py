@@ -10,8 +10,8 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:  # the report's SQL and Arrow stack loads only where one is read
-    from pipelines.report import Report
-    from pipelines.run_report import RunReport
+    from pipelines.analytics.report import Report
+    from pipelines.run.run_report import RunReport
     from sources.common.stats import ProviderStats
 
 # piped output (CI logs, cron mail) gets 120 columns instead of rich's 80
@@ -67,7 +67,7 @@ def print_report(report: RunReport, title: str = "Run summary") -> None:
             else:
                 err_console.print(f"[bold red]error[/] {escape(str(error))}")
     if report.providers and all(p.outcome == "skipped" for p in report.providers):
-        from pipelines.project import where_config_is_read
+        from pipelines.destinations.project import where_config_is_read
 
         err_console.print("[bold red]error[/] no provider is configured: set a credential in "
                           f"{escape(where_config_is_read())} or in the environment")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pipelines.exit_codes import outcome_exit_code
-from pipelines.set_aside import SetAside
+from pipelines.run.exit_codes import outcome_exit_code
+from pipelines.run.set_aside import SetAside
 from sources.common.stats import ProviderStats
 
 

@@ -14,24 +14,24 @@ from dlt.common.configuration.exceptions import (
 from dlt.pipeline.exceptions import PipelineStepFailed
 from dlt.pipeline.trace import PipelineTrace
 
-from pipelines.clock import cap_future_observations
-from pipelines.config_errors import check_runtime_settings
-from pipelines.destination import loader_file_format, make_pipeline, writing
-from pipelines.dlt_tooling import publish_schema, save_run_trace
-from pipelines.environment import run_settings
-from pipelines.errors import config_message, describe_failure, exception_chain
-from pipelines.fence import lost_reason, still_held
-from pipelines.gc_tuning import fewer_collections
-from pipelines.interrupt import Interrupted, signal_in
-from pipelines.lakehouse import for_destination, is_lakehouse
-from pipelines.orphans import drop_unfinished_rows
-from pipelines.reconcile import forget_stored_schema, missing_tables, reconcile_state
-from pipelines.resume import finish_interrupted
-from pipelines.run_lock import LockLost
-from pipelines.run_report import RunReport
-from pipelines.set_aside import is_permanent, set_aside
-from pipelines.usage import UsageError
-from pipelines.views import VIEWS_DIGEST_FILE, create_views, view_names, views_digest
+from pipelines.analytics.views import VIEWS_DIGEST_FILE, create_views, view_names, views_digest
+from pipelines.common.errors import config_message, describe_failure, exception_chain
+from pipelines.common.usage import UsageError
+from pipelines.destinations.destination import loader_file_format, make_pipeline, writing
+from pipelines.destinations.dlt_tooling import publish_schema, save_run_trace
+from pipelines.destinations.fence import lost_reason, still_held
+from pipelines.destinations.lakehouse import for_destination, is_lakehouse
+from pipelines.destinations.run_lock import LockLost
+from pipelines.run.clock import cap_future_observations
+from pipelines.run.config_errors import check_runtime_settings
+from pipelines.run.environment import run_settings
+from pipelines.run.gc_tuning import fewer_collections
+from pipelines.run.interrupt import Interrupted, signal_in
+from pipelines.run.orphans import drop_unfinished_rows
+from pipelines.run.reconcile import forget_stored_schema, missing_tables, reconcile_state
+from pipelines.run.resume import finish_interrupted
+from pipelines.run.run_report import RunReport
+from pipelines.run.set_aside import is_permanent, set_aside
 from sources import ProviderPackage, providers
 from sources.common.config_checks import ConfigProblem, NotConfigured
 from sources.common.errors import DestinationError

@@ -15,15 +15,15 @@ import duckdb
 from dlt.common.destination import Destination
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
-from pipelines import duckdb_compat  # noqa: F401  (dlt's Arrow reads on DuckDB 2.0)
-from pipelines.duckdb_sharing import check_reader_wait, waiting_for_readers
-from pipelines.fence import fenced
-from pipelines.lakehouse import refuse_appending
-from pipelines.local_state import created_alone, pipelines_dir_for, prune_loaded_packages
-from pipelines.memory import StepBoundaries
-from pipelines.project import project_dir
-from pipelines.run_lock import LockHeld, LockLost, LockPathUnusable, holding, lock_for
-from pipelines.usage import UsageError
+from pipelines.common.local_state import created_alone, pipelines_dir_for, prune_loaded_packages
+from pipelines.common.memory import StepBoundaries
+from pipelines.common.usage import UsageError
+from pipelines.destinations import duckdb_compat  # noqa: F401  (dlt's Arrow reads on DuckDB 2.0)
+from pipelines.destinations.duckdb_sharing import check_reader_wait, waiting_for_readers
+from pipelines.destinations.fence import fenced
+from pipelines.destinations.lakehouse import refuse_appending
+from pipelines.destinations.project import project_dir
+from pipelines.destinations.run_lock import LockHeld, LockLost, LockPathUnusable, holding, lock_for
 
 PIPELINE_NAME = "upload_status"
 DEFAULT_DATASET = "upload_status"

@@ -10,12 +10,12 @@ from typing import Any
 from dlt.common.configuration.exceptions import ConfigurationException
 from requests import HTTPError, RequestException
 
-from pipelines.destination import loader_file_format, make_pipeline, writing
-from pipelines.errors import config_message, describe_failure
-from pipelines.lakehouse import for_destination
-from pipelines.reconcile import reconcile_state
-from pipelines.runner import views_after_write
-from pipelines.usage import UsageError
+from pipelines.common.errors import config_message, describe_failure
+from pipelines.common.usage import UsageError
+from pipelines.destinations.destination import loader_file_format, make_pipeline, writing
+from pipelines.destinations.lakehouse import for_destination
+from pipelines.run.reconcile import reconcile_state
+from pipelines.run.runner import views_after_write
 from sources.common.config_checks import ConfigProblem, NotConfigured
 from sources.common.job_refs import InvalidJobRef, check_id
 from sources.common.stats import collecting

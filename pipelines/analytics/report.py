@@ -19,7 +19,8 @@ import duckdb
 import sqlglot
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
-from pipelines.destination import (
+from pipelines.common.usage import UsageError
+from pipelines.destinations.destination import (
     check_duckdb_file,
     dataset_name,
     duckdb_file,
@@ -27,9 +28,8 @@ from pipelines.destination import (
     lock_holder,
     make_pipeline,
 )
-from pipelines.dialects import render, sql_dialect
-from pipelines.lakehouse import is_lakehouse, lake_connection, refuse_appending
-from pipelines.usage import UsageError
+from pipelines.destinations.dialects import render, sql_dialect
+from pipelines.destinations.lakehouse import is_lakehouse, lake_connection, refuse_appending
 
 FINISHED_OK = ("succeeded", "partial", "failed")
 

@@ -1,0 +1,1 @@
+"""What the data shows: the views, their checked functions, the report, its chart and Markdown."""

@@ -1,0 +1,1 @@
+"""The command line: each command, its output and progress."""

@@ -1,0 +1,1 @@
+"""What every layer shares: usage errors, failure messages (redacted), the local folder."""
