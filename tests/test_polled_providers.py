@@ -3,9 +3,11 @@ DuckDB file: what is polled, what is recorded, and what survives a wiped pipelin
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
+from conftest import REPO
 from polled_helpers import FINISHED, history_rows, polled_refs, statuses
 
 from pipelines.commands.track import track_jobs
@@ -180,3 +182,33 @@ def test_full_refresh_polls_finished_jobs_again_without_new_history(polled_sim, 
     assert sorted(polled_refs(polled_sim)) == sorted([finished, running])
     assert plain.providers[0].counts["changed"] == refreshed.providers[0].counts["changed"] == 0
     assert history_rows(query) == {finished: 1, running: 1}
+
+
+def test_a_code_declared_retry_makes_the_job_wait_without_an_error(polled_sim, pipeline, query,
+                                                                   tmp_path, monkeypatch):
+    """`status.codes = { 409 = "retry" }`: a job answering 409 waits for the next run (no
+    reject, no error); `fail` and `reject` codes make a reject row."""
+    import re
+
+    from simulator import Fault
+    from sources.common.declaration import load_declaration
+
+    text = (REPO / "sources" / "lobstr" / "provider.toml").read_text()
+    folder = tmp_path / "lobstr"
+    folder.mkdir()
+    (folder / "provider.toml").write_text(text.replace(
+        'codes = { 202 = "body" }', 'codes = { 202 = "body", 409 = "retry", 418 = "reject" }'))
+    declared = load_declaration(folder / "provider.toml")
+    lobstr = polled_sim.fixtures["lobstr"]
+    busy, teapot, fine = (lobstr.job(["SUCCESS"]) for _ in range(3))
+    monkeypatch.setenv("SOURCES__LOBSTR__UPLOAD_TASK_IDS", json.dumps([busy, teapot, fine]))
+    polled_sim.inject(Fault(409, re.escape(f"/v1/tasks/upload/{busy}"), times=1))
+    polled_sim.inject(Fault(418, re.escape(f"/v1/tasks/upload/{teapot}"), times=1))
+
+    pipeline.run(declared.source())
+
+    assert {r for (r,) in query("select job_ref from {ds}.lobstr_upload_tasks")} == {fine}
+    assert query("select job_ref from {ds}.lobstr_rejects") == [(teapot,)]
+    pipeline.run(declared.source())
+    assert {r for (r,) in query("select job_ref from {ds}.lobstr_upload_tasks")} == {
+        busy, teapot, fine}
