@@ -11,30 +11,20 @@ from dlt.common.typing import TSecretStrValue, TSecretValue
 from dlt.extract.resource import DltResource
 from requests import PreparedRequest, Response, Session
 
-from sources.common.arrow_items import (
-    history_arrow,
-    known_columns,
-    to_arrow,
-)
-from sources.common.bad_input import (
-    TolerantClient,
-    as_rejects,
-    count_misfits,
-    is_reject,
-    routed,
-)
+from sources.common.arrow_items import known_columns, to_arrow
+from sources.common.bad_input import TolerantClient, count_misfits, is_reject
 from sources.common.columns import ColumnBudget
 from sources.common.config_checks import bounds_for, checked_concurrency, checked_origin
-from sources.common.failing_units import failing_rows
 from sources.common.listed.children import ChildrenOfItems
 from sources.common.listed.gone import full_pass_due
-from sources.common.listed.listing import BATCH, FailingRows, Gone, Listing, Repeats
+from sources.common.listed.listing import FailingRows, Gone, Listing, Repeats
+from sources.common.listed.resources import children_table, item_table
 from sources.common.poller import DEFAULT_CONCURRENCY
 from sources.common.scopes import scope_of
 from sources.common.session import counting_session
 from sources.common.stats import ProviderStats, current_stats
 from sources.common.throttle import RateLimit
-from sources.common.tracking import HISTORY_COLUMNS, Observed, StatusTracker
+from sources.common.tracking import StatusTracker
 from sources.highlevel.accounts import ACCOUNT_COLUMNS, ACCOUNTS_TABLE, account_table
 from sources.highlevel.counts import HighLevelCount
 from sources.highlevel.credentials import (
@@ -48,7 +38,6 @@ from sources.highlevel.listing import SPEC
 from sources.highlevel.oauth import AgencyOAuthCredentials, agency_settings, agency_tokens
 from sources.highlevel.post_rows import (
     POSTS_COLUMNS,
-    POSTS_TABLE,
     declare_list_tables,
     post_items,
 )
@@ -56,7 +45,6 @@ from sources.highlevel.settings import (
     API_VERSION,
     CSV_COLUMNS,
     DELETION_COLUMNS,
-    POST_COLUMNS,
     PROVIDER,
     RATE_LIMIT,
 )
@@ -160,7 +148,9 @@ def highlevel_source(
         track_changes=fetch_posts, concurrency=concurrency, credentials=credentials,
         gone=gone_imports)
     imports = _imports_resource(listing, locations, full_pass_hours)
-    loaded = (imports, _uploads(imports, stats), _accounts(imports))
+    loaded = (imports, item_table(imports, listing, CSV_COLUMNS, rows=_arrow_rows(stats),
+                                  gone=("highlevel_csv_deletions", "csv_id", DELETION_COLUMNS)),
+              _accounts(imports))
     if not fetch_posts:
         return loaded
     posts = ChildrenOfItems(client, SPEC, stats, posts_page_size, concurrency,
@@ -209,50 +199,31 @@ def _imports_resource(listing: Listing, locations: list[str] | None,
     return imports
 
 
-def _uploads(imports: DltResource, stats: ProviderStats) -> DltResource:
-    @dlt.transformer(data_from=imports, name="highlevel_csv_uploads", primary_key="_id",
-                     write_disposition="merge", columns=CSV_COLUMNS)
-    def uploads(batch: list[dict[str, Any]]) -> Iterator[Any]:
-        """One row per import (merged on `_id`); its `accountIds` go to the accounts table;
-        the history rows of the status changes the listing observed go to the history table.
+def _arrow_rows(stats: ProviderStats) -> Any:
+    """The rows hook of the imports table (`item_table`): a batch is written as Arrow
+    (parquet, no row-by-row normalizing) when every value fits its column; otherwise the
+    records with a field of the wrong type (counted as bad input) go as dicts, for dlt to keep
+    such values in variant columns. `accountIds` go to the accounts table."""
 
-        A batch is written as Arrow (parquet, no row-by-row normalizing) when every value fits
-        its column; otherwise the records with a field of the wrong type (counted as bad input)
-        go as dicts, for dlt to keep such values in variant columns."""
-        if isinstance(batch, Observed) and batch.history:
-            yield routed("highlevel_status_history", "change_key", HISTORY_COLUMNS,
-                         history_arrow(batch.history), CSV_COLUMNS)
-        if isinstance(batch, Gone):
-            yield routed("highlevel_csv_deletions", "csv_id", DELETION_COLUMNS, batch,
-                         CSV_COLUMNS)
-            return
-        if isinstance(batch, FailingRows):
-            yield failing_rows(PROVIDER.name, batch, CSV_COLUMNS)
-            return
-        if is_reject(batch[0]):
-            yield as_rejects(PROVIDER.name, batch, CSV_COLUMNS)
-            return
-        batch = _written(batch)
-        if not batch:
-            return
+    def rows(batch: list[dict[str, Any]]) -> Iterator[Any]:
         schema = dlt.current.source_schema()
         known = known_columns(schema, "highlevel_csv_uploads", CSV_COLUMNS)
         table = to_arrow(batch, known, schema.naming, unnested=("accountIds",))
         if table is not None:
             yield table
             return
-        rows = [{k: v for k, v in record.items() if k != "accountIds" or not isinstance(v, list)}
-                for record in batch]
+        records = [{k: v for k, v in record.items()
+                    if k != "accountIds" or not isinstance(v, list)} for record in batch]
         fit, misfit = [], []
-        for row in rows:
-            (misfit if count_misfits(stats, row, CSV_COLUMNS) else fit).append(row)
+        for record in records:
+            (misfit if count_misfits(stats, record, CSV_COLUMNS) else fit).append(record)
         table = to_arrow(fit, known, schema.naming) if fit else None
         if table is not None:
             yield table
         if misfit or table is None:
             yield misfit + (fit if table is None else [])
 
-    return uploads
+    return rows
 
 
 def _accounts(imports: DltResource) -> DltResource:
@@ -274,40 +245,15 @@ def _accounts(imports: DltResource) -> DltResource:
 
 def _posts(imports: DltResource, listing: Listing, posts: ChildrenOfItems,
            full_refresh: bool) -> DltResource:
-    @dlt.transformer(
-        data_from=imports, name=POSTS_TABLE,
-        # every fetch replaces all posts of that import
-        write_disposition={"disposition": "merge", "strategy": "delete-insert"},
-        primary_key=("csv_id", "post_index"), merge_key="csv_id", columns=POSTS_COLUMNS)
-    def highlevel_csv_posts(batch: list[dict[str, Any]]) -> Iterator[Any]:
-        """Posts (with their error messages) of imports that are new or changed, and of those
-        whose posts could not be read before, in batches of about `BATCH` posts; each import
-        once a run (the listing may name it twice)."""
-        unread: dict[str, str] = dlt.current.resource_state().setdefault("posts_unread", {})
-        wanted = [(csv["_id"], listing.scope_of_item(csv))
-                  for csv in _imports(batch)
-                  if (full_refresh or csv["_id"] in listing.changed or csv["_id"] in unread)
-                  and csv["_id"] not in fetched]
-        fetched.update(csv_id for csv_id, _ in wanted)
-        schema = dlt.current.source_schema()
-        read: list[dict[str, Any]] = []
-        for rows in posts.fetch(wanted, unread):
-            if listing.has_rejects:
-                yield as_rejects(PROVIDER.name, listing.take_rejects(), POST_COLUMNS)
-            read.extend(rows)
-            if len(read) >= BATCH:
-                yield from post_items(read, schema)
-                read = []
-        if read:
-            yield from post_items(read, schema)
-        if listing.has_rejects:
-            yield as_rejects(PROVIDER.name, listing.take_rejects(), POST_COLUMNS)
-        if listing.credentials.agency is not None:
-            listing.credentials.agency.flush()
-
-    fetched: set[str] = set()
-    declare_list_tables(highlevel_csv_posts)
-    return highlevel_csv_posts
+    """Posts (with their error messages) of imports that are new or changed, and of those
+    whose posts could not be read before; written as Arrow with their lists' tables."""
+    agency = listing.credentials.agency
+    resource = children_table(
+        imports, listing, posts, full_refresh, POSTS_COLUMNS,
+        rows=lambda read: post_items(read, dlt.current.source_schema()),
+        after=None if agency is None else agency.flush, unread_key="posts_unread")
+    declare_list_tables(resource)
+    return resource
 
 
 SOURCE = highlevel_source

@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import dlt
@@ -61,10 +61,24 @@ def _items_of(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
         else batch
 
 
-def item_table(items: DltResource, listing: Listing, columns: TTableSchemaColumns
-               ) -> DltResource:
+# a batch of written items -> what the items resource yields for them (dicts by default; a
+# provider may write Arrow, route lists to tables of their own)
+Rows = Callable[[list[dict[str, Any]]], Iterator[Any]]
+
+
+def _as_dicts(batch: list[dict[str, Any]]) -> Iterator[Any]:
+    yield batch
+
+
+def item_table(items: DltResource, listing: Listing, columns: TTableSchemaColumns,
+               rows: Rows = _as_dicts,
+               gone: tuple[str, str, TTableSchemaColumns] | None = None) -> DltResource:
+    """The items table; `gone`: the table, key and columns of the items gone from the
+    listing (default: the spec's gone table, keyed by `item_id`)."""
     spec = listing.spec
     name, key = spec.provider.name, normalized(spec.id_column)
+    if gone is None and spec.gone_table is not None:
+        gone = (spec.gone_table, "item_id", GONE_COLUMNS)
 
     @dlt.transformer(data_from=items, name=spec.table, primary_key=key,
                      write_disposition="merge", columns=columns)
@@ -75,8 +89,8 @@ def item_table(items: DltResource, listing: Listing, columns: TTableSchemaColumn
             yield routed(history_table(spec.provider), "change_key", HISTORY_COLUMNS,
                          history_arrow(batch.history), columns)
         if isinstance(batch, Gone):
-            if spec.gone_table is not None:
-                yield routed(spec.gone_table, "item_id", GONE_COLUMNS, list(batch), columns)
+            if gone is not None:
+                yield routed(gone[0], gone[1], gone[2], list(batch), columns)
             return
         if isinstance(batch, FailingRows):
             yield failing_rows(name, batch, columns)
@@ -85,13 +99,18 @@ def item_table(items: DltResource, listing: Listing, columns: TTableSchemaColumn
             yield as_rejects(name, batch, columns)
             return
         if not isinstance(batch, Repeats) and batch:
-            yield list(batch)
+            yield from rows(list(batch))
 
     return item_rows
 
 
 def children_table(items: DltResource, listing: Listing, children: ChildrenOfItems,
-                   full_refresh: bool, columns: TTableSchemaColumns) -> DltResource:
+                   full_refresh: bool, columns: TTableSchemaColumns, rows: Rows = _as_dicts,
+                   after: Callable[[], None] | None = None,
+                   unread_key: str = "children_unread") -> DltResource:
+    """The children table; `rows` turns a batch of children into items, `after` runs once a
+    batch of the listing is done (a token store's flush), `unread_key` names the resource
+    state of the items whose children are read again next run."""
     spec = listing.spec
     child = spec.children
     assert child is not None
@@ -105,24 +124,25 @@ def children_table(items: DltResource, listing: Listing, children: ChildrenOfIte
     def child_rows(batch: list[dict[str, Any]]) -> Iterator[Any]:
         """The children of items that are new or changed, and of those whose children could
         not be read before, in batches of about `BATCH`; each item once a run."""
-        unread: dict[str, str] = dlt.current.resource_state().setdefault("children_unread",
-                                                                           {})
+        unread: dict[str, str] = dlt.current.resource_state().setdefault(unread_key, {})
         key = spec.id_column
         wanted = [(item[key], listing.scope_of_item(item)) for item in _items_of(batch)
                   if (full_refresh or item[key] in listing.changed or item[key] in unread)
                   and item[key] not in fetched]
         fetched.update(item_id for item_id, _ in wanted)
         read: list[dict[str, Any]] = []
-        for rows in children.fetch(wanted, unread):
+        for children_read in children.fetch(wanted, unread):
             if listing.has_rejects:
                 yield as_rejects(spec.provider.name, listing.take_rejects(), columns)
-            read.extend(rows)
+            read.extend(children_read)
             if len(read) >= BATCH:
-                yield read
+                yield from rows(read)
                 read = []
         if read:
-            yield read
+            yield from rows(read)
         if listing.has_rejects:
             yield as_rejects(spec.provider.name, listing.take_rejects(), columns)
+        if after is not None:
+            after()
 
     return child_rows
