@@ -148,14 +148,19 @@ def highlevel_source(
         track_changes=fetch_posts, concurrency=concurrency, credentials=credentials,
         gone=gone_imports)
     imports = _imports_resource(listing, locations, full_pass_hours)
-    loaded = (imports, item_table(imports, listing, CSV_COLUMNS, rows=_arrow_rows(stats),
-                                  gone=("highlevel_csv_deletions", "csv_id", DELETION_COLUMNS)),
-              _accounts(imports))
+    loaded = (imports, _uploads(imports, listing), _accounts(imports))
     if not fetch_posts:
         return loaded
     posts = ChildrenOfItems(client, SPEC, stats, posts_page_size, concurrency,
                             listing.failures)
     return (*loaded, _posts(imports, listing, posts, full_refresh))
+
+
+def _uploads(imports: DltResource, listing: Listing) -> DltResource:
+    """One row per import (merged on `_id`), as Arrow where it fits; deletions inferred from
+    the listing go to `highlevel_csv_deletions`."""
+    return item_table(imports, listing, CSV_COLUMNS, rows=_arrow_rows(listing.stats),
+                      gone=("highlevel_csv_deletions", "csv_id", DELETION_COLUMNS))
 
 
 def _session(stats: ProviderStats, base_url: str, bounds: Any, limit: RateLimit | None
