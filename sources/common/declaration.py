@@ -3,25 +3,23 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import dlt
-
 from sources.common.analytics import failure_rows_sql
+from sources.common.declared_source import common_parameters, declared_source, option
 from sources.common.errors import ConfigurationError
 from sources.common.field_paths import FieldPath
 from sources.common.http_actions import CodeActions
 from sources.common.job_refs import RefFormat
 from sources.common.polled_provider import PolledProvider
 from sources.common.polled_resources import DEFAULT_CONCURRENCY, polled_resources
-from sources.common.provider import DECLARATION_FILE, Provider
+from sources.common.provider import Provider
 from sources.common.throttle import RateLimit
 
 if sys.version_info >= (3, 11):
@@ -159,22 +157,7 @@ def _source_function(provider: PolledProvider, description: str, ids_key: str,
             limit=RateLimit.of(config["rate_limit_requests"], config["rate_limit_period"]),
             concurrency=config["concurrency"], ids_key=provider.env_key(ids_key))
 
-    keyword = inspect.Parameter.KEYWORD_ONLY
-    params = [
-        inspect.Parameter(provider.secret_field, keyword, default=dlt.secrets.value,
-                          annotation=str),
-        inspect.Parameter(ids_key, keyword, default=None, annotation=Sequence[str] | None),
-        inspect.Parameter("base_url", keyword, default=provider.base_url, annotation=str),
-        inspect.Parameter("rate_limit_requests", keyword, annotation=int | None,
-                          default=rate_limit.requests if rate_limit else None),
-        inspect.Parameter("rate_limit_period", keyword, annotation=float,
-                          default=rate_limit.period if rate_limit else 1.0),
-        inspect.Parameter("concurrency", keyword, default=DEFAULT_CONCURRENCY, annotation=int),
-        inspect.Parameter("full_refresh", keyword, default=False, annotation=bool),
-    ]
-    source.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    source.__annotations__ = {p.name: p.annotation for p in params}
-    source.__name__ = source.__qualname__ = f"{provider.name}_source"
-    source.__module__ = __name__  # dlt names its config spec after a loaded module
-    source.__doc__ = f"{description}\n\nDeclared in sources/{provider.name}/{DECLARATION_FILE}."
-    return dlt.source(source, name=provider.name, section=provider.name)
+    params = [*common_parameters(provider, ids_key, rate_limit),
+              option("concurrency", DEFAULT_CONCURRENCY, int),
+              option("full_refresh", False, bool)]
+    return declared_source(source, provider, description, params, __name__)

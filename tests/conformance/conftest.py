@@ -8,14 +8,14 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import dlt
-import duckdb
 import pytest
-from conftest import DATASET, point_at
+from conftest import DATASET, point_at, read_duckdb
 
 from pipelines.commands.track import track_jobs
 from pipelines.run.runner import RunReport, run_providers
@@ -64,11 +64,7 @@ class Polled:
                        if (ref := self.fixture.polled_job(r)) is not None)
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
-        con = duckdb.connect(str(self.db_path), read_only=True)
-        try:
-            return con.execute(sql.replace("{ds}", DATASET)).fetchall()
-        finally:
-            con.close()
+        return read_duckdb(self.db_path, sql)
 
     def statuses(self) -> dict[str, tuple[str, str]]:
         """job_ref -> (native, canonical) as the jobs table holds them."""
@@ -86,10 +82,12 @@ class Polled:
         return min(int(c) for c in self.provider.codes.codes(BODY) if c.isdigit())
 
 
-@pytest.fixture(params=POLLED)
-def polled(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-           ) -> Iterator[Polled]:
-    package = providers()[request.param]
+@contextmanager
+def serving(name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+            ) -> Iterator[tuple[ProviderPackage, Any, Simulator, dlt.Pipeline, Path]]:
+    """A provider alone: its fixture served by a simulator, its source pointed at it, a
+    pipeline into a DuckDB file."""
+    package = providers()[name]
     fixture = package.fixture_class()()
     sim = Simulator(fixture).start()
     for key, value in point_at(sim, fixture).items():
@@ -98,9 +96,16 @@ def polled(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_
     pipeline = dlt.pipeline("upload_status", destination=dlt.destinations.duckdb(str(db_path)),
                             dataset_name=DATASET, pipelines_dir=str(tmp_path / "pipelines"))
     try:
-        yield Polled(package, fixture, sim, pipeline, db_path)
+        yield package, fixture, sim, pipeline, db_path
     finally:
         sim.stop()
+
+
+@pytest.fixture(params=POLLED)
+def polled(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+           ) -> Iterator[Polled]:
+    with serving(request.param, monkeypatch, tmp_path) as served:
+        yield Polled(*served)
 
 
 @dataclass
@@ -143,11 +148,7 @@ class Listed:
                        if (read := self.fixture.read(r)) is not None)
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
-        con = duckdb.connect(str(self.db_path), read_only=True)
-        try:
-            return con.execute(sql.replace("{ds}", DATASET)).fetchall()
-        finally:
-            con.close()
+        return read_duckdb(self.db_path, sql)
 
     def jobs(self) -> dict[str, tuple[str, str]]:
         """job_id -> (native, canonical status) as the views give them."""
@@ -159,15 +160,5 @@ class Listed:
 @pytest.fixture(params=LISTED)
 def listed(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
            ) -> Iterator[Listed]:
-    package = providers()[request.param]
-    fixture = package.fixture_class()()
-    sim = Simulator(fixture).start()
-    for key, value in point_at(sim, fixture).items():
-        monkeypatch.setenv(key, value)
-    db_path = tmp_path / "warehouse.duckdb"
-    pipeline = dlt.pipeline("upload_status", destination=dlt.destinations.duckdb(str(db_path)),
-                            dataset_name=DATASET, pipelines_dir=str(tmp_path / "pipelines"))
-    try:
-        yield Listed(package, fixture, sim, pipeline, db_path, monkeypatch)
-    finally:
-        sim.stop()
+    with serving(request.param, monkeypatch, tmp_path) as served:
+        yield Listed(*served, monkeypatch)

@@ -4,12 +4,10 @@ dlt source, whose arguments are the declared configuration keys."""
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
-import dlt
 from dlt.common.schema.typing import TTableSchemaColumns
 from dlt.sources.helpers.rest_client.auth import APIKeyAuth
 
@@ -24,6 +22,7 @@ from sources.common.config_checks import (
     checked_secret,
     unless_placeholder,
 )
+from sources.common.declared_source import common_parameters, declared_source, option
 from sources.common.field_paths import FieldPath
 from sources.common.job_refs import InvalidJobRef, check_id
 from sources.common.listed.children import ChildrenOfItems
@@ -143,34 +142,19 @@ def listed_source(data: Mapping[str, Any]) -> tuple[ListedSpec, Callable[..., An
         return _resources(spec, items, child_columns, auth, config, scopes_key,
                           bool(limit and limit.get("per_scope")))
 
-    keyword = inspect.Parameter.KEYWORD_ONLY
     params = [
-        inspect.Parameter(provider.secret_field, keyword, default=dlt.secrets.value,
-                          annotation=str),
-        inspect.Parameter(scopes_key, keyword, default=None, annotation=Sequence[str] | None),
-        inspect.Parameter("base_url", keyword, default=provider.base_url, annotation=str),
-        inspect.Parameter("page_size", keyword, default=listing.get("page_size", 100),
-                          annotation=int),
-        inspect.Parameter("children_page_size", keyword, annotation=int,
-                          default=(data.get("children") or {}).get("page_size", 100)),
-        inspect.Parameter("rate_limit_requests", keyword, annotation=int | None,
-                          default=limit["requests"] if limit else None),
-        inspect.Parameter("rate_limit_period", keyword, annotation=float,
-                          default=float(limit["period"]) if limit else 1.0),
-        inspect.Parameter("listing_overlap_minutes", keyword, annotation=float,
-                          default=float(listing.get("overlap_minutes", 10))),
-        inspect.Parameter("full_pass_hours", keyword, annotation=float,
-                          default=float(listing.get("full_pass_hours", 24))),
-        inspect.Parameter("fetch_children", keyword, default=True, annotation=bool),
-        inspect.Parameter("concurrency", keyword, default=DEFAULT_CONCURRENCY, annotation=int),
-        inspect.Parameter("full_refresh", keyword, default=False, annotation=bool),
+        *common_parameters(provider, scopes_key,
+                           RateLimit(limit["requests"], float(limit["period"])) if limit
+                           else None),
+        option("page_size", listing.get("page_size", 100), int),
+        option("children_page_size", (data.get("children") or {}).get("page_size", 100), int),
+        option("listing_overlap_minutes", float(listing.get("overlap_minutes", 10)), float),
+        option("full_pass_hours", float(listing.get("full_pass_hours", 24)), float),
+        option("fetch_children", True, bool),
+        option("concurrency", DEFAULT_CONCURRENCY, int),
+        option("full_refresh", False, bool),
     ]
-    source.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    source.__annotations__ = {p.name: p.annotation for p in params}
-    source.__name__ = source.__qualname__ = f"{provider.name}_source"
-    source.__module__ = __name__  # dlt names its config spec after a loaded module
-    source.__doc__ = f"{data['description']}\n\nDeclared in sources/{provider.name}/provider.toml."
-    return spec, dlt.source(source, name=provider.name, section=provider.name)
+    return spec, declared_source(source, provider, data["description"], params, __name__)
 
 
 def _scopes(spec: ListedSpec, given: Any, key: str, stats: Any) -> list[str]:
