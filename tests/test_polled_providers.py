@@ -213,3 +213,25 @@ def test_a_code_declared_retry_makes_the_job_wait_without_an_error(polled_sim, p
     pipeline.run(declared.source())
     assert {r for (r,) in query("select job_ref from {ds}.lobstr_upload_tasks")} == {
         busy, teapot, fine}
+
+
+def test_a_run_makes_dlt_warn_about_nothing(polled_sim, run_polled, monkeypatch):
+    """History rows written from the jobs resource (a table variant) and reject rows agree
+    with their tables' hints: no dlt warning in an operator's log on every run."""
+    import logging
+
+    lobstr = polled_sim.fixtures["lobstr"]
+    tasks = [lobstr.job(["PENDING", "SUCCESS"]) for _ in range(3)] + ["f" * 32]
+    monkeypatch.setenv("SOURCES__LOBSTR__UPLOAD_TASK_IDS", json.dumps(tasks))
+    warned: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = warned.append  # type: ignore[method-assign]
+    dlt_logger = logging.getLogger("dlt")  # dlt's logger does not propagate
+    dlt_logger.addHandler(handler)
+    try:
+        for _ in range(2):
+            assert run_polled("lobstr").exit_code == 0
+            polled_sim.advance()
+    finally:
+        dlt_logger.removeHandler(handler)
+    assert [r.getMessage() for r in warned] == []

@@ -120,8 +120,10 @@ def routed(table: str, key: str, columns: TTableSchemaColumns, rows: list[dict[s
     relaxed: TTableSchemaColumns = {
         name: {"name": name, "nullable": True, "primary_key": False}
         for name, column in resource_columns.items() if column.get("nullable") is False}
+    merged = {**relaxed, **{name: {**relaxed.get(name, {}), **column}
+                            for name, column in columns.items()}}  # per column: both kept
     hints = dlt.mark.make_hints(table_name=table, write_disposition="merge",
-                                primary_key=key, columns={**relaxed, **columns})
+                                primary_key=key, columns=merged)
     return dlt.mark.with_hints(rows, hints, create_table_variant=True)
 
 
