@@ -131,11 +131,12 @@ def test_a_misspelled_status_path_warns_naming_it_and_keeps_the_answer(project_c
     shutil.rmtree(acme)
 
 
-def _declaration(tmp_path: Path, old: str, new: str) -> Path:
-    folder = tmp_path / "acme"
-    folder.mkdir()
-    text = (ACME / "provider.toml").read_text()
+def _declaration(tmp_path: Path, old: str, new: str, origin: Path = ACME) -> Path:
+    """The example declaration of `origin` with `old` made `new`, in a folder of its name."""
+    text = (origin / "provider.toml").read_text()
     assert old in text
+    folder = tmp_path / ("acme" if origin == ACME else "beta")
+    folder.mkdir()
     (folder / "provider.toml").write_text(text.replace(old, new))
     return folder / "provider.toml"
 
@@ -182,14 +183,10 @@ def test_the_declaration_as_given_loads(tmp_path):
      "scopes.config_key"),
 ])
 def test_a_listed_declaration_with_a_mistake_names_the_field(tmp_path, old, new, named):
-    folder = tmp_path / "beta"
-    folder.mkdir()
-    text = (BETA / "provider.toml").read_text()
-    assert old in text
-    (folder / "provider.toml").write_text(text.replace(old, new))
+    path = _declaration(tmp_path, old, new, BETA)
     with pytest.raises(DeclarationError) as error:
-        load_declaration(folder / "provider.toml")
-    assert named in str(error.value), str(error.value)
+        load_declaration(path)
+    assert str(error.value).startswith(str(path)) and named in str(error.value)
 
 
 def test_a_python_provider_without_a_demo_sits_the_demo_out(tmp_path):

@@ -278,7 +278,7 @@ class Listing:
         spec = self.spec
         item_id = record[spec.id_column] = str(spec.item_id(record))
         if spec.scope_field is None:
-            self.listed_in[item_id] = record["listed_scope"] = scope
+            record["listed_scope"] = scope
         elif not record.get(spec.scope_field):
             record[spec.scope_field] = scope
         elif record[spec.scope_field] != scope:
@@ -290,9 +290,10 @@ class Listing:
     def scope_of_item(self, record: Mapping[str, Any]) -> str:
         """The scope an item's children are read under: where it was listed."""
         item_id = record[self.spec.id_column]
-        if item_id in self.listed_in or self.spec.scope_field is None:
+        if item_id in self.listed_in:
             return self.listed_in[item_id]
-        return str(record[self.spec.scope_field])
+        return str(record[self.spec.scope_column if self.spec.scope_field is None
+                          else self.spec.scope_field])
 
     def _observe(self, records: list[dict[str, Any]]) -> None:
         """History rows for the page's new and changed items."""
