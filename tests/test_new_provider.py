@@ -60,6 +60,12 @@ def test_a_provider_is_one_folder_checked_by_the_whole_conformance_suite(project
         folder.mkdir()
         shutil.copy(origin / "provider.toml", folder / "provider.toml")
         shutil.copy(origin / "fixture.py", folder / "fixture.py")
+    # Gamma: Beta whose items name no scope (the scope they were listed under is kept)
+    gamma = project_copy / "sources" / "gamma"
+    gamma.mkdir()
+    for name in ("provider.toml", "fixture.py"):
+        text = (BETA / name).read_text().replace("beta", "gamma").replace("Beta", "Gamma")
+        (gamma / name).write_text(text.replace('scope_field = "account"\n', ""))
     shutil.rmtree(project_copy / "sources" / "cleartax")
 
     done = in_copy(project_copy, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o",
@@ -69,7 +75,7 @@ def test_a_provider_is_one_folder_checked_by_the_whole_conformance_suite(project
            for line in in_copy(project_copy, "-m", "pytest", "-q", "--collect-only", "-p",
                                "no:cacheprovider", "-o", "addopts=", "tests/conformance"
                                ).stdout.splitlines() if "[" in line}
-    assert ran >= {"acme", "beta", "lobstr", "upload_post"}, ran
+    assert ran >= {"acme", "beta", "gamma", "highlevel", "lobstr", "upload_post"}, ran
     assert "cleartax" not in ran
     helped = in_copy(project_copy, "-m", "pipelines", "track", "--help")
     assert "acme" in helped.stdout and "cleartax" not in helped.stdout, helped.stdout
@@ -78,8 +84,9 @@ def test_a_provider_is_one_folder_checked_by_the_whole_conformance_suite(project
 
     changed = git("status", "--porcelain", "--untracked-files=all", cwd=project_copy)
     assert sorted({line.split("/")[1] for line in changed.splitlines()}) == [
-        "acme", "beta", "cleartax"]
-    assert all(line[3:].startswith(("sources/acme/", "sources/beta/", "sources/cleartax/"))
+        "acme", "beta", "cleartax", "gamma"]
+    assert all(line[3:].startswith(("sources/acme/", "sources/beta/", "sources/cleartax/",
+                                    "sources/gamma/"))
                for line in changed.splitlines()), changed
 
     # a mistake in the declaration: every command says which field, exit 2
