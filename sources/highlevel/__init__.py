@@ -16,6 +16,7 @@ from sources.common.bad_input import TolerantClient, count_misfits, is_reject
 from sources.common.columns import ColumnBudget
 from sources.common.config_checks import bounds_for, checked_concurrency, checked_origin
 from sources.common.listed.children import ChildrenOfItems
+from sources.common.listed.counts import ListedCounts
 from sources.common.listed.gone import full_pass_due
 from sources.common.listed.listing import FailingRows, Gone, Listing, Repeats
 from sources.common.listed.resources import children_table, item_table
@@ -26,7 +27,6 @@ from sources.common.stats import ProviderStats, current_stats
 from sources.common.throttle import RateLimit
 from sources.common.tracking import StatusTracker
 from sources.highlevel.accounts import ACCOUNT_COLUMNS, ACCOUNTS_TABLE, account_table
-from sources.highlevel.counts import HighLevelCount
 from sources.highlevel.credentials import (
     LocationBearerAuth,
     discovered_locations,
@@ -166,12 +166,14 @@ def _uploads(imports: DltResource, listing: Listing) -> DltResource:
 def _session(stats: ProviderStats, base_url: str, bounds: Any, limit: RateLimit | None
              ) -> Session:
     """The API session: a rate limit per location, pages counted by kind."""
+    counts = ListedCounts(SPEC)
+
     def count_page(response: Response) -> None:
         scope = scope_of(response.request)
         if scope is None or scope.reads not in ("listing", "children"):
             return
-        stats.counts[HighLevelCount.LISTING_PAGES if scope.reads == "listing"
-                     else HighLevelCount.POST_PAGES] += 1
+        stats.counts[counts.listing_pages if scope.reads == "listing"
+                     else counts.child_pages] += 1
 
     return counting_session(stats, base_url, bounds, on_response=count_page, limit=limit,
                             key_of=location_of)

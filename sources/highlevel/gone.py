@@ -11,23 +11,19 @@ from typing import Any
 
 import dlt
 
+from sources.common.listed.gone import GONE, unlisted
 from sources.common.listed.listing import Gone
 from sources.common.seen_ids import SeenIds
 from sources.common.tracking import StatusTracker
 from sources.highlevel.prune import DELETED
 
-GONE = "gone from the listing"
 _LOOKUP = 5_000  # imports looked up in the destination per query
-
-
 
 
 def gone_imports(tracker: StatusTracker, listed: SeenIds, complete: set[str]) -> Gone:
     """The unfinished imports no complete listing of their location named in this run,
     observed as deleted; their location is read from the destination (the state keeps none)."""
-    followed = list(tracker.unfinished())
-    candidates = [ref for ref, unseen in zip(followed, listed.unseen(followed), strict=True)
-                  if unseen]
+    candidates = unlisted(tracker, listed)
     rows = Gone()
     at = tracker.observed_at
     for record in _stored(candidates):

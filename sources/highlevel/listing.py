@@ -10,7 +10,6 @@ from typing import Any
 
 from dlt.sources.helpers.rest_client import RESTClient
 
-from sources.common import listed
 from sources.common.field_paths import FieldPath
 from sources.common.listed.pages import listing_pages as _listing_pages
 from sources.common.listed.spec import ChildSpec, ListedSpec
@@ -18,7 +17,7 @@ from sources.highlevel.accounts import import_key
 from sources.highlevel.post_rows import POSTS_TABLE
 from sources.highlevel.settings import PROVIDER
 
-__all__ = ["SPEC", "created_at", "listed", "listing_pages", "listing_path"]
+__all__ = ["SPEC", "created_at", "listing_pages", "listing_path"]
 
 SPEC = ListedSpec(
     provider=PROVIDER, path="social-media-posting/{scope_id}/csv", items="results.csvs",
