@@ -49,6 +49,20 @@ def test_the_engine_names_no_provider():
     assert engine and found == []
 
 
+# SQL that spells a concept of the views (a job's day, in flight, its resolved status, the
+# success rate): written once, in pipelines/analytics/concepts.py
+CONCEPT_SQL = re.compile(r"AT TIME ZONE 'UTC'\)|untracked_at IS NULL|status_override, \w+\.status"
+                         r"|NULLIF\(SUM|IN \('succeeded'")
+
+
+def test_the_views_concepts_have_one_home():
+    home = REPO / "pipelines" / "analytics" / "concepts.py"
+    found = [f"{p.relative_to(REPO)}:{n}: {line.strip()}"
+             for p in outside("tests", "bench") if p != home
+             for n, line in enumerate(p.read_text().splitlines(), 1) if CONCEPT_SQL.search(line)]
+    assert home.exists() and found == []
+
+
 def test_no_function_is_longer_than_80_lines():
     long = []
     for path in outside("tests"):

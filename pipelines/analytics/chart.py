@@ -7,25 +7,27 @@ from collections import defaultdict
 from datetime import date, timedelta
 from pathlib import Path
 
-from pipelines.analytics.report import FINISHED_OK, Report
+from pipelines.analytics.concepts import RATED, success_rate
+from pipelines.analytics.report import Report
 
 
 def rolling_rates(report: Report, window_days: int = 7) -> dict[str, list[tuple[date, float]]]:
     """Per provider, the success rate over the `window_days` ending on each day with data: a
     line that moves with the trend instead of jumping with every small day."""
-    per_day: dict[str, dict[date, tuple[int, int]]] = defaultdict(dict)
+    per_day: dict[str, dict[date, dict[str, int]]] = defaultdict(dict)
     for row in report.rates:
-        decided = sum(int(row[k]) for k in FINISHED_OK)
-        per_day[row["provider"]][row["day"]] = (int(row["succeeded"]), decided)
+        per_day[row["provider"]][row["day"]] = {s: int(row[s]) for s in RATED}
     lines = {}
     for provider, days in per_day.items():
         points = []
         for day in sorted(days):
-            window = [v for d, v in days.items() if timedelta(0) <= day - d
-                      < timedelta(days=window_days)]
-            decided = sum(v[1] for v in window)
-            if decided:
-                points.append((day, sum(v[0] for v in window) / decided))
+            window: dict[str, int] = defaultdict(int)
+            for d, counts in days.items():
+                if timedelta(0) <= day - d < timedelta(days=window_days):
+                    for status, n in counts.items():
+                        window[status] += n
+            if (rate := success_rate(window)) is not None:
+                points.append((day, rate))
         lines[provider] = points
     return lines
 

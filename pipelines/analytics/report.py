@@ -19,6 +19,7 @@ import duckdb
 import sqlglot
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
+from pipelines.analytics.concepts import in_flight, job_day, job_since, success_rate
 from pipelines.common.usage import UsageError
 from pipelines.destinations.destination import (
     check_duckdb_file,
@@ -30,8 +31,6 @@ from pipelines.destinations.destination import (
 )
 from pipelines.destinations.dialects import render, sql_dialect
 from pipelines.destinations.lakehouse import is_lakehouse, lake_connection, refuse_appending
-
-FINISHED_OK = ("succeeded", "partial", "failed")
 
 
 @dataclass
@@ -134,10 +133,6 @@ def read_only_duckdb(path: str) -> Iterator[Any]:
         con.close()
 
 
-def _ratio(numerator: int, denominator: int) -> float | None:
-    return numerator / denominator if denominator else None
-
-
 def build_report(pipeline: dlt.Pipeline, since_days: int = 30, stuck_hours: float = 24.0,
                  top: int = 5, now: datetime | None = None) -> Report:
     with _reader(pipeline) as rows:
@@ -160,10 +155,9 @@ def _build(rows: Query, since_days: int, stuck_hours: float, top: int,
     for row in report.rates:
         for key in ("jobs", "succeeded", "partial", "failed", "cancelled", "in_flight"):
             totals[row["provider"]][key] += int(row[key])
-    report.totals = [{"provider": p, **t, "success_rate": _ratio(
-        t["succeeded"], sum(t[k] for k in FINISHED_OK))} for p, t in sorted(totals.items())]
-    in_period = f"""CAST((COALESCE(j.submitted_at, j.first_seen_at) AT TIME ZONE 'UTC') AS DATE)
-                    >= {day}"""
+    report.totals = [{"provider": p, **t, "success_rate": success_rate(t)}
+                     for p, t in sorted(totals.items())]
+    in_period = f"{job_day()} >= {day}"
     report.statuses = rows(f"""
         SELECT j.provider, j.status, COUNT(*) AS jobs FROM {{ds}}.upload_jobs AS j
         WHERE {in_period} GROUP BY j.provider, j.status ORDER BY j.provider, jobs DESC""")
@@ -181,11 +175,10 @@ def _build(rows: Query, since_days: int, stuck_hours: float, top: int,
     cutoff = (now - timedelta(hours=stuck_hours)).isoformat()
     report.stuck = rows(f"""
         SELECT j.provider, j.job_id, j.scope_id, j.status, j.native_status,
-               COALESCE(j.submitted_at, j.first_seen_at) AS since, j.last_seen_at
+               {job_since()} AS since, j.last_seen_at
         FROM {{ds}}.upload_jobs AS j
-        WHERE NOT j.is_terminal AND j.untracked_at IS NULL
-          AND (j.scheduled_at IS NULL OR j.scheduled_at <= CAST('{now.isoformat()}' AS TIMESTAMPTZ))
-          AND COALESCE(j.submitted_at, j.first_seen_at) < CAST('{cutoff}' AS TIMESTAMPTZ)
+        WHERE {in_flight(now=f"CAST('{now.isoformat()}' AS TIMESTAMPTZ)")}
+          AND {job_since()} < CAST('{cutoff}' AS TIMESTAMPTZ)
         ORDER BY since, j.provider, j.job_id""")
     for row in report.stuck:
         started = row["since"]

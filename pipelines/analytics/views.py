@@ -19,6 +19,14 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.optimizer.scope import traverse_scope
 
+from pipelines.analytics.concepts import (
+    count_where,
+    in_flight,
+    is_terminal,
+    job_day,
+    resolved_status,
+    success_rate_sql,
+)
 from pipelines.analytics.view_functions import unchecked_functions
 from pipelines.destinations.dialects import render, sql_dialect
 from sources import providers as registered
@@ -26,17 +34,13 @@ from sources.common.analytics import View, literal
 from sources.common.errors import DestinationError
 from sources.common.failing_units import FAILING_COLUMNS, failing_table
 from sources.common.provider import Provider
-from sources.common.status import CANONICAL, TERMINAL
+from sources.common.status import CANONICAL
 from sources.common.tracking import HISTORY_COLUMNS, history_table
 
 # dlt data types as DuckDB SQL types (the dialect the views are written in)
 _SQL_TYPES = {"text": "VARCHAR", "bigint": "BIGINT", "bool": "BOOLEAN", "double": "DOUBLE",
               "timestamp": "TIMESTAMPTZ", "date": "DATE", "decimal": "DECIMAL(38, 9)",
               "json": "JSON", "time": "TIME", "binary": "BLOB"}
-TERMINAL_LIST = ", ".join(f"'{s}'" for s in sorted(TERMINAL))
-
-# days are UTC days whatever the session's time zone, so every database groups alike
-UTC_DAY = "CAST((COALESCE(j.submitted_at, j.first_seen_at) AT TIME ZONE 'UTC') AS DATE)"
 
 def status_map_view(providers: Sequence[Provider]) -> View:
     rows = [(literal(p.name), literal(native), literal(canonical))
@@ -49,7 +53,7 @@ def status_map_view(providers: Sequence[Provider]) -> View:
                f"AS native_status, CAST({first[2]} AS VARCHAR) AS status"]
     selects += [f"SELECT {', '.join(row)}" for row in rest]
     return View("upload_status_map", f"""
-        SELECT m.provider, m.native_status, m.status, m.status IN ({TERMINAL_LIST}) AS is_terminal
+        SELECT m.provider, m.native_status, m.status, {is_terminal("m.status")} AS is_terminal
         FROM ({" UNION ALL ".join(selects)}) AS m
         WHERE m.provider IS NOT NULL""")
 
@@ -63,7 +67,7 @@ def history_view(providers: Sequence[Provider]) -> View:
         FROM {{ds}}.{history_table(p)} AS h_{p.name}""" for p in providers]
     return View("upload_job_status_history", f"""
         SELECT h.provider, h.job_id, h.native_status,
-               COALESCE(h.status_override, m.status, 'unknown') AS status, h.observed_at,
+               {resolved_status("h")} AS status, h.observed_at,
                h.job_ref, h.scope_id, h.previous_native_status
         FROM ({" UNION ALL ".join(parts)}) AS h
         LEFT JOIN {{ds}}.upload_status_map AS m
@@ -75,46 +79,36 @@ def jobs_view(providers: Sequence[Provider]) -> View:
     return View("upload_jobs", f"""
         WITH seen AS (
             SELECT provider, job_ref, MIN(observed_at) AS first_seen_at,
-                   MIN(CASE WHEN status IN ({TERMINAL_LIST}) THEN observed_at END) AS finished_at
+                   MIN(CASE WHEN {is_terminal("status")} THEN observed_at END) AS finished_at
             FROM {{ds}}.upload_job_status_history GROUP BY provider, job_ref
         ), resolved AS (
-            SELECT j.*, COALESCE(j.status_override, m.status, 'unknown') AS status
+            SELECT j.*, {resolved_status("j")} AS status
             FROM ({parts}) AS j
             LEFT JOIN {{ds}}.upload_status_map AS m
               ON m.provider = j.provider AND m.native_status = j.native_status
         )
         SELECT r.provider, r.job_id, r.scope_id, r.native_status, r.status,
-               r.status IN ({TERMINAL_LIST}) AS is_terminal, r.submitted_at, s.first_seen_at,
+               {is_terminal("r.status")} AS is_terminal, r.submitted_at, s.first_seen_at,
                r.last_seen_at,
-               CASE WHEN r.status IN ({TERMINAL_LIST}) THEN s.finished_at END AS finished_at,
+               CASE WHEN {is_terminal("r.status")} THEN s.finished_at END AS finished_at,
                r.items_total, r.items_succeeded, r.items_failed, r.error_message, r.job_ref,
                r.untracked_at, r.scheduled_at
         FROM resolved AS r
         LEFT JOIN seen AS s ON s.provider = r.provider AND s.job_ref = r.job_ref""")
 
 
-# unfinished and still expected to move: neither untracked nor a scheduled post not yet due
-IN_FLIGHT = ("NOT j.is_terminal AND j.untracked_at IS NULL "
-             "AND (j.scheduled_at IS NULL OR j.scheduled_at <= CURRENT_TIMESTAMP)")
-
-
 def success_rates_view() -> View:
-    def count(condition: str) -> str:  # BIGINT everywhere (DuckDB's SUM gives HUGEINT)
-        return f"CAST(SUM(CASE WHEN {condition} THEN 1 ELSE 0 END) AS BIGINT)"
-
     return View("upload_success_rates", f"""
-        SELECT j.provider, {UTC_DAY} AS day,
+        SELECT j.provider, {job_day()} AS day,
                CAST(COUNT(*) AS BIGINT) AS jobs,
-               {count("j.status = 'succeeded'")} AS succeeded,
-               {count("j.status = 'partial'")} AS partial,
-               {count("j.status = 'failed'")} AS failed,
-               {count("j.status = 'cancelled'")} AS cancelled,
-               {count(IN_FLIGHT)} AS in_flight,
-               CAST(SUM(CASE WHEN j.status = 'succeeded' THEN 1 ELSE 0 END) AS DOUBLE)
-                 / NULLIF(SUM(CASE WHEN j.status IN ('succeeded', 'partial', 'failed')
-                                   THEN 1 ELSE 0 END), 0) AS success_rate
+               {count_where("j.status = 'succeeded'")} AS succeeded,
+               {count_where("j.status = 'partial'")} AS partial,
+               {count_where("j.status = 'failed'")} AS failed,
+               {count_where("j.status = 'cancelled'")} AS cancelled,
+               {count_where(in_flight())} AS in_flight,
+               {success_rate_sql()} AS success_rate
         FROM {{ds}}.upload_jobs AS j
-        GROUP BY j.provider, {UTC_DAY}""")
+        GROUP BY j.provider, {job_day()}""")
 
 
 def failures_view(providers: Sequence[Provider]) -> View:
