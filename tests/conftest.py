@@ -18,6 +18,7 @@ from typing import Any
 import dlt
 import duckdb
 import pytest
+from forked_cli import forking, run_forked
 
 from pipelines.run.runner import RunReport, run_providers
 from simulator import Simulator
@@ -35,9 +36,12 @@ def cli(*args: str, cwd: Path, env: dict[str, str] | None = None,
     """Run the command in a process of its own; `inherit` replaces os.environ as its base;
     `script` runs a test wrapper of the command instead of the command itself."""
     base = os.environ if inherit is None else inherit
-    program = [str(REPO / "tests" / script)] if script else ["-m", "pipelines"]
-    return subprocess.run([sys.executable, *program, *args], cwd=cwd,
-                          env={**base, "PYTHONPATH": str(REPO), **(env or {})},
+    full = {**base, "PYTHONPATH": str(REPO), **(env or {})}
+    path = str(REPO / "tests" / script) if script else None
+    if forking() and full["PYTHONPATH"] == str(REPO):
+        return run_forked(list(args), cwd, full, path, timeout=300)
+    program = [path] if path else ["-m", "pipelines"]
+    return subprocess.run([sys.executable, *program, *args], cwd=cwd, env=full,
                           capture_output=True, text=True, timeout=300)
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 import dlt
 import pytest
-from conftest import DATASET, point_at, read_duckdb
+from conftest import DATASET, cli, point_at, read_duckdb
 
 from pipelines.commands.track import track_jobs
 from pipelines.run.runner import RunReport, run_providers
@@ -80,6 +81,53 @@ class Polled:
     def body_code(self) -> int:
         """A code whose answer the declaration reads as a job status."""
         return min(int(c) for c in self.provider.codes.codes(BODY) if c.isdigit())
+
+
+# when a run happened, and keys made from it (dlt's row ids too): different in every run
+VOLATILE = {"_dlt_load_id", "_dlt_id", "observed_at", "last_seen_at", "polled_at",
+            "registered_at", "change_key", "rejected_at", "reject_key", "inserted_at"}
+
+
+def dataset_tables(db_path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every table of the dataset in a DuckDB file, volatile columns left out, rows sorted."""
+    names = [r[0] for r in read_duckdb(db_path, "select table_name from information_schema."
+                                       "tables where table_schema = '{ds}' and table_type = "
+                                       "'BASE TABLE' and table_name not like '_dlt%'")]
+    out = {}
+    for name in sorted(names):
+        columns = [r[0] for r in read_duckdb(
+            db_path, "select column_name from information_schema.columns where table_schema = "
+                     f"'{{ds}}' and table_name = '{name}' order by 1")
+                   if r[0] not in VOLATILE and not r[0].startswith(("_dlt_parent", "_dlt_root"))]
+        select = ", ".join(f'"{c}"' for c in columns)
+        rows = read_duckdb(db_path, f'select {select} from {{ds}}."{name}"')
+        out[name] = sorted(rows, key=repr)
+    return out
+
+
+def killed_then_rerun(name: str, sim: Simulator, env: dict[str, str], folder: Path,
+                      point: str, before: Callable[[Path, dict[str, str]], None] = lambda *_: None
+                      ) -> tuple[dict, dict]:
+    """Two places run `name` through the command line: the second run of one is killed at
+    `point` (tests/crash_run.py) and run again. Returns both places' tables."""
+    places = {kind: folder / kind for kind in ("clean", "killed")}
+    envs = {kind: {**env, "DLT_DATA_DIR": str(place / "dlt")} for kind, place in places.items()}
+    for kind, place in places.items():
+        place.mkdir()
+        before(place, envs[kind])
+        first = cli("run", "--source", name, cwd=place, env=envs[kind])
+        assert first.returncode == 0, first.stderr[-2000:]
+    sim.advance()
+    clean = cli("run", "--source", name, cwd=places["clean"], env=envs["clean"])
+    assert clean.returncode == 0, clean.stderr[-2000:]
+    killed = cli("run", "--source", name, cwd=places["killed"], script="crash_run.py",
+                 env={**envs["killed"], "CRASH_AT": point})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    rerun = cli("run", "--source", name, cwd=places["killed"], env=envs["killed"])
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "of an interrupted run" in " ".join(rerun.stdout.split()), rerun.stdout
+    db = "upload_status_data.duckdb"
+    return dataset_tables(places["clean"] / db), dataset_tables(places["killed"] / db)
 
 
 @contextmanager

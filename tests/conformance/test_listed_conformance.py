@@ -10,14 +10,14 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import cli, warehouse_at
+from conftest import cli, point_at, warehouse_at
 
 from pipelines.analytics.report import build_report
 from pipelines.run.runner import run_providers
 from simulator import Fault, Reply
 from simulator.hostile import credential_of
 
-from .conftest import Listed
+from .conftest import Listed, killed_then_rerun
 
 
 def _nested(path: str, value: object) -> object:
@@ -163,6 +163,18 @@ def test_views_and_report_show_its_items(listed: Listed, tmp_path: Path, kind: s
         assert dict(jobs) == {i: facts.contract[t[0]] for i, t in steps.items()}
         report = build_report(place.pipeline)
     assert {t["provider"]: t["jobs"] for t in report.totals}[listed.name] == len(steps)
+
+
+def test_a_run_killed_mid_load_resumes_exactly(listed: Listed, tmp_path: Path):
+    """Killed (SIGKILL) once its second load job has committed, before dlt notes it: the
+    run after it leaves the tables a run never killed leaves, no change recorded twice."""
+    facts = listed.fixture
+    scope = facts.scope()
+    for t in _trajectories(facts):
+        facts.item(scope, t, rows=2)
+    env = {**point_at(listed.sim, facts), listed.scopes_key: json.dumps([scope])}
+    clean, resumed = killed_then_rerun(listed.name, listed.sim, env, tmp_path, "load-job:2")
+    assert clean == resumed and clean[f"{listed.name}_status_history"]
 
 
 def test_the_token_is_never_in_output_files_or_tables(listed: Listed, tmp_path: Path):

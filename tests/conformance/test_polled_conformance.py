@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from conftest import cli, warehouse_at
+from conftest import cli, point_at, warehouse_at
 
 from pipelines.analytics.report import build_report
 from pipelines.commands.track import track_jobs
@@ -17,7 +17,7 @@ from simulator import Reply
 from simulator.hostile import credential_of, nested
 from sources.common.status import NOT_FOUND, TERMINAL
 
-from .conftest import Polled
+from .conftest import Polled, killed_then_rerun
 
 
 def trajectories(polled: Polled) -> list[list[str]]:
@@ -117,6 +117,21 @@ def test_the_token_is_never_in_output_files_or_tables(polled: Polled, tmp_path: 
     for path in files:
         content = path.read_bytes()
         assert token.encode() not in content and token[::-1].encode() not in content, path
+
+
+def test_a_run_killed_mid_load_resumes_exactly(polled: Polled, tmp_path: Path):
+    """Killed (SIGKILL) once its second load job has committed, before dlt notes it: the
+    run after it leaves the tables a run never killed leaves, no change recorded twice."""
+    jobs = [polled.fixture.job(t) for t in trajectories(polled)]
+
+    def track(place: Path, env: dict[str, str]) -> None:
+        done = cli("track", polled.name, *jobs, cwd=place, env=env)
+        assert done.returncode == 0, done.stderr[-2000:]
+
+    env = point_at(polled.sim, polled.fixture)
+    clean, resumed = killed_then_rerun(polled.name, polled.sim, env, tmp_path, "load-job:2",
+                                       before=track)
+    assert clean == resumed and clean[f"{polled.name}_status_history"]
 
 
 @pytest.mark.parametrize("kind", ["duckdb", "postgres", "sqlite"])
