@@ -135,7 +135,7 @@ def run(
     from pipelines.run.runner import run_providers
 
     try:
-        with stopping_on_signals(), run_progress(err_console):
+        with stopping_on_signals(), run_progress(err_console.made()):
             report = run_providers(source, destination, dataset, full_refresh, wait=wait,
                                    on_wait=_waiting)
     except Interrupted as exc:  # before the run lock was taken: nothing was done

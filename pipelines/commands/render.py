@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -14,11 +14,28 @@ if TYPE_CHECKING:  # the report's SQL and Arrow stack loads only where one is re
     from pipelines.run.run_report import RunReport
     from sources.common.stats import ProviderStats
 
-# piped output (CI logs, cron mail) gets 120 columns instead of rich's 80
-_WIDTH = shutil.get_terminal_size((120, 24)).columns
-console = Console(width=_WIDTH)
+class _Console:
+    """A rich Console made at its first use, not at import: its width is the terminal's (or
+    COLUMNS') when the command prints, also in a process that imported this module earlier."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def made(self) -> Console:
+        if self._console is None:
+            # piped output (CI logs, cron mail) gets 120 columns instead of rich's 80
+            width = shutil.get_terminal_size((120, 24)).columns
+            self._console = Console(width=width, **self._options)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.made(), name)
+
+
+console: Any = _Console()
 # messages are never broken into lines: a path or key split there cannot be copied (or grepped)
-err_console = Console(stderr=True, width=_WIDTH, soft_wrap=True)
+err_console: Any = _Console(stderr=True, soft_wrap=True)
 
 
 SUMMARY_COLUMNS = ("requests", "jobs seen", "polled", "new", "changed", "unfinished",
