@@ -53,6 +53,19 @@ def cached_venv(script: str) -> Path:
     return Path(made.stdout.strip())
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test module's `leave_out(test, params)` deselects the parameter combinations it
+    names: a matrix that runs some of its rows on fewer columns, without a skip per cell."""
+    kept, left = [], []
+    for item in items:
+        rule = getattr(getattr(item, "module", None), "leave_out", None)
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        (left if rule and rule(getattr(item, "originalname", ""), params) else kept).append(item)
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = kept
+
+
 @pytest.fixture(autouse=True)
 def _isolated_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No user config leaks in; retries back off quickly so fault tests stay fast."""

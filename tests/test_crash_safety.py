@@ -264,6 +264,23 @@ class Reference:
     highlevel: dict  # the tables after a clean second run of HighLevel alone
 
 
+# SQLite and MariaDB share dlt's sqlalchemy loader: a first job, a merge, the last one and the
+# package cover its transactions there; every point runs on DuckDB and Postgres (the
+# documented resumes). Each provider's own kill is in the conformance suite.
+SAMPLED = {"sqlite": ["load-job:1", "load-job:4", "load-job:8", "load-job:11", "package"],
+           "mariadb": ["load-job:1", "load-job:4", "load-job:8", "load-job:11", "package"]}
+
+
+def leave_out(test: str, params: dict[str, Any]) -> bool:
+    """The combinations of destination and point not collected (tests/conftest.py)."""
+    sampled = SAMPLED.get(params.get("first_and_reference", ""))
+    if sampled is None:
+        return False
+    if test == "test_killed_mid_extract_then_rerun_equals_a_clean_run":
+        return True  # a kill before the load writes nothing: the same on every destination
+    return params["point"] not in sampled
+
+
 @pytest.fixture(scope="module", params=["duckdb", "postgres", "sqlite", "mariadb"])
 def first_and_reference(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
                         ) -> Iterator[Reference]:
@@ -351,9 +368,6 @@ def test_killed_mid_load_then_another_machine_runs_then_this_one(first_and_refer
     rf"/v1/tasks/upload/{TASKS[3]}",  # Lobstr polling, after HighLevel's load finished
 ])
 def test_killed_mid_extract_then_rerun_equals_a_clean_run(first_and_reference, tmp_path, held):
-    if first_and_reference.first.kind in ("sqlite", "mariadb"):
-        pytest.skip("a kill before the load writes nothing: the same on every destination, "
-                    "run on DuckDB and Postgres")
     place = first_and_reference.first.clone(tmp_path / "crashed")
     with scenario() as sim:
         place.start(sim)

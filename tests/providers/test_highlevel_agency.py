@@ -466,8 +466,9 @@ def test_token_store_in_the_destination_for_ephemeral_runners(tmp_path, destinat
 
 @pytest.mark.parametrize("destination", ["duckdb", "postgres"])
 def test_two_datasets_on_one_app_share_its_token_home(tmp_path, destination):
-    """prod and staging, each with a destination store on the same app, interleaved for 5
-    runs each with every token expired between runs: every run refreshes the one chain."""
+    """prod and staging, each with a destination store on the same app, interleaved (prod,
+    staging, prod, staging) with every token expired between runs: every run refreshes the
+    one chain, each with the token the run before it left."""
     from cryptography.fernet import Fernet
 
     fixture = agency({"loc_a": 2})
@@ -478,7 +479,7 @@ def test_two_datasets_on_one_app_share_its_token_home(tmp_path, destination):
     datasets = [f"us_{name}_{os.getpid()}_{destination}" for name in ("prod", "staging")]
     done = []
     with Simulator(fixture) as sim:
-        for _ in range(5):
+        for _ in range(2):
             for dataset in datasets:
                 done.append(cli("run", "--source", "highlevel", "--destination", destination,
                                 "--dataset", dataset, cwd=tmp_path, inherit=clean_env(),
@@ -492,8 +493,8 @@ def test_two_datasets_on_one_app_share_its_token_home(tmp_path, destination):
         with psycopg2.connect(postgres_dsn()) as con, con.cursor() as cur:
             for schema in (*datasets, *(f"{d}_staging" for d in datasets), home):
                 cur.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-    assert [d.returncode for d in done] == [0] * 10, [d.stderr[-500:] for d in done]
-    assert fixture.oauth.refreshes == 10  # one chain, each refresh with the newest token
+    assert [d.returncode for d in done] == [0] * 4, [d.stderr[-500:] for d in done]
+    assert fixture.oauth.refreshes == 4  # one chain, each refresh with the newest token
 
 
 def test_a_second_token_home_for_the_app_is_refused_before_anything_is_spent(tmp_path):
