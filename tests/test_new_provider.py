@@ -80,6 +80,10 @@ def test_a_provider_is_one_folder_checked_by_the_whole_conformance_suite(project
     assert "cleartax" not in collected
     new = sum(name in ("acme", "beta", "gamma") for name in collected)
     assert f"{new} passed" in done.stdout.splitlines()[-1], done.stdout[-500:]  # none skipped
+    own = in_copy(project_copy, "-m", "pytest", "-q", "--collect-only", "-p", "no:cacheprovider",
+                  "-o", "addopts=", "tests/providers")  # a removed provider's own tests too
+    assert own.returncode == 0 and "test_cleartax" not in own.stdout, own.stdout[-2000:]
+    assert "test_lobstr" in own.stdout
     helped = in_copy(project_copy, "-m", "pipelines", "track", "--help")
     assert "acme" in helped.stdout and "cleartax" not in helped.stdout, helped.stdout
     listed = in_copy(project_copy, "-m", "pipelines", "providers")
