@@ -245,10 +245,11 @@ def test_a_package_the_destination_refuses_is_set_aside_and_nothing_wedges(
             cur.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
+# each kind of table once (a provider's data, its history, each of dlt's own), dlt's load
+# records on Postgres too
 @pytest.mark.parametrize(("destination", "dropped"), [
-    ("duckdb", "lobstr_upload_tasks"), ("postgres", "lobstr_upload_tasks"),
-    ("duckdb", "lobstr_status_history"), ("duckdb", "_dlt_loads"),
-    ("postgres", "_dlt_loads"), ("duckdb", "_dlt_version"),
+    ("duckdb", "lobstr_upload_tasks"), ("duckdb", "lobstr_status_history"),
+    ("duckdb", "_dlt_loads"), ("postgres", "_dlt_loads"), ("duckdb", "_dlt_version"),
     ("duckdb", "_dlt_pipeline_state")], indirect=["destination"])
 def test_a_table_dropped_by_hand_comes_back_whole(lobstr_sim, destination, tmp_path, dropped):
     env = env_for(lobstr_sim, destination, tmp_path / "dlt")

@@ -334,12 +334,14 @@ def report(
 def demo(
     keep: Annotated[bool, typer.Option(
         help="Keep the previous demo database instead of starting fresh.")] = False,
+    days: Annotated[int, typer.Option(
+        min=3, help="Days replayed, a run every 3 days (a shorter demo: fewer runs).")] = 30,
 ) -> None:
     """Run the bundled API simulator and the pipeline on it: no credentials, no network."""
     _registry()
     from pipelines.commands.demo import run_demo
 
-    raise typer.Exit(run_demo(fresh=not keep))
+    raise typer.Exit(run_demo(fresh=not keep, days=days))
 
 
 @app.command("dlt", context_settings={"allow_extra_args": True,

@@ -101,18 +101,18 @@ def command_name() -> str:
     return os.path.relpath(called) if called.is_absolute() else str(called)
 
 
-def run_demo(fresh: bool = True) -> int:
+def run_demo(fresh: bool = True, days: int = MONTH_DAYS) -> int:
     if fresh:
         DEMO_DB.unlink(missing_ok=True)
         shutil.rmtree(DEMO_PIPELINES_DIR, ignore_errors=True)
     today = datetime.now(timezone.utc).replace(hour=9, minute=0, second=0, microsecond=0)
-    start = today - timedelta(days=MONTH_DAYS)
+    start = today - timedelta(days=days)
     scenarios = {name: scenario for name, package in providers().items()
                  if (scenario := package.scenario(start)) is not None}
     with Simulator(*(s.fixture for s in scenarios.values())) as sim, temporary_env(
             {k: v for s in scenarios.values() for k, v in s.env(sim.base_url).items()}):
         console.print(f"Simulator of {len(scenarios)} APIs ({', '.join(scenarios)}) listening "
-                      f"on {sim.base_url}; replaying {MONTH_DAYS} days with a run every "
+                      f"on {sim.base_url}; replaying {days} days with a run every "
                       f"{RUN_EVERY_DAYS} days")
         pipeline = _demo_pipeline()
         generation = _next_generation(fresh)
@@ -123,23 +123,23 @@ def run_demo(fresh: bool = True) -> int:
                     reseed(generation)
         exit_code = 0
         followed: dict[str, list[str]] = {name: [] for name in scenarios}
-        days = range(RUN_EVERY_DAYS, MONTH_DAYS + 1, RUN_EVERY_DAYS)
-        for run, day in enumerate(days, start=1):
+        run_days = range(RUN_EVERY_DAYS, days + 1, RUN_EVERY_DAYS)
+        for run, day in enumerate(run_days, start=1):
             moment = start + timedelta(days=day)
             if run > 1:
                 sim.advance()  # jobs submitted earlier move on
             report = _one_run(pipeline, scenarios, followed, run, moment, generation)
             exit_code = max(exit_code, report.exit_code)
-            if run in (1, len(days)):
-                print_report(report, f"Run {run} of {len(days)} ({moment:%b %d})")
+            if run in (1, len(run_days)):
+                print_report(report, f"Run {run} of {len(run_days)} ({moment:%b %d})")
             else:
-                console.print(f"Run {run} of {len(days)} ({moment:%b %d}): " + ", ".join(
+                console.print(f"Run {run} of {len(run_days)} ({moment:%b %d}): " + ", ".join(
                     f"{p.provider} {p.outcome}, {p.requests} requests, "
                     f"{p.counts['changed'] + p.counts['new']} changed"
                     for p in report.providers))
-    rep = build_report(pipeline, since_days=MONTH_DAYS + 1, stuck_hours=72,
+    rep = build_report(pipeline, since_days=days + 1, stuck_hours=72,
                        now=today + timedelta(hours=1))
-    console.rule("upload-status report --since 31 --stuck-hours 72")
+    console.rule(f"upload-status report --since {days + 1} --stuck-hours 72")
     print_report_tables(rep)
     write_chart(rep, DEMO_CHART)
     console.print(f"\nChart: {DEMO_CHART.resolve()}")
