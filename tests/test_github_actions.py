@@ -6,7 +6,6 @@ and the step summary file; against the simulator and a real Postgres database of
 from __future__ import annotations
 
 import inspect
-import json
 import os
 import re
 import shutil
@@ -14,6 +13,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -21,14 +21,10 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg2
 import pytest
 import yaml
-from conftest import REPO, point_at, postgres_dsn
+from conftest import REPO, postgres_dsn
 
 from simulator import Simulator
 from sources import providers
-from sources.cleartax.fixture import ClearTaxFixture
-from sources.highlevel.fixture import HighLevelFixture
-from sources.lobstr.fixture import LobstrFixture
-from sources.upload_post.fixture import UploadPostFixture
 
 WORKFLOW = REPO / "examples/github-actions/upload-status.yml"
 EXPRESSION = re.compile(r"\$\{\{\s*(secrets|vars)\.(\w+)\s*\}\}")
@@ -85,32 +81,28 @@ def database() -> Iterator[str]:
 
 @pytest.fixture
 def sim() -> Iterator[Simulator]:
-    """Every provider with a few jobs that finish, one of each failing."""
-    highlevel = HighLevelFixture(locations={"loc1": 4})
-    lobstr, cleartax, upload_post = LobstrFixture(), ClearTaxFixture(), UploadPostFixture()
-    server = Simulator(highlevel, upload_post, lobstr, cleartax).start()
-    server.ids = {  # type: ignore[attr-defined]
-        "SOURCES__HIGHLEVEL__LOCATION_IDS": ["loc1"],
-        "SOURCES__LOBSTR__UPLOAD_TASK_IDS": [lobstr.add("a" * 32, ["SUCCESS"]),
-                                             lobstr.add("b" * 32, ["FAILURE"])],
-        "SOURCES__CLEARTAX__ACTIVITIES": [cleartax.add("te-1", "act-1", ["PROCESSED"])],
-        "SOURCES__UPLOAD_POST__REQUEST_IDS": [
-            upload_post.add("request", "req-1", ["completed"]).split(":", 1)[1]],
-    }
+    """Every registered provider with its demo scenario's first jobs; `settings` holds what a
+    user of each sets (its credential and what to read) and `origins` where it points."""
+    start = datetime.now(timezone.utc) - timedelta(days=1)
+    scenarios = {name: scenario for name, package in providers().items()
+                 if (scenario := package.scenario(start)) is not None}
+    server = Simulator(*(s.fixture for s in scenarios.values())).start()
+    server.settings, server.origins = {}, {}  # type: ignore[attr-defined]
+    for name, scenario in scenarios.items():
+        given = {**scenario.env(server.base_url), **scenario.config(scenario.submit(1, start))}
+        origin = providers()[name].provider.env_key("base_url")
+        server.origins[name] = {origin: given.pop(origin)}  # type: ignore[attr-defined]
+        server.settings[name] = given  # type: ignore[attr-defined]
     yield server
     server.stop()
 
 
-CONFIGURED = {  # what a user with these providers sets; the rest stays unset
-    "highlevel": ("SOURCES__HIGHLEVEL__ACCESS_TOKEN", "SOURCES__HIGHLEVEL__LOCATION_IDS"),
-    "upload_post": ("SOURCES__UPLOAD_POST__API_KEY", "SOURCES__UPLOAD_POST__REQUEST_IDS"),
-    "lobstr": ("SOURCES__LOBSTR__API_KEY", "SOURCES__LOBSTR__UPLOAD_TASK_IDS"),
-    "cleartax": ("SOURCES__CLEARTAX__AUTH_TOKEN", "SOURCES__CLEARTAX__ACTIVITIES"),
-}
+NAMES = sorted(name for name, package in providers().items()
+               if (package.folder / "demo.py").exists() or package.declaration is not None)
 
 
-@pytest.mark.parametrize("used", [("lobstr",), ("lobstr", "cleartax"),
-                                  ("highlevel", "upload_post", "lobstr", "cleartax")])
+# one provider, two, every one: the workflow serves any subset of the registry
+@pytest.mark.parametrize("used", [tuple(NAMES[:1]), tuple(NAMES[:2]), tuple(NAMES)])
 def test_the_workflow_runs_for_any_subset_of_providers(used, sim, database, tmp_path: Path):
     checkout = tmp_path / "checkout"
     (checkout / ".dlt").mkdir(parents=True)
@@ -118,11 +110,8 @@ def test_the_workflow_runs_for_any_subset_of_providers(used, sim, database, tmp_
     settings = {"DESTINATION__POSTGRES__CREDENTIALS": database}
     origins: dict[str, str] = {}
     for name in used:
-        fixture = sim.fixtures[name]
-        credential, ids = CONFIGURED[name]
-        settings[credential] = fixture.token
-        settings[ids] = json.dumps(sim.ids[ids])
-        origins.update((k, v) for k, v in point_at(sim, fixture).items() if "BASE_URL" in k)
+        settings.update(sim.settings[name])
+        origins.update(sim.origins[name])
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__",
                                                                         "DESTINATION__"))}
     base_env.update(origins, PATH=f"{REPO / '.venv/bin'}{os.pathsep}{os.environ['PATH']}",
@@ -145,8 +134,10 @@ def test_the_workflow_runs_for_any_subset_of_providers(used, sim, database, tmp_
                   for line in table[1:len(used) + 1]) == sorted(used)
     assert "┃" not in summary and "│" not in summary  # no box drawing in Markdown
     assert (checkout / "success-rates.png").stat().st_size > 1000
+    secrets = [database, *(settings[providers()[name].provider.secret_env_key]
+                           for name in used)]
     for step in steps:  # no credential in any log
-        for secret in (v for k, v in settings.items() if "IDS" not in k and "ACTIV" not in k):
+        for secret in secrets:
             assert secret not in step.stdout + step.stderr
 
 
