@@ -22,6 +22,7 @@ import atexit
 import contextlib
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -73,6 +74,11 @@ def _serve(path: str) -> dict[str, Any]:
     print("ready", flush=True)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # middle processes reap themselves
     while True:
+        ready, _, _ = select.select([listener, sys.stdin], [], [])
+        if sys.stdin in ready and not os.read(sys.stdin.fileno(), 1):
+            os._exit(0)  # the test process that started it is gone: so is the server
+        if listener not in ready:
+            continue
         conn, _ = listener.accept()
         if os.fork() != 0:
             conn.close()
@@ -140,7 +146,7 @@ class _Server:
         self.path = os.path.join(self.folder, "socket")
         self.process = subprocess.Popen(
             [sys.executable, __file__, self.path], cwd=self.folder, text=True,
-            env={**env, "PYTHONPATH": str(REPO)}, stdin=subprocess.DEVNULL,
+            env={**env, "PYTHONPATH": str(REPO)}, stdin=subprocess.PIPE,  # EOF: we are gone
             stdout=subprocess.PIPE)
         assert self.process.stdout is not None
         if self.process.stdout.readline().strip() != "ready":

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from conftest import REPO
@@ -49,3 +50,27 @@ def test_a_forked_command_prints_what_a_fresh_one_prints(tmp_path):
     assert (forked.returncode, forked.stdout, forked.stderr) == (
         fresh.returncode, fresh.stdout, fresh.stderr)
     assert "--destination" in forked.stdout
+
+
+ORPHAN = """
+import os, sys
+sys.path[:0] = [{tests!r}, {repo!r}]
+import forked_cli
+from pathlib import Path
+forked_cli.run_forked(["--help"], Path({cwd!r}), dict(os.environ), None, 60)
+print(forked_cli._SERVER.process.pid, flush=True)
+os._exit(0)  # no atexit handler runs: as a test process that is killed
+"""
+
+
+def test_the_server_ends_with_the_test_process_that_started_it(tmp_path):
+    code = ORPHAN.format(tests=str(REPO / "tests"), repo=str(REPO), cwd=str(tmp_path))
+    started = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                             text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    server = int(started.stdout.strip())
+    status = Path(f"/proc/{server}/status")
+    for _ in range(600):  # a bound on a hang, not a timing: it ends at once on EOF
+        if not status.exists() or "State:\tZ" in status.read_text():
+            break
+        time.sleep(0.05)
+    assert not status.exists() or "State:\tZ" in status.read_text()
