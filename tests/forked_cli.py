@@ -185,9 +185,9 @@ def run_forked(args: list[str], cwd: Path, env: dict[str, str], script: str | No
             stream = conn.makefile("rwb")
             stream.write(json.dumps(request).encode() + b"\n")
             stream.flush()
-            pid = json.loads(stream.readline())["pid"]
+            pid = _answer(stream, "pid")
             try:
-                returncode = json.loads(stream.readline())["returncode"]
+                returncode = _answer(stream, "returncode")
             except TimeoutError:
                 _kill(pid)
                 raise subprocess.TimeoutExpired(args, timeout) from None
@@ -195,6 +195,14 @@ def run_forked(args: list[str], cwd: Path, env: dict[str, str], script: str | No
                 for name in ("stdout", "stderr")]
     program = [sys.executable, script] if script else [sys.executable, "-m", "pipelines"]
     return subprocess.CompletedProcess([*program, *args], returncode, *text)
+
+
+def _answer(stream: Any, key: str) -> int:
+    line = stream.readline()
+    if not line:
+        raise RuntimeError("forked_cli: the command's process ended without telling its "
+                           f"{key} (killed from outside the test?)")
+    return int(json.loads(line)[key])
 
 
 def _kill(pid: int) -> None:
