@@ -24,7 +24,7 @@ from typing import Any
 
 import duckdb
 import pytest
-from conftest import REPO, cli, mysql_url, postgres_dsn
+from conftest import REPO, VOLATILE, cli, mysql_url, postgres_dsn
 
 from simulator import Fault, Simulator
 from sources.cleartax.fixture import ClearTaxFixture
@@ -35,9 +35,6 @@ from sources.upload_post.fixture import UploadPostFixture
 NOW = datetime(2026, 11, 1, 12, tzinfo=timezone.utc)
 TASKS = [f"{i:032x}" for i in range(1, 7)]
 ACTIVITIES = [f"act-{i}" for i in range(4)]
-# when a run happened, and keys made from it (dlt's row ids too): different in every run
-VOLATILE = {"_dlt_load_id", "_dlt_id", "observed_at", "last_seen_at", "polled_at",
-            "registered_at", "change_key", "rejected_at", "reject_key", "inserted_at"}
 
 
 def scenario(four: bool = False, imports: int = 10) -> Simulator:

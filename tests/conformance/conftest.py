@@ -16,7 +16,7 @@ from typing import Any
 
 import dlt
 import pytest
-from conftest import DATASET, cli, point_at, read_duckdb
+from conftest import DATASET, VOLATILE, cli, point_at, read_duckdb
 
 from pipelines.commands.track import track_jobs
 from pipelines.run.runner import RunReport, run_providers
@@ -81,11 +81,6 @@ class Polled:
     def body_code(self) -> int:
         """A code whose answer the declaration reads as a job status."""
         return min(int(c) for c in self.provider.codes.codes(BODY) if c.isdigit())
-
-
-# when a run happened, and keys made from it (dlt's row ids too): different in every run
-VOLATILE = {"_dlt_load_id", "_dlt_id", "observed_at", "last_seen_at", "polled_at",
-            "registered_at", "change_key", "rejected_at", "reject_key", "inserted_at"}
 
 
 def dataset_tables(db_path: Path) -> dict[str, list[tuple[Any, ...]]]:
