@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -21,11 +21,8 @@ def rolling_rates(report: Report, window_days: int = 7) -> dict[str, list[tuple[
     for provider, days in per_day.items():
         points = []
         for day in sorted(days):
-            window: dict[str, int] = defaultdict(int)
-            for d, counts in days.items():
-                if timedelta(0) <= day - d < timedelta(days=window_days):
-                    for status, n in counts.items():
-                        window[status] += n
+            window = sum((Counter(counts) for d, counts in days.items()
+                          if timedelta(0) <= day - d < timedelta(days=window_days)), Counter())
             if (rate := success_rate(window)) is not None:
                 points.append((day, rate))
         lines[provider] = points

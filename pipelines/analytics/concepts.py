@@ -25,8 +25,7 @@ def resolved_status(row: str, mapped: str = "m") -> str:
 def job_day(alias: str = "j") -> str:
     """The UTC day a job counts on (submitted, else first seen), whatever the session's time
     zone, so every database groups alike."""
-    return (f"CAST((COALESCE({alias}.submitted_at, {alias}.first_seen_at) AT TIME ZONE 'UTC') "
-            "AS DATE)")
+    return f"CAST(({job_since(alias)} AT TIME ZONE 'UTC') AS DATE)"
 
 
 def job_since(alias: str = "j") -> str:
